@@ -1,0 +1,1 @@
+"""Programs that run inside quantfleet's Jobs: quantize, evaluate, benchmark. No Kubernetes here."""

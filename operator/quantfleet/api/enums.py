@@ -1,0 +1,46 @@
+"""Closed vocabularies of the quantfleet.io API: schemes, objectives, model kinds, GPU families."""
+
+from enum import StrEnum
+
+
+class Scheme(StrEnum):
+    """A compressed-tensors preset scheme, or `auto` to let the planner choose."""
+
+    FP8_DYNAMIC = "FP8_DYNAMIC"  # FP W8A8: fp8 channel weights, dynamic per-token fp8 activations
+    W8A8 = "W8A8"  # INT W8A8: int8 channel weights, dynamic per-token int8 activations
+    W4A16 = "W4A16"  # int4 group-128 weights, 16-bit activations
+    NVFP4 = "NVFP4"  # fp4 weights and activations (Blackwell)
+    AUTO = "auto"
+
+
+class Objective(StrEnum):
+    """What `scheme: auto` optimises for."""
+
+    LATENCY = "latency"
+    THROUGHPUT = "throughput"
+    BALANCED = "balanced"
+
+
+class ModelKind(StrEnum):
+    """Whether the source model takes images; decides default ignore patterns and calibration."""
+
+    VISION_LANGUAGE = "vision-language"
+    TEXT = "text"
+
+
+class GpuFamily(StrEnum):
+    """GPU Feature Discovery's `nvidia.com/gpu.family` values, oldest first."""
+
+    VOLTA = "volta"
+    TURING = "turing"
+    AMPERE = "ampere"
+    ADA_LOVELACE = "ada-lovelace"
+    HOPPER = "hopper"
+    BLACKWELL = "blackwell"
+
+
+class PromotionPolicy(StrEnum):
+    """Whether a checkpoint that passes the recovery gate is served at once or on approval."""
+
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"

@@ -1,0 +1,23 @@
+"""The `quantfleet` command: one subcommand per module in this package."""
+
+import argparse
+import importlib
+import sys
+
+# Each module registers its own subcommand with `register(subparsers)`; imported lazily by name so
+# that `quantfleet crds` does not pay for the cluster tooling.
+SUBCOMMANDS = ["crds"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quantfleet", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"quantfleet.cli.{name}").register(subparsers)
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
