@@ -44,3 +44,32 @@ class PromotionPolicy(StrEnum):
 
     AUTOMATIC = "Automatic"
     MANUAL = "Manual"
+
+
+class EvalTask(StrEnum):
+    """The study's evaluation tasks: five vision, two text (quantization.md §1, §6)."""
+
+    MMMU = "mmmu"
+    CHARTQA = "chartqa"
+    DOCVQA = "docvqa"
+    VQAV2 = "vqav2"
+    MATHVISTA = "mathvista"
+    MMLU = "mmlu"
+    MGSM = "mgsm"
+
+
+class WorkloadPreset(StrEnum):
+    """The study's vision workloads (quantization.md §1)."""
+
+    DOCVQA = "docvqa"
+    VISUAL_REASONING = "visual-reasoning"
+    CAPTIONING = "captioning"
+
+
+class ScenarioKind(StrEnum):
+    """How load is offered: one request at a time, as fast as possible, a sweep, or fixed rates."""
+
+    LATENCY = "latency"
+    THROUGHPUT = "throughput"
+    SWEEP = "sweep"
+    RATE = "rate"

@@ -1,0 +1,301 @@
+"""BenchmarkRun: serving benchmarks of quantized models against a baseline under the same load."""
+
+from typing import Any, NamedTuple, Self
+
+from pydantic import Field, model_validator
+
+from quantfleet.api.common import (
+    CONDITIONS_LIST,
+    DNS_LABEL,
+    ApiModel,
+    Condition,
+    LocalObjectRef,
+    Percentiles,
+    cel,
+    validations,
+)
+from quantfleet.api.enums import ScenarioKind, WorkloadPreset
+
+
+class WorkloadShape(NamedTuple):
+    """Image size and token counts of one request."""
+
+    image_width: int
+    image_height: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+# The study's workloads: image width × height, prompt tokens, generated tokens (§1).
+WORKLOAD_PRESETS: dict[WorkloadPreset, WorkloadShape] = {
+    WorkloadPreset.DOCVQA: WorkloadShape(1680, 2240, 64, 128),
+    WorkloadPreset.VISUAL_REASONING: WorkloadShape(640, 480, 128, 128),
+    WorkloadPreset.CAPTIONING: WorkloadShape(480, 360, 0, 128),
+}
+
+
+class Endpoint(ApiModel):
+    """A plain OpenAI-compatible server."""
+
+    url: str = Field(
+        pattern=r"^https?://\S+$", max_length=1024, description="Base URL, e.g. http://svc:8000."
+    )
+    model: str = Field(max_length=512, description="Model name the server answers to.")
+
+
+class Target(ApiModel):
+    """One system under test: a QuantizedModel's Service or an endpoint."""
+
+    name: str = Field(
+        pattern=DNS_LABEL, max_length=40, description="Label of this target in results."
+    )
+    model_ref: LocalObjectRef | None = Field(
+        default=None, description="A QuantizedModel in this namespace; its Service is benchmarked."
+    )
+    endpoint: Endpoint | None = Field(default=None, description="A plain OpenAI-compatible server.")
+
+    model_config = validations(
+        cel("has(self.modelRef) != has(self.endpoint)", "set exactly one of modelRef or endpoint")
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.model_ref is None) == (self.endpoint is None):
+            raise ValueError("target: set exactly one of modelRef or endpoint")
+        return self
+
+
+class Baseline(ApiModel):
+    """What speed-ups are measured against: an endpoint, or a QuantizedModel's source in BF16."""
+
+    model_ref: LocalObjectRef | None = Field(
+        default=None,
+        description=(
+            "Serve this QuantizedModel's unquantized source on the same GPU family for the run, "
+            "then tear it down."
+        ),
+    )
+    endpoint: Endpoint | None = Field(default=None, description="An already-served baseline.")
+
+    model_config = validations(
+        cel("has(self.modelRef) != has(self.endpoint)", "set exactly one of modelRef or endpoint")
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.model_ref is None) == (self.endpoint is None):
+            raise ValueError("baseline: set exactly one of modelRef or endpoint")
+        return self
+
+
+class Workload(ApiModel):
+    """The requests sent: a study preset, or a custom image size and token counts."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=40, description="Label in results.")
+    preset: WorkloadPreset | None = Field(
+        default=None, description="docvqa, visual-reasoning or captioning."
+    )
+    image_width: int | None = Field(default=None, ge=1, le=16384, description="Image width, px.")
+    image_height: int | None = Field(default=None, ge=1, le=16384, description="Image height, px.")
+    prompt_tokens: int | None = Field(default=None, ge=0, le=131072, description="Prompt tokens.")
+    output_tokens: int | None = Field(default=None, ge=1, le=131072, description="Output tokens.")
+
+    model_config = validations(
+        cel(
+            "has(self.preset) != has(self.outputTokens)",
+            "set either preset or a custom shape with outputTokens",
+            ".outputTokens",
+        ),
+        cel(
+            "has(self.imageWidth) == has(self.imageHeight)",
+            "imageWidth and imageHeight go together",
+            ".imageHeight",
+        ),
+        cel(
+            "!has(self.preset) || (!has(self.imageWidth) && !has(self.promptTokens))",
+            "a preset fixes the shape; drop imageWidth, imageHeight and promptTokens",
+            ".preset",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _preset_or_custom(self) -> Self:
+        if (self.preset is None) == (self.output_tokens is None):
+            raise ValueError("workload: set either preset or a custom shape with outputTokens")
+        if (self.image_width is None) != (self.image_height is None):
+            raise ValueError("workload: imageWidth and imageHeight go together")
+        if self.preset is not None and (
+            self.image_width is not None or self.prompt_tokens is not None
+        ):
+            raise ValueError("workload: a preset fixes the shape; drop the custom fields")
+        return self
+
+    def shape(self) -> WorkloadShape:
+        """The request shape, from the preset or the custom fields (0 × 0 means text only)."""
+        if self.preset is not None:
+            return WORKLOAD_PRESETS[self.preset]
+        return WorkloadShape(
+            self.image_width or 0,
+            self.image_height or 0,
+            self.prompt_tokens or 0,
+            self.output_tokens or 0,
+        )
+
+
+class Scenario(ApiModel):
+    """How load is offered."""
+
+    kind: ScenarioKind = Field(description="latency, throughput, sweep or rate.")
+    rates: list[float] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="Requests per second for kind rate, one benchmark per rate.",
+    )
+    steps: int | None = Field(
+        default=None, ge=2, le=20, description="Rates a sweep tries between latency and throughput."
+    )
+
+    model_config = validations(
+        cel("(self.kind == 'rate') == has(self.rates)", "rates go with kind rate", ".rates"),
+        cel("!has(self.steps) || self.kind == 'sweep'", "steps go with kind sweep", ".steps"),
+        cel(
+            "!has(self.rates) || self.rates.all(r, r > 0.0)",
+            "rates must be positive",
+            ".rates",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Self:
+        if (self.kind == ScenarioKind.RATE) != (self.rates is not None):
+            raise ValueError("scenario: rates go with kind rate")
+        if self.steps is not None and self.kind != ScenarioKind.SWEEP:
+            raise ValueError("scenario: steps go with kind sweep")
+        if self.rates is not None and any(rate <= 0 for rate in self.rates):
+            raise ValueError("scenario: rates must be positive")
+        return self
+
+
+class Limits(ApiModel):
+    """When each benchmark stops: after a duration, a request count, or whichever comes first."""
+
+    max_seconds: int | None = Field(
+        default=None, ge=1, le=86400, description="Stop after this many seconds."
+    )
+    max_requests: int | None = Field(
+        default=None, ge=1, le=1000000, description="Stop after this many requests."
+    )
+
+    model_config = validations(
+        cel("has(self.maxSeconds) || has(self.maxRequests)", "set maxSeconds or maxRequests")
+    )
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Self:
+        if self.max_seconds is None and self.max_requests is None:
+            raise ValueError("limits: set maxSeconds or maxRequests")
+        return self
+
+
+class BenchmarkRunSpec(ApiModel):
+    """The comparison to run."""
+
+    targets: list[Target] = Field(min_length=1, max_length=8, description="Systems under test.")
+    baseline: Baseline | None = Field(default=None, description="What speed-ups are relative to.")
+    workloads: list[Workload] = Field(min_length=1, max_length=8, description="Request shapes.")
+    scenarios: list[Scenario] = Field(min_length=1, max_length=8, description="Load patterns.")
+    limits: Limits = Field(
+        default_factory=lambda: Limits(max_requests=200), description="Per-benchmark stop rule."
+    )
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Fraction of failed requests above which the run fails.",
+    )
+    parallel: bool = Field(
+        default=False, description="Benchmark targets at once instead of one after another."
+    )
+    ready_timeout_seconds: int = Field(
+        default=1800, ge=0, le=86400, description="How long to wait for a target to be Ready."
+    )
+
+    model_config = validations(
+        cel(
+            "self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+            "target names must be unique",
+            ".targets",
+        ),
+        cel(
+            "self.workloads.all(w, self.workloads.exists_one(v, v.name == w.name))",
+            "workload names must be unique",
+            ".workloads",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        for field, items in (("targets", self.targets), ("workloads", self.workloads)):
+            names = [item.name for item in items]
+            if len(names) != len(set(names)):
+                raise ValueError(f"spec.{field}: names must be unique")
+        return self
+
+
+class Result(ApiModel):
+    """One benchmark: a target under one workload and scenario."""
+
+    target: str = Field(description="Target name (or 'baseline').")
+    workload: str = Field(description="Workload name.")
+    scenario: str = Field(description="Scenario, with its rate where it has one.")
+    requests_per_second: float = Field(description="Completed requests per second.")
+    output_tokens_per_second: float = Field(description="Generated tokens per second.")
+    ttft_ms: Percentiles = Field(description="Time to first token, milliseconds.")
+    itl_ms: Percentiles = Field(description="Inter-token latency, milliseconds.")
+    latency_seconds: Percentiles = Field(description="Request latency, seconds.")
+    error_rate: float = Field(description="Fraction of requests that failed.")
+    simulated: bool = Field(
+        default=False, description="True when the numbers come from a simulated server."
+    )
+
+
+class Speedup(ApiModel):
+    """A target against the baseline under the same workload and scenario."""
+
+    target: str = Field(description="Target name.")
+    workload: str = Field(description="Workload name.")
+    scenario: str = Field(description="Scenario.")
+    metric: str = Field(description="latency (p50 ratio) or throughput (requests/s ratio).")
+    value: float = Field(description="Baseline over target for latency, target over baseline else.")
+
+
+class BenchmarkRunStatus(ApiModel):
+    """Results as observed."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=CONDITIONS_LIST,
+        description="Running, Succeeded, Failed.",
+    )
+    results: list[Result] = Field(default_factory=list, description="One entry per benchmark.")
+    speedups: list[Speedup] = Field(default_factory=list, description="Against the baseline.")
+    best_speedup: float | None = Field(default=None, description="Largest speed-up in speedups.")
+    workloads: str | None = Field(default=None, description="Workload names, for the table.")
+    report_config_map: str | None = Field(
+        default=None, description="ConfigMap holding the full GuideLLM reports."
+    )
+    jobs: list[str] = Field(default_factory=list, description="Benchmark Jobs, in run order.")
+
+
+class BenchmarkRun(ApiModel):
+    """Serving benchmarks of targets against a baseline, with speed-ups in status."""
+
+    api_version: str = Field(description="quantfleet.io/v1alpha1.")
+    kind: str = Field(description="BenchmarkRun.")
+    metadata: dict[str, Any] = Field(description="Standard object metadata.")
+    spec: BenchmarkRunSpec = Field(description="Desired runs.")
+    status: BenchmarkRunStatus | None = Field(default=None, description="Observed results.")

@@ -1,0 +1,108 @@
+"""Building blocks shared by both kinds: the base model, conditions and object references."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "quantfleet.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# A Kubernetes quantity ("4", "16Gi", 2): int or string, as the API server stores it.
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema({"x-kubernetes-int-or-string": True}),
+]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+# Conditions are a map keyed by type, so server-side apply merges them per type.
+CONDITIONS_LIST: dict[str, JsonValue] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+
+class Condition(ApiModel):
+    """A metav1.Condition: one aspect of the object's observed state."""
+
+    type: str = Field(description="The aspect this condition reports, in PascalCase (Ready).")
+    status: Literal["True", "False", "Unknown"] = Field(
+        description="Whether the aspect holds: True, False or Unknown."
+    )
+    reason: str = Field(
+        description="A PascalCase reason for the last transition, for machines to match on."
+    )
+    message: str = Field(
+        default="", max_length=1024, description="A short human-readable explanation."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this condition was set from."
+    )
+    last_transition_time: datetime | None = Field(
+        default=None, description="When the status last changed."
+    )
+
+
+class SecretKeyRef(ApiModel):
+    """A reference to one key of a Secret in the object's namespace; the operator never reads it."""
+
+    name: str = Field(max_length=253, description="Name of the Secret.")
+    key: str = Field(max_length=253, description="Key within the Secret.")
+
+
+class ConfigMapKeyRef(ApiModel):
+    """A reference to one key of a ConfigMap in the object's namespace."""
+
+    name: str = Field(max_length=253, description="Name of the ConfigMap.")
+    key: str = Field(max_length=253, description="Key within the ConfigMap.")
+
+
+class LocalObjectRef(ApiModel):
+    """A reference to an object of a known kind in the same namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_LABEL, description="Name of the object.")
+
+
+class Resources(ApiModel):
+    """Compute resources for a container, in Kubernetes quantities."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, description="Minimum resources, e.g. {cpu: 8, memory: 64Gi}."
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict,
+        description='Maximum resources, e.g. {memory: 128Gi, "nvidia.com/gpu": 1}.',
+    )
+
+
+class Percentiles(ApiModel):
+    """A latency distribution summarised by three percentiles."""
+
+    p50: float = Field(description="Median.")
+    p90: float = Field(description="90th percentile.")
+    p99: float = Field(description="99th percentile.")
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
+    """One `x-kubernetes-validations` rule; `fieldPath` makes the API server name the field."""
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def validations(*rules: dict[str, JsonValue]) -> ConfigDict:
+    """A model config carrying CEL rules into the generated schema (merged with ApiModel's)."""
+    return ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})
