@@ -1,0 +1,27 @@
+# One entry point for people and CI. `make test` is what .ci/run calls.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+
+.PHONY: setup kubebin lint test crds
+
+setup:  ## Install uv and the locked environment (.venv), including the Job programs' libraries.
+	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --all-extras
+
+kubebin:  ## Build kube-apiserver, controller-manager, scheduler, etcd and kwok into bin/.
+	tools/kubebin/build.sh
+
+lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run lint-imports
+	$(UV) run quantfleet crds --check
+
+test: setup kubebin lint  ## Everything CI runs: lint, unit, Job programs, integration on the real control plane.
+	$(UV) run pytest
+
+crds: setup  ## Regenerate crds/ from the API models.
+	$(UV) run quantfleet crds
