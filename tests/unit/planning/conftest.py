@@ -1,0 +1,19 @@
+"""Fixtures for the planning tests: the node and inventory factories of gpu_factories."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from gpu_factories import make_inventory, make_node
+
+from quantfleet.planning.inventory import GpuInventory
+
+
+@pytest.fixture
+def node_factory() -> Callable[..., dict[str, Any]]:
+    return make_node
+
+
+@pytest.fixture
+def inventory_factory() -> Callable[..., GpuInventory]:
+    return make_inventory
