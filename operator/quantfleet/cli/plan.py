@@ -1,0 +1,158 @@
+"""`quantfleet plan`: which scheme, GPUs and tensor-parallel size a model gets on a fleet, and why.
+
+The fleet is a file (Node manifests, a List, or a testbed fleet file with `pools`) or the current
+cluster through the kubeconfig.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from quantfleet.api.enums import Objective, Scheme
+from quantfleet.builders.placement import build_gpu_resources, build_pod_placement
+from quantfleet.planning.capacity import format_bytes, parse_parameter_count
+from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
+
+EXIT_UNPLACEABLE = 1
+EXIT_USAGE = 2
+
+
+class FleetError(ValueError):
+    """A fleet that cannot be read."""
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        request = PlanRequest(
+            parameters=parse_parameter_count(args.params),
+            objective=args.objective,
+            scheme=args.scheme,
+            allow_fallback=args.allow_fallback,
+            attention_heads=args.attention_heads,
+            gpus_per_replica=args.gpus_per_replica,
+        )
+        nodes = read_fleet_file(args.fleet) if args.fleet else read_cluster_nodes()
+    except (ValueError, OSError) as error:
+        print(f"quantfleet plan: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    inventory = build_inventory(nodes)
+    if not inventory.nodes and not inventory.skipped:
+        source = args.fleet or "the current cluster"
+        print(f"quantfleet plan: error: no GPU nodes in {source}", file=sys.stderr)
+        return EXIT_USAGE
+    result = plan_placement(request, inventory)
+    if isinstance(result, Unplaceable):
+        print(f"unplaceable ({result.reason}): {result.message}")
+        return EXIT_UNPLACEABLE
+    print(render(result, inventory, show_placement=args.show_placement))
+    return 0
+
+
+def render(plan: Plan, inventory: GpuInventory, show_placement: bool = False) -> str:
+    """The plan as a short aligned table, optionally followed by the pod scheduling terms."""
+    rows = [
+        ("scheme", f"{plan.scheme} ({plan.support.lower()})"),
+        ("gpus per replica", str(plan.gpus_per_replica)),
+        ("tensor parallel", str(plan.tensor_parallel_size)),
+        ("target families", ", ".join(plan.target_families)),
+        ("gpu memory", f">= {plan.min_gpu_memory_mib} MiB per GPU"),
+        ("replica needs", format_bytes(plan.required_bytes)),
+        ("rationale", plan.rationale),
+    ]
+    if inventory.skipped:
+        rows.append(
+            ("skipped nodes", "; ".join(f"{s.name}: {s.reason}" for s in inventory.skipped))
+        )
+    lines = [f"{name + ':':<18}{value}" for name, value in rows]
+    if show_placement:
+        terms = {**build_pod_placement(plan), "resources": build_gpu_resources(plan)}
+        lines += ["---", yaml.safe_dump(terms, sort_keys=False).rstrip()]
+    return "\n".join(lines)
+
+
+def read_fleet_file(path: Path) -> list[dict[str, Any]]:
+    """Node objects from a file of Node manifests, a v1 List, or a testbed fleet (`pools`)."""
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    except yaml.YAMLError as error:
+        raise FleetError(f"{path} is not YAML: {error}") from error
+    nodes: list[dict[str, Any]] = []
+    for document in documents:
+        if not isinstance(document, dict):
+            raise FleetError(
+                f"{path}: expected Node manifests or a fleet file, got {document!r:.60}"
+            )
+        if "pools" in document:
+            # A testbed fleet file (quantfleet.testbed.fleet): the Nodes `dev up` would create.
+            from quantfleet.testbed.fleet import Fleet, build_nodes
+
+            try:
+                nodes.extend(build_nodes(Fleet.model_validate(document)))
+            except ValueError as error:
+                raise FleetError(f"{path}: not a valid fleet file: {error}") from error
+        elif document.get("kind") == "Node":
+            nodes.append(document)
+        else:
+            nodes.extend(
+                item for item in document.get("items") or [] if item.get("kind", "Node") == "Node"
+            )
+    if not nodes:
+        raise FleetError(f"{path} holds no Node objects")
+    return nodes
+
+
+def read_cluster_nodes() -> list[dict[str, Any]]:
+    """The current cluster's Nodes, through the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    from kubernetes import client, config
+
+    from quantfleet.kube.nodes import list_nodes
+
+    try:
+        api_client = config.new_client_from_config()
+    except (config.ConfigException, OSError) as error:
+        raise FleetError(f"no --fleet given and no usable kubeconfig: {error}") from error
+    try:
+        return list_nodes(api_client)
+    except client.ApiException as error:
+        raise FleetError(f"could not list Nodes: {error.status} {error.reason}") from error
+    finally:
+        api_client.close()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "plan", help="show the scheme, GPUs and tensor-parallel size a model gets on a fleet"
+    )
+    parser.add_argument("--params", required=True, help="parameter count, e.g. 72B, 7.5B, 500M")
+    parser.add_argument(
+        "--objective", type=Objective, choices=list(Objective), default=Objective.BALANCED
+    )
+    parser.add_argument("--scheme", type=Scheme, choices=list(Scheme), default=Scheme.AUTO)
+    parser.add_argument(
+        "--fleet", type=Path, help="Node manifests or a testbed fleet file; default: the cluster"
+    )
+    parser.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="accept GPUs that load the scheme without its speed (e.g. FP8 below 8.9)",
+    )
+    parser.add_argument("--attention-heads", type=_positive_int, help="TP must divide these")
+    parser.add_argument("--gpus-per-replica", type=_positive_int, help="fix the GPU count")
+    parser.add_argument(
+        "--show-placement", action="store_true", help="also print the pod scheduling terms"
+    )
+    parser.set_defaults(run=run)
