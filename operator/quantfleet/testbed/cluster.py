@@ -1,0 +1,374 @@
+"""A real local control plane: etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+from upstream, plus kwok simulating the GPU fleet's nodes and pods, all on 127.0.0.1."""
+
+import base64
+import json
+import ssl
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from quantfleet.testbed.binaries import Binaries, find_binaries
+from quantfleet.testbed.fleet import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE, Fleet, build_nodes
+from quantfleet.testbed.pki import PkiPaths, write_pki
+from quantfleet.testbed.processes import (
+    Component,
+    ComponentError,
+    ProcessRecord,
+    ensure_port_free,
+    free_port,
+    stop,
+)
+from quantfleet.testbed.wait import poll_until
+
+SERVICE_CIDR = "10.0.0.0/24"
+FIRST_SERVICE_IP = "10.0.0.1"
+# Pod IPs handed out by kwok: simulated, nothing listens on them; apart from the service range.
+POD_CIDR = "10.244.0.0/16"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+STATE_FILE = "cluster.json"
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ClusterState:
+    """What `quantfleet dev down/status` and the test fixture need to find a running cluster."""
+
+    data_dir: Path
+    kubeconfig: Path
+    server: str
+    processes: list[ProcessRecord] = field(default_factory=list)
+    nodes: int = 0
+
+    def save(self, path: Path) -> None:
+        data = {
+            "dataDir": str(self.data_dir),
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "nodes": self.nodes,
+            "processes": [record.to_json() for record in self.processes],
+        }
+        path.write_text(json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "ClusterState":
+        data = json.loads(path.read_text())
+        return cls(
+            data_dir=Path(data["dataDir"]),
+            kubeconfig=Path(data["kubeconfig"]),
+            server=str(data["server"]),
+            nodes=int(data.get("nodes", 0)),
+            processes=[ProcessRecord.from_json(item) for item in data["processes"]],
+        )
+
+
+@dataclass
+class Ports:
+    """The listeners of one cluster, all on 127.0.0.1."""
+
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+
+    @classmethod
+    def pick(cls, apiserver: int | None = None) -> "Ports":
+        if apiserver is not None:
+            ensure_port_free(apiserver, "kube-apiserver")
+        return cls(
+            etcd_client=free_port(),
+            etcd_peer=free_port(),
+            apiserver=apiserver or free_port(),
+            controller_manager=free_port(),
+            scheduler=free_port(),
+        )
+
+
+class Cluster:
+    """Starts the control plane and the simulated fleet; `stop()` ends only what it started."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        data_dir: Path | None = None,
+        binaries: Binaries | None = None,
+        apiserver_port: int | None = None,
+        log: Log = lambda message: None,
+    ) -> None:
+        self.fleet = fleet
+        self.binaries = binaries or find_binaries()
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="quantfleet-cluster-"))
+        self.apiserver_port = apiserver_port
+        self.log = log
+        self.components: list[Component] = []
+        self.state = ClusterState(
+            data_dir=self.data_dir, kubeconfig=self.data_dir / "kubeconfig", server=""
+        )
+
+    def start(self, timeout: float = 120.0) -> ClusterState:
+        """Bring everything up and return once nodes are Ready and pods can be admitted."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.state
+
+    def stop(self) -> list[str]:
+        """Stop the processes this cluster started, newest first; returns their names."""
+        stopped = stop([component.record for component in self.components])
+        for component in self.components:
+            if component.process.poll() is None:
+                component.process.wait(timeout=5)
+        return stopped
+
+    def _start(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        ports = Ports.pick(self.apiserver_port)
+        pki = write_pki(self.data_dir / "pki", FIRST_SERVICE_IP)
+        server = f"https://127.0.0.1:{ports.apiserver}"
+        self.state.server = server
+        write_kubeconfig(self.state.kubeconfig, server, pki)
+
+        self._launch("etcd", self._etcd_args(ports))
+        self._wait(deadline, "etcd to report healthy", lambda: _etcd_healthy(ports.etcd_client))
+
+        self._launch("kube-apiserver", self._apiserver_args(ports, pki))
+        admin_tls = _client_tls(pki)
+        self._wait(
+            deadline, "kube-apiserver /readyz", lambda: _get_ok(f"{server}/readyz", admin_tls)
+        )
+
+        kubeconfig = str(self.state.kubeconfig)
+        self._launch(
+            "kube-controller-manager",
+            [
+                "controller-manager",
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.controller_manager}",
+                f"--cert-dir={self.data_dir / 'controller-manager'}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--service-account-private-key-file={pki.service_account_key}",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                # Each controller acts as its own ServiceAccount, as on kubeadm clusters, so
+                # RBAC is exercised the way it is in production.
+                "--use-service-account-credentials=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+            ],
+        )
+        self._launch(
+            "kube-scheduler",
+            [
+                "scheduler",
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.scheduler}",
+            ],
+        )
+        stages = self.data_dir / "kwok-stages.yaml"
+        stages.write_text(
+            resources.files("quantfleet.testbed").joinpath("kwok-stages.yaml").read_text()
+        )
+        self._launch(
+            "kwok",
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--config={stages}",
+                f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}={KWOK_ANNOTATION_VALUE}",
+                "--node-ip=127.0.0.1",
+                f"--cidr={POD_CIDR}",
+            ],
+            binary=self.binaries.kwok,
+        )
+
+        api = config.new_client_from_config(config_file=kubeconfig)
+        try:
+            nodes = apply_fleet(api, self.fleet)
+            self.state.nodes = len(nodes)
+            # Component health endpoints serve a self-signed cert; only liveness is read there.
+            insecure = ssl._create_unverified_context()
+            for name, port in (
+                ("kube-controller-manager", ports.controller_manager),
+                ("kube-scheduler", ports.scheduler),
+            ):
+                url = f"https://127.0.0.1:{port}/healthz"
+                self._wait(deadline, f"{name} /healthz", partial(_get_ok, url, insecure))
+            # Pod admission waits for the namespace's default ServiceAccount, which the
+            # controller-manager creates.
+            self._wait(deadline, "the default ServiceAccount", lambda: _has_default_sa(api))
+            self._wait(
+                deadline,
+                f"{len(nodes)} simulated nodes to turn Ready",
+                lambda: _all_ready(api, nodes),
+            )
+        finally:
+            api.close()
+        self.log(f"Cluster at {server} is ready with {len(nodes)} simulated nodes")
+
+    def _launch(self, name: str, args: list[str], binary: Path | None = None) -> None:
+        executable = binary or self.binaries.kubebin
+        self.log(f"Starting {name}")
+        component = Component(
+            name, [str(executable), *args], self.data_dir / "logs" / f"{name}.log"
+        )
+        self.components.append(component)
+        self.state.processes.append(component.record)
+
+    def _wait(self, deadline: float, what: str, check: Callable[[], object]) -> None:
+        def alive_and(check: Callable[[], object] = check) -> object:
+            for component in self.components:
+                component.check_alive()
+            return check()
+
+        poll_until(
+            alive_and,
+            timeout=max(0.0, deadline - time.monotonic()),
+            what=what,
+            retry_on=(OSError, urllib.error.URLError, client.ApiException),
+        )
+
+    def _etcd_args(self, ports: Ports) -> list[str]:
+        client_url = f"http://127.0.0.1:{ports.etcd_client}"
+        peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
+        return [
+            "etcd",
+            "--name=quantfleet",
+            f"--data-dir={self.data_dir / 'etcd'}",
+            f"--listen-client-urls={client_url}",
+            f"--advertise-client-urls={client_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=quantfleet={peer_url}",
+            # A throwaway cluster: durability buys nothing and fsync dominates on slow disks.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self, ports: Ports, pki: PkiPaths) -> list[str]:
+        return [
+            "apiserver",
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+            "--bind-address=127.0.0.1",
+            # Without it the API server exits on a machine that has no default route.
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}",
+            f"--cert-dir={self.data_dir / 'apiserver'}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={pki.service_account_pub}",
+            f"--service-account-signing-key-file={pki.service_account_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            # PodSecurity is on by default; named so that nobody has to look it up.
+            "--enable-admission-plugins=PodSecurity,NodeRestriction",
+            "--profiling=false",
+        ]
+
+
+def write_kubeconfig(path: Path, server: str, pki: PkiPaths) -> None:
+    """A self-contained admin kubeconfig (certs inlined) for `server`."""
+
+    def inline(file: Path) -> str:
+        return base64.b64encode(file.read_bytes()).decode()
+
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "quantfleet",
+                "cluster": {"server": server, "certificate-authority-data": inline(pki.ca_cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": "quantfleet-admin",
+                "user": {
+                    "client-certificate-data": inline(pki.admin_cert),
+                    "client-key-data": inline(pki.admin_key),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "quantfleet", "context": {"cluster": "quantfleet", "user": "quantfleet-admin"}}
+        ],
+        "current-context": "quantfleet",
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+
+
+def apply_fleet(api: client.ApiClient, fleet: Fleet) -> list[str]:
+    """Create (or replace the labels, taints and capacity of) the fleet's nodes; their names."""
+    core = client.CoreV1Api(api)
+    names = []
+    for node in build_nodes(fleet):
+        name = node["metadata"]["name"]
+        try:
+            core.create_node(node)
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+            core.patch_node(name, {"metadata": node["metadata"], "spec": node["spec"]})
+        # Status sent with a create is dropped by the Node strategy on some releases; the
+        # status subresource is the one place capacity is sure to stick.
+        core.patch_node_status(name, {"status": node["status"]})
+        names.append(name)
+    return names
+
+
+def _client_tls(pki: PkiPaths) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+    return context
+
+
+def _get_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=5, context=context) as response:
+        return bool(response.status == 200)
+
+
+def _etcd_healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        body: dict[str, Any] = json.load(response)
+        return body.get("health") == "true"
+
+
+def _has_default_sa(api: client.ApiClient) -> bool:
+    client.CoreV1Api(api).read_namespaced_service_account("default", "default")
+    return True
+
+
+def _all_ready(api: client.ApiClient, names: list[str]) -> bool:
+    ready = set()
+    for node in client.CoreV1Api(api).list_node().items:
+        conditions = node.status.conditions or []
+        if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            ready.add(node.metadata.name)
+    return set(names) <= ready
+
+
+__all__ = ["Cluster", "ClusterState", "ComponentError", "apply_fleet", "write_kubeconfig"]
