@@ -11,59 +11,48 @@ from typing import Final
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.planning.inventory import GpuPool
 
-_NATIVE_FP8: Final = frozenset({GpuFamily.ADA_LOVELACE, GpuFamily.HOPPER, GpuFamily.BLACKWELL})
-_INT8_ERA: Final = frozenset({GpuFamily.TURING, GpuFamily.AMPERE})
-_PRE_BLACKWELL: Final = frozenset(
-    {GpuFamily.TURING, GpuFamily.AMPERE, GpuFamily.ADA_LOVELACE, GpuFamily.HOPPER}
-)
-_ALL_BUT_LATENCY: Final = frozenset({Objective.THROUGHPUT, Objective.BALANCED})
+BLACKWELL: Final = frozenset({GpuFamily.BLACKWELL})
+ADA_HOPPER: Final = frozenset({GpuFamily.ADA_LOVELACE, GpuFamily.HOPPER})  # native FP8, §3
+TURING_AMPERE: Final = frozenset({GpuFamily.TURING, GpuFamily.AMPERE})  # INT8 era, §1
+PRE_BLACKWELL: Final = ADA_HOPPER | TURING_AMPERE
 
 
 @dataclass(frozen=True)
 class AutoRule:
-    """For these objectives on these families, try `schemes` in order: the first is the study's
-    pick; later ones are the memory-bound step-down when the first does not fit a node."""
+    """For `objective` on these families, try `schemes` in order: the first is the study's pick;
+    a later one is the memory-bound step-down when the first does not fit a node."""
 
-    objectives: frozenset[Objective]
+    objective: Objective
     families: frozenset[GpuFamily]
     schemes: tuple[Scheme, ...]
     why: str
 
 
-# Read top to bottom; the first row matching (objective, family) applies. Volta has no row: no
-# scheme runs natively below 7.5 (§3), so auto refuses it rather than guess.
+_MOST_RPS = "W8A8-class serves the most requests/s (§1)"
+_BALANCED = "8-bit recovers >99% of BF16 and speeds both latency and throughput (§1)"
+_LOW_LATENCY = "4-bit weights give the lowest single-stream latency (1.3-1.7x, §1)"
+_FP8 = "{family} runs FP8 natively (§3)"
+_INT8 = "INT8 is the 8-bit scheme of {family} (§1, §3)"
+_FP4 = "{family} runs NVFP4 natively (§3)"
+_W4 = "{family} runs W4A16 natively (§3)"
+FP8, INT8, W4A16, NVFP4 = Scheme.FP8_DYNAMIC, Scheme.W8A8, Scheme.W4A16, Scheme.NVFP4
+THROUGHPUT, BALANCED, LATENCY = Objective.THROUGHPUT, Objective.BALANCED, Objective.LATENCY
+
+# The first row matching (objective, family) applies. Volta has no row: no scheme runs natively
+# below 7.5 (§3), so auto refuses it rather than guess. NVFP4 appears only with Blackwell.
+# fmt: off
 AUTO_RULES: Final[tuple[AutoRule, ...]] = (
-    AutoRule(
-        _ALL_BUT_LATENCY,
-        frozenset({GpuFamily.BLACKWELL}),
-        (Scheme.FP8_DYNAMIC, Scheme.NVFP4),
-        "W8A8-class serves the most requests/s (§1) and blackwell runs FP8 natively (§3)",
-    ),
-    AutoRule(
-        _ALL_BUT_LATENCY,
-        _NATIVE_FP8,
-        (Scheme.FP8_DYNAMIC, Scheme.W4A16),
-        "W8A8-class serves the most requests/s (§1) and {family} runs FP8 natively (§3)",
-    ),
-    AutoRule(
-        _ALL_BUT_LATENCY,
-        _INT8_ERA,
-        (Scheme.W8A8, Scheme.W4A16),
-        "W8A8-class serves the most requests/s and INT8 is the 8-bit scheme of {family} (§1, §3)",
-    ),
-    AutoRule(
-        frozenset({Objective.LATENCY}),
-        frozenset({GpuFamily.BLACKWELL}),
-        (Scheme.NVFP4,),
-        "4-bit weights cut single-stream latency (§1) and blackwell runs NVFP4 natively (§3)",
-    ),
-    AutoRule(
-        frozenset({Objective.LATENCY}),
-        _PRE_BLACKWELL,
-        (Scheme.W4A16,),
-        "W4A16 gives the lowest single-stream latency (1.3-1.7x, §1) and runs natively on {family}",
-    ),
+    #        objective   families       pick, step-down  why
+    AutoRule(THROUGHPUT, BLACKWELL,     (FP8, NVFP4),    f"{_MOST_RPS}; {_FP8}"),
+    AutoRule(THROUGHPUT, ADA_HOPPER,    (FP8, W4A16),    f"{_MOST_RPS}; {_FP8}"),
+    AutoRule(THROUGHPUT, TURING_AMPERE, (INT8, W4A16),   f"{_MOST_RPS}; {_INT8}"),
+    AutoRule(BALANCED,   BLACKWELL,     (FP8, NVFP4),    f"{_BALANCED}; {_FP8}"),
+    AutoRule(BALANCED,   ADA_HOPPER,    (FP8, W4A16),    f"{_BALANCED}; {_FP8}"),
+    AutoRule(BALANCED,   TURING_AMPERE, (INT8, W4A16),   f"{_BALANCED}; {_INT8}"),
+    AutoRule(LATENCY,    BLACKWELL,     (NVFP4,),        f"{_LOW_LATENCY}; {_FP4}"),
+    AutoRule(LATENCY,    PRE_BLACKWELL, (W4A16,),        f"{_LOW_LATENCY}; {_W4}"),
 )
+# fmt: on
 
 MEMORY_BOUND_WHY: Final = "memory-bound: {first} does not fit a node, and 4-bit weights do (§1)"
 
@@ -71,7 +60,7 @@ MEMORY_BOUND_WHY: Final = "memory-bound: {first} does not fit a node, and 4-bit 
 def auto_rule(objective: Objective, family: GpuFamily) -> AutoRule | None:
     """The rule `auto` follows for an objective on a family, or None (no native scheme)."""
     return next(
-        (rule for rule in AUTO_RULES if objective in rule.objectives and family in rule.families),
+        (rule for rule in AUTO_RULES if rule.objective is objective and family in rule.families),
         None,
     )
 
