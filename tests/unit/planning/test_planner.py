@@ -1,6 +1,7 @@
 """The planner: the study's scheme per objective and GPU, sizes that fit, and refusals that say
 what to do."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,3 +441,17 @@ def test_nvfp4_lands_only_on_blackwell_unless_fallback_is_allowed(
 
 def test_the_fleet_factory_covers_the_catalogue() -> None:
     assert len(make_fleet(*GPU_CATALOG)) == len(GPU_CATALOG)
+
+
+def test_a_whole_catalogue_fleet_plans_every_objective(
+    inventory_factory: Callable[..., GpuInventory],
+) -> None:
+    inventory = inventory_factory(*GPU_CATALOG)
+
+    schemes = {o: plan_placement(ask(70 * B, o), inventory) for o in Objective}
+
+    assert {o: getattr(p, "scheme", None) for o, p in schemes.items()} == {
+        THROUGHPUT: FP8,
+        BALANCED: FP8,
+        LATENCY: NVFP4,
+    }
