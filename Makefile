@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: setup kubebin lint test crds
+.PHONY: setup kubebin demo lint test crds
 
 setup:  ## Install uv and the locked environment (.venv), including the Job programs' libraries.
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
@@ -12,6 +12,9 @@ setup:  ## Install uv and the locked environment (.venv), including the Job prog
 
 kubebin:  ## Build kube-apiserver, controller-manager, scheduler, etcd and kwok into bin/.
 	tools/kubebin/build.sh
+
+demo: setup kubebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements.
+	$(UV) run quantfleet demo
 
 lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
 	$(UV) run ruff check .
