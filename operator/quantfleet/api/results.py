@@ -27,6 +27,10 @@ class _Result(BaseModel):
     schema_version: Literal["v1"] = Field(
         default=RESULT_SCHEMA_VERSION, description="Version of this result schema."
     )
+    simulated: bool = Field(
+        default=False,
+        description="True when a test fleet's simulated worker made this result, not a real run.",
+    )
 
 
 class QuantizeResult(_Result):
