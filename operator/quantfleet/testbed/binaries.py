@@ -30,7 +30,7 @@ def _candidate_dirs(explicit: Path | None) -> list[Path]:
     # A source checkout: operator/quantfleet/testbed/ -> repository root -> bin/.
     dirs.append(Path(__file__).resolve().parents[3] / "bin")
     dirs.append(Path.cwd() / "bin")
-    return dirs
+    return list(dict.fromkeys(folder.resolve() for folder in dirs))
 
 
 def find_binaries(bin_dir: Path | None = None) -> Binaries:

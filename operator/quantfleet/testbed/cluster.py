@@ -109,8 +109,9 @@ class Cluster:
     ) -> None:
         self.fleet = fleet
         self.binaries = binaries or find_binaries()
+        # Chosen (and a requested port checked) before anything is written or started.
+        self.ports = Ports.pick(apiserver_port)
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="quantfleet-cluster-"))
-        self.apiserver_port = apiserver_port
         self.log = log
         self.components: list[Component] = []
         self.state = ClusterState(
@@ -136,7 +137,7 @@ class Cluster:
 
     def _start(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        ports = Ports.pick(self.apiserver_port)
+        ports = self.ports
         pki = write_pki(self.data_dir / "pki", FIRST_SERVICE_IP)
         server = f"https://127.0.0.1:{ports.apiserver}"
         self.state.server = server

@@ -44,6 +44,15 @@ class ProcessRecord:
             log=str(data["log"]),
         )
 
+    def rss_mib(self) -> float:
+        """Resident memory of the process in MiB, 0 when it is not running."""
+        if not self.is_running():
+            return 0.0
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def is_running(self) -> bool:
         """True while the PID is alive and is still the process that was started."""
         return _start_ticks(self.pid) == self.start_ticks and not _is_zombie(self.pid)

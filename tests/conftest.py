@@ -1,0 +1,97 @@
+"""Shared fixtures.
+
+Cluster fixtures: `cluster` starts one real control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, kwok with the simulated GPU fleet) for the whole session,
+lazily, the first time a test asks for it, so unit tests never start it. `namespace` gives each
+test a fresh namespace; `api_client` talks to the cluster as admin; `kubeconfig` is the file's
+path (for Kopf's KopfRunner or a subprocess). When the binaries are missing or the cluster does
+not come up the requesting tests fail; they are never skipped. Set QUANTFLEET_TEST_KUBECONFIG to
+run against a cluster that is already up (`quantfleet dev up`) instead of starting one.
+"""
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from quantfleet.testbed.cluster import Cluster, ClusterState
+from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.wait import poll_until
+
+CLUSTER_START_TIMEOUT = 180.0
+NAMESPACE_READY_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
+    """One running cluster for the session: started here, or the one named by the variable."""
+    existing = os.environ.get("QUANTFLEET_TEST_KUBECONFIG")
+    if existing:
+        kubeconfig = Path(existing)
+        server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        yield ClusterState(data_dir=kubeconfig.parent, kubeconfig=kubeconfig, server=server)
+        return
+    data_dir = tmp_path_factory.mktemp("cluster")
+    try:
+        started = Cluster(load_fleet(), data_dir=data_dir)
+        state = started.start(timeout=CLUSTER_START_TIMEOUT)
+    except Exception as error:
+        pytest.fail(
+            f"The test cluster did not start: {error}\nLogs: {data_dir / 'logs'}", pytrace=False
+        )
+    try:
+        yield state
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: ClusterState) -> Path:
+    """Path of an admin kubeconfig for the session's cluster."""
+    return cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    """An admin `kubernetes.client.ApiClient` for the session's cluster."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def make_namespace(
+    api_client: client.ApiClient, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """Factory: `make_namespace(labels={...})` creates a uniquely named namespace, ready for pods
+    (its default ServiceAccount exists), and deletes it after the test."""
+    core = client.CoreV1Api(api_client)
+    created: list[str] = []
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+
+    def make(labels: dict[str, str] | None = None) -> str:
+        name = f"{slug}-{secrets.token_hex(3)}"
+        core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+        created.append(name)
+        poll_until(
+            lambda: core.read_namespaced_service_account("default", name),
+            timeout=NAMESPACE_READY_TIMEOUT,
+            what=f"the default ServiceAccount of namespace {name}",
+            retry_on=(client.ApiException,),
+        )
+        return name
+
+    yield make
+    for name in created:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(make_namespace: Callable[..., str]) -> str:
+    """A fresh namespace for this test, deleted afterwards."""
+    return make_namespace()

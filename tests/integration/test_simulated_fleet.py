@@ -1,0 +1,30 @@
+"""The simulated GPU fleet as the API server sees it: every node of the default fleet file is
+Ready (kwok's node stages, simulated), labelled like GPU Feature Discovery would, and offers
+its GPUs as allocatable `nvidia.com/gpu`."""
+
+import pytest
+from kubernetes import client
+
+from quantfleet.testbed.fleet import build_nodes, load_fleet
+
+pytestmark = pytest.mark.integration
+
+
+def test_fleet_nodes_are_ready_with_gpu_labels_and_capacity(api_client: client.ApiClient) -> None:
+    want = {node["metadata"]["name"]: node for node in build_nodes(load_fleet())}
+
+    nodes = {
+        node.metadata.name: node
+        for node in client.CoreV1Api(api_client)
+        .list_node(label_selector="quantfleet.io/simulated=true")
+        .items
+    }
+
+    assert set(nodes) == set(want)
+    for name, node in nodes.items():
+        ready = [c.status for c in node.status.conditions or [] if c.type == "Ready"]
+        want_labels = want[name]["metadata"]["labels"]
+        want_gpus = want[name]["status"]["allocatable"].get("nvidia.com/gpu")
+        assert ready == ["True"], name
+        assert want_labels.items() <= node.metadata.labels.items(), name
+        assert (node.status.allocatable or {}).get("nvidia.com/gpu") == want_gpus, name
