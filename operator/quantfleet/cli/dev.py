@@ -1,4 +1,5 @@
-"""`quantfleet dev up|down|status`: a local control plane with a simulated GPU fleet (issue 3).
+"""`quantfleet dev up|down|status|worker`: a local control plane with a simulated GPU fleet
+(issue 3) and the simulated worker that completes quantfleet's Job pods on it (issue 6).
 
 The state (PIDs, kubeconfig, data folder) lives in a state folder, so `down` and `status` work
 from any shell.
@@ -8,6 +9,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from quantfleet.testbed.binaries import BUILD_COMMAND, find_binaries
@@ -102,6 +104,40 @@ def status(args: argparse.Namespace) -> int:
     return 1
 
 
+def worker(args: argparse.Namespace) -> int:
+    # Imported here: only this action needs the Kubernetes client and the result schema.
+    from kubernetes import config
+
+    from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
+
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    if kubeconfig is None:
+        state = _load(args.state_dir)
+        if state is None:
+            _say("No cluster: run `quantfleet dev up` or pass --kubeconfig")
+            return 1
+        kubeconfig = str(state.kubeconfig)
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    producer = SimulatedResults(recovery=args.recovery)
+    simulated = SimulatedWorker(api, producer, namespace=args.namespace, interval=args.interval)
+    _say(
+        "SIMULATED worker: completing quantfleet Job pods on kwok nodes with synthesised "
+        f"results marked simulated (evaluate recovery {args.recovery:g}%); no program runs. "
+        "Ctrl-C stops it."
+    )
+    try:
+        while True:
+            for key in simulated.run_once():
+                _say(f"Annotated pod {key} with a SIMULATED result; kwok completes it")
+            if args.once:
+                return 0
+            time.sleep(args.interval)  # pacing between passes of a long-running loop
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        api.close()
+
+
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = subparsers.add_parser(
         "dev",
@@ -127,3 +163,20 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     finish.add_argument("--keep-data", action="store_true", help="keep the data folder and logs")
     finish.set_defaults(run=down)
     actions.add_parser("status", help="show whether the cluster is up").set_defaults(run=status)
+    simulate = actions.add_parser(
+        "worker",
+        help="complete quantfleet's Job pods on kwok nodes with SIMULATED results",
+    )
+    simulate.add_argument(
+        "--kubeconfig", help="cluster to act on (default: $KUBECONFIG, else the `up` cluster)"
+    )
+    simulate.add_argument("--namespace", help="only pods in this namespace (default: all)")
+    simulate.add_argument(
+        "--recovery",
+        type=float,
+        default=99.6,
+        help="overall recovery, percent, that simulated evaluations report (default: %(default)s)",
+    )
+    simulate.add_argument("--interval", type=float, default=0.5, help="seconds between passes")
+    simulate.add_argument("--once", action="store_true", help="make one pass and exit")
+    simulate.set_defaults(run=worker)

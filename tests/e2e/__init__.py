@@ -1,0 +1,1 @@
+"""End-to-end tests: the operator, run with its own RBAC, on the real control plane."""
