@@ -320,6 +320,9 @@ class ArtifactStatus(ApiModel):
     compression_ratio: float | None = Field(
         default=None, description="Baseline size divided by checkpoint size."
     )
+    simulated: bool = Field(
+        default=False, description="True when no real quantization produced this (test fleets)."
+    )
 
 
 class TaskRecovery(ApiModel):
@@ -337,6 +340,9 @@ class RecoveryStatus(ApiModel):
     overall: float = Field(description="Ratio of the average scores, percent (the study's figure).")
     min_recovery: float = Field(description="The gate this was held against, percent.")
     tasks: list[TaskRecovery] = Field(default_factory=list, description="Per-task scores.")
+    simulated: bool = Field(
+        default=False, description="True when no real evaluation produced these scores."
+    )
 
 
 class ServingStatus(ApiModel):

@@ -1,0 +1,98 @@
+"""What every child object shares: deterministic names, labels, owner references, and the
+Pod Security "restricted" contexts."""
+
+import hashlib
+import json
+from typing import Any
+
+Json = dict[str, Any]
+
+MANAGED_BY = "quantfleet"
+LABEL_MODEL = "quantfleet.io/model"
+LABEL_BENCHMARK_RUN = "quantfleet.io/benchmark-run"
+LABEL_COMPONENT = "quantfleet.io/component"
+LABEL_INPUTS = "quantfleet.io/inputs"
+ANNOTATION_SPEC_HASH = "quantfleet.io/spec-hash"
+# Job containers write their result (quantfleet.api.results) here; the operator reads it back
+# from the pod's termination message.
+TERMINATION_LOG = "/dev/termination-log"
+MAX_NAME = 63  # DNS-1035 label: Services, Job pod labels
+
+
+def digest(*parts: object) -> str:
+    """A short, stable hash of JSON-serialisable inputs (8 hex characters)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def child_name(owner: str, component: str, inputs: str | None = None) -> str:
+    """`<owner>-<component>[-<inputs>]`, at most 63 characters. A long owner name is cut and
+    suffixed with its own hash, so two long names never collide."""
+    suffix = f"-{component}" + (f"-{inputs}" if inputs else "")
+    if len(owner) + len(suffix) <= MAX_NAME:
+        return owner + suffix
+    keep = MAX_NAME - len(suffix) - 9
+    return f"{owner[:keep].rstrip('-')}-{digest(owner)}{suffix}"
+
+
+def labels(owner_label: str, owner: str, component: str) -> dict[str, str]:
+    """Labels on every child and its pods: who manages it, whose it is, what it does."""
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": "quantfleet",
+        "app.kubernetes.io/component": component,
+        owner_label: owner,
+        LABEL_COMPONENT: component,
+    }
+
+
+def owner_reference(owner: Json) -> Json:
+    """A controller owner reference to `owner`, so deleting it garbage-collects the child."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def restricted_pod_security() -> Json:
+    """Pod-level securityContext that Pod Security "restricted" admits."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_container_security() -> Json:
+    """Container-level securityContext that Pod Security "restricted" admits."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def scratch_volumes(*, shm: bool = False) -> tuple[list[Json], list[Json]]:
+    """Writable emptyDirs for a read-only root: /tmp (caches, HOME) and, for multi-GPU NCCL,
+    a memory-backed /dev/shm. Returns (volumes, volumeMounts)."""
+    volumes: list[Json] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Json] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if shm:
+        volumes.append({"name": "shm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "shm", "mountPath": "/dev/shm"})
+    return volumes, mounts
+
+
+CACHE_ENV: list[Json] = [
+    {"name": "HOME", "value": "/tmp/home"},
+    {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
+    {"name": "HF_HOME", "value": "/tmp/cache/huggingface"},
+]

@@ -1,0 +1,274 @@
+"""Quantization and evaluation Jobs: the Job programs on a GPU, restricted, bounded, named by
+the hash of their inputs so that changed inputs make a new Job instead of mutating one."""
+
+import json
+from collections.abc import Iterable
+
+from quantfleet.api.enums import EvalTask, ModelKind, Scheme
+from quantfleet.api.quantizedmodel import DEFAULT_TASKS, QuantizedModelSpec
+from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.children import (
+    CACHE_ENV,
+    LABEL_INPUTS,
+    LABEL_MODEL,
+    TERMINATION_LOG,
+    Json,
+    child_name,
+    digest,
+    labels,
+    owner_reference,
+    restricted_container_security,
+    restricted_pod_security,
+    scratch_volumes,
+)
+from quantfleet.builders.storage import MOUNT_ROOT, claim_volumes
+from quantfleet.planning.capacity import MIB, weight_bytes
+from quantfleet.planning.compat import BF16
+from quantfleet.planning.inventory import GPU_RESOURCE, LABEL_MEMORY_MIB, Taint
+
+RECIPE_DIR = "/etc/quantfleet/recipe"
+TOKEN_ENV = "HF_TOKEN"
+# LLM Compressor onloads one decoder layer at a time (sequential pipeline), so calibration needs
+# the BF16 weights on the GPU only up to a point: cap the memory floor at an 80 GB card.
+QUANTIZE_MEMORY_CAP_MIB = 80 * 1024
+QUANTIZE_HEADROOM = 1.2
+
+
+def artifact_id(spec: QuantizedModelSpec, scheme: Scheme) -> str:
+    """Hash of everything that decides the checkpoint; names the quantize Job and the artifact."""
+    quantization = spec.quantization.model_dump(
+        mode="json", by_alias=True, exclude={"objective", "allow_fallback", "resources"}
+    )
+    quantization["scheme"] = scheme
+    return digest(
+        spec.source.uri, spec.source.revision, spec.source.kind, quantization, spec.output.uri
+    )
+
+
+def evaluation_tasks(spec: QuantizedModelSpec, kind: ModelKind) -> list[EvalTask]:
+    """The spec's tasks, or the study's defaults for the model kind."""
+    return spec.evaluation.tasks or DEFAULT_TASKS[kind]
+
+
+def evaluation_id(spec: QuantizedModelSpec, artifact: str, kind: ModelKind) -> str:
+    """Hash of what decides the scores: the artifact, the tasks and the sample limit."""
+    return digest(artifact, evaluation_tasks(spec, kind), spec.evaluation.limit)
+
+
+def baseline_cache_key(spec: QuantizedModelSpec, task: str) -> str:
+    """Baseline scores are shared by every scheme of one model revision, task and limit."""
+    return digest(spec.source.uri, spec.source.revision, task, spec.evaluation.limit)
+
+
+def quantize_memory_floor_mib(parameters: int | None) -> int:
+    """Per-GPU memory the quantization Job asks for: the BF16 weights plus headroom, capped."""
+    if parameters is None:
+        return 0
+    need = weight_bytes(parameters, BF16) * QUANTIZE_HEADROOM / MIB
+    return int(min(need, QUANTIZE_MEMORY_CAP_MIB))
+
+
+def build_gpu_job_placement(min_memory_mib: int, gpu_taints: Iterable[Taint]) -> Json:
+    """One GPU of any kind with at least `min_memory_mib`; GPU taints tolerated."""
+    expressions: list[Json] = [
+        {"key": GPU_RESOURCE + ".present", "operator": "In", "values": ["true"]}
+    ]
+    if min_memory_mib > 0:
+        expressions.append(
+            {"key": LABEL_MEMORY_MIB, "operator": "Gt", "values": [str(min_memory_mib - 1)]}
+        )
+    keys = dict.fromkeys((taint.key, taint.effect) for taint in gpu_taints)
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": expressions}]
+                }
+            }
+        },
+        "tolerations": [{"key": k, "operator": "Exists", "effect": e} for k, e in keys],
+    }
+
+
+def build_quantize_job(
+    owner: Json,
+    spec: QuantizedModelSpec,
+    scheme: Scheme,
+    placement: Json,
+    settings: OperatorSettings,
+) -> Json:
+    """The Job running `quantfleet_jobs.quantize` for `spec` at the resolved `scheme`."""
+    name = owner["metadata"]["name"]
+    inputs = artifact_id(spec, scheme)
+    quantization = spec.quantization
+    calibration = quantization.calibration
+    args = [
+        f"--source={_source(spec)}",
+        f"--output={spec.output.uri}",
+        f"--scheme={scheme}",
+        f"--model-kind={spec.source.kind or 'auto'}",
+        f"--num-samples={calibration.samples}",
+        f"--max-seq-length={calibration.max_sequence_length}",
+        f"--seed={calibration.seed}",
+        "--device=cuda",
+    ]
+    if calibration.dataset:
+        args.append(f"--dataset={calibration.dataset}")
+    env = list(CACHE_ENV)
+    volumes, mounts = claim_volumes(writable=[spec.output.uri], read_only=[spec.source.uri])
+    recipe = quantization.recipe
+    if recipe and recipe.inline is not None:
+        env.append({"name": "QF_RECIPE", "value": recipe.inline})
+    elif recipe and recipe.config_map_ref is not None:
+        ref = recipe.config_map_ref
+        volumes.append(
+            {
+                "name": "recipe",
+                "configMap": {"name": ref.name, "items": [{"key": ref.key, "path": "recipe.yaml"}]},
+            }
+        )
+        mounts.append({"name": "recipe", "mountPath": RECIPE_DIR, "readOnly": True})
+        args.append(f"--recipe={RECIPE_DIR}/recipe.yaml")
+    if quantization.ignore is not None:
+        args.extend(f"--ignore={pattern}" for pattern in quantization.ignore)
+    resources = quantization.resources
+    return _job(
+        owner,
+        child_name(name, "quantize", inputs),
+        "quantize",
+        inputs,
+        module="quantfleet_jobs.quantize",
+        args=args,
+        env=env + _token_env(spec),
+        volumes=volumes,
+        mounts=mounts,
+        placement=placement,
+        resources={
+            "requests": {**(resources.requests if resources else {}), GPU_RESOURCE: "1"},
+            "limits": {**(resources.limits if resources else {}), GPU_RESOURCE: "1"},
+        },
+        deadline=settings.quantize_deadline_seconds,
+        settings=settings,
+    )
+
+
+def _source(spec: QuantizedModelSpec) -> str:
+    """The source URI as the programs take it: a hub revision rides along as @revision."""
+    if spec.source.revision and spec.source.uri.startswith("hf://"):
+        return f"{spec.source.uri}@{spec.source.revision}"
+    return spec.source.uri
+
+
+def _token_env(spec: QuantizedModelSpec) -> list[Json]:
+    """The hub token, by secret reference only: the operator never reads the Secret."""
+    ref = spec.source.token_secret_ref
+    if ref is None:
+        return []
+    return [{"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}]
+
+
+def _job(
+    owner: Json,
+    name: str,
+    component: str,
+    inputs: str,
+    *,
+    module: str,
+    args: list[str],
+    env: list[Json],
+    volumes: list[Json],
+    mounts: list[Json],
+    placement: Json,
+    resources: Json,
+    deadline: int,
+    settings: OperatorSettings,
+) -> Json:
+    owner_name = owner["metadata"]["name"]
+    pod_labels = {**labels(LABEL_MODEL, owner_name, component), LABEL_INPUTS: inputs}
+    scratch, scratch_mounts = scratch_volumes()
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": owner["metadata"]["namespace"],
+            "labels": pod_labels,
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "backoffLimit": settings.job_backoff_limit,
+            "activeDeadlineSeconds": deadline,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_security(),
+                    **placement,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": settings.jobs_image,
+                            "command": ["python", "-m", module],
+                            "args": args,
+                            "env": [*env, {"name": "QF_MOUNT_ROOT", "value": MOUNT_ROOT}],
+                            "resources": resources,
+                            "securityContext": restricted_container_security(),
+                            "terminationMessagePath": TERMINATION_LOG,
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "volumeMounts": scratch_mounts + mounts,
+                        }
+                    ],
+                    "volumes": scratch + volumes,
+                },
+            },
+        },
+    }
+
+
+def build_evaluate_job(
+    owner: Json,
+    spec: QuantizedModelSpec,
+    artifact: str,
+    kind: ModelKind,
+    placement: Json,
+    gpus: int,
+    cached_baseline: dict[str, float],
+    settings: OperatorSettings,
+) -> Json:
+    """The Job running `quantfleet_jobs.evaluate`: baseline and checkpoint on the same tasks.
+
+    Baseline scores already cached for this model revision, task and limit are passed in, so
+    a second scheme of the same model does not score BF16 again.
+    """
+    name = owner["metadata"]["name"]
+    tasks = [str(task) for task in evaluation_tasks(spec, kind)]
+    args = [
+        f"--baseline={_source(spec)}",
+        f"--quantized={spec.output.uri}",
+        f"--tasks={','.join(tasks)}",
+        f"--model-kind={kind}",
+        "--engine=vllm",
+    ]
+    if spec.evaluation.limit is not None:
+        args.append(f"--limit={spec.evaluation.limit}")
+    cached = {task: cached_baseline[task] for task in tasks if task in cached_baseline}
+    if cached:
+        args.append(f"--baseline-scores={json.dumps(cached, sort_keys=True)}")
+    volumes, mounts = claim_volumes(writable=[], read_only=[spec.source.uri, spec.output.uri])
+    inputs = evaluation_id(spec, artifact, kind)
+    return _job(
+        owner,
+        child_name(name, "evaluate", inputs),
+        "evaluate",
+        inputs,
+        module="quantfleet_jobs.evaluate",
+        args=args,
+        env=list(CACHE_ENV) + _token_env(spec),
+        volumes=volumes,
+        mounts=mounts,
+        placement=placement,
+        resources={"requests": {GPU_RESOURCE: str(gpus)}, "limits": {GPU_RESOURCE: str(gpus)}},
+        deadline=settings.evaluate_deadline_seconds,
+        settings=settings,
+    )

@@ -1,0 +1,314 @@
+"""A QuantizedModel's status, derived from what was observed on this pass (level-based): the
+plan, the Jobs and their results, the Deployment. Pure: the clock comes in as `now`."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from quantfleet.api.common import Condition
+from quantfleet.api.conditions import QuantizedModelCondition as Type
+from quantfleet.api.conditions import Reason
+from quantfleet.api.enums import PromotionPolicy, Scheme
+from quantfleet.api.quantizedmodel import (
+    ArtifactStatus,
+    Children,
+    PlanStatus,
+    QuantizedModelSpec,
+    QuantizedModelStatus,
+    RecoveryStatus,
+    ServingStatus,
+    TaskRecovery,
+)
+from quantfleet.api.results import AnyResult, EvaluateResult, FailureResult, QuantizeResult
+from quantfleet.planning.planner import Plan, Unplaceable
+
+JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """A Job as seen now: its phase, and the result its pod left (if readable)."""
+
+    name: str
+    phase: JobPhase
+    result: AnyResult | None = None
+    detail: str = ""  # what the Job's own conditions say when there is no result
+
+    @property
+    def problem(self) -> str | None:
+        """Why a finished Job gives nothing to go on, or None when it does."""
+        if self.phase == "Failed":
+            if isinstance(self.result, FailureResult):
+                return self.result.reason
+            return self.detail or "the Job failed without a result"
+        if self.phase == "Succeeded" and (
+            self.result is None or isinstance(self.result, FailureResult)
+        ):
+            return "the Job succeeded but left no readable result in its termination message"
+        return None
+
+
+@dataclass(frozen=True)
+class DeploymentObservation:
+    name: str
+    replicas: int
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The gate's verdict."""
+
+    promoted: bool
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one pass saw; later steps are None until earlier ones succeed."""
+
+    generation: int
+    plan: Plan | Unplaceable | None  # None: no size yet; planned once quantization reports it
+    artifact_id: str
+    quantize: JobObservation | None = None
+    evaluate: JobObservation | None = None
+    promotion: Promotion | None = None
+    deployment: DeploymentObservation | None = None
+    service: str | None = None
+    endpoint: str | None = None
+
+
+def quantize_result(job: JobObservation | None) -> QuantizeResult | None:
+    if job and job.phase == "Succeeded" and isinstance(job.result, QuantizeResult):
+        return job.result
+    return None
+
+
+def evaluate_result(job: JobObservation | None) -> EvaluateResult | None:
+    if job and job.phase == "Succeeded" and isinstance(job.result, EvaluateResult):
+        return job.result
+    return None
+
+
+def scheme_mismatch(result: QuantizeResult, scheme: Scheme) -> str | None:
+    """What is wrong when the checkpoint is not what the plan was made for."""
+    if result.scheme == scheme:
+        return None
+    return (
+        f"the checkpoint is {result.scheme or result.format}, not the planned {scheme}; "
+        "fix the recipe override or spec.quantization.scheme"
+    )
+
+
+def decide_promotion(
+    spec: QuantizedModelSpec, scheme: Scheme, result: EvaluateResult, artifact: str
+) -> Promotion:
+    """Hold recovery against the gate; under Manual promotion also require the approval."""
+    gate = spec.min_recovery(scheme)
+    recovery = result.recovery
+    if recovery is None:
+        return Promotion(False, Reason.BELOW_GATE, "the baseline scored 0: recovery is undefined")
+    if recovery < gate:
+        return Promotion(
+            False,
+            Reason.BELOW_GATE,
+            f"recovery {recovery:.2f}% is {gate - recovery:.2f} points below the {gate:g}% gate",
+        )
+    passed = f"recovery {recovery:.2f}% meets the {gate:g}% gate"
+    if spec.serving.promotion is PromotionPolicy.AUTOMATIC:
+        return Promotion(True, Reason.PASSED_GATE, passed)
+    if spec.serving.approved_artifact == artifact:
+        return Promotion(True, Reason.APPROVED, f"{passed}; artifact {artifact} approved")
+    return Promotion(
+        False,
+        Reason.AWAITING_APPROVAL,
+        f"{passed}; set spec.serving.approvedArtifact: {artifact} to promote it",
+    )
+
+
+def build_status(
+    spec: QuantizedModelSpec,
+    observed: Observed,
+    previous: list[Condition],
+    now: datetime,
+) -> QuantizedModelStatus:
+    """The whole status for this pass; conditions keep their transition time when unchanged."""
+    plan = observed.plan
+    fresh = [
+        _planned(plan),
+        _job_condition(Type.QUANTIZED, observed.quantize, _quantized_message),
+        _job_condition(Type.EVALUATED, observed.evaluate, _evaluated_message),
+        _promoted(observed.promotion),
+        _ready(spec, observed),
+    ]
+    conditions = [_stamp(condition, previous, observed.generation, now) for condition in fresh]
+    return QuantizedModelStatus(
+        observed_generation=observed.generation,
+        conditions=conditions,
+        plan=_plan_status(plan),
+        artifact=_artifact(spec, observed),
+        recovery=_recovery(spec, observed),
+        serving=(
+            ServingStatus(
+                endpoint=observed.endpoint, ready_replicas=observed.deployment.ready_replicas
+            )
+            if observed.deployment
+            else None
+        ),
+        children=Children(
+            quantize_job=observed.quantize.name if observed.quantize else None,
+            evaluate_job=observed.evaluate.name if observed.evaluate else None,
+            deployment=observed.deployment.name if observed.deployment else None,
+            service=observed.service,
+        ),
+    )
+
+
+def is_settled(status: QuantizedModelStatus) -> bool:
+    """Nothing will change without a new event: ready, failed, blocked or awaiting a person."""
+    by_type = {c.type: c for c in status.conditions}
+    ready = by_type[Type.READY]
+    if ready.status == "True" or ready.reason == Reason.SERVING_DISABLED:
+        return True
+    return any(c.status == "False" for t, c in by_type.items() if t != Type.READY)
+
+
+def _simulated(result: AnyResult | None) -> str:
+    return " (SIMULATED result)" if getattr(result, "simulated", False) else ""
+
+
+def _planned(plan: Plan | Unplaceable | None) -> Condition:
+    if plan is None:
+        return _condition(
+            Type.PLANNED,
+            "Unknown",
+            Reason.SIZE_UNKNOWN,
+            "no spec.source.parametersBillions: planned once quantization reports the size",
+        )
+    if isinstance(plan, Unplaceable):
+        return _condition(Type.PLANNED, "False", Reason(plan.reason), plan.message)
+    return _condition(Type.PLANNED, "True", Reason.PLACED, plan.rationale)
+
+
+def _quantized_message(result: AnyResult) -> str:
+    assert isinstance(result, QuantizeResult)
+    return (
+        f"{result.scheme} checkpoint ({result.format}), {result.compression_ratio:.2f}x "
+        f"smaller, in {result.duration_seconds:.0f}s{_simulated(result)}"
+    )
+
+
+def _evaluated_message(result: AnyResult) -> str:
+    assert isinstance(result, EvaluateResult)
+    tasks = ", ".join(task.task for task in result.tasks)
+    recovery = "undefined" if result.recovery is None else f"{result.recovery:.2f}%"
+    return f"recovery {recovery} on {tasks}{_simulated(result)}"
+
+
+def _job_condition(
+    kind: Type, job: JobObservation | None, describe: Callable[[AnyResult], str]
+) -> Condition:
+    if job is None:
+        return _condition(kind, "Unknown", Reason.WAITING, "waiting for the previous step")
+    if job.problem is not None:
+        reason = Reason.NO_RESULT if job.phase == "Succeeded" else Reason.FAILED
+        return _condition(kind, "False", reason, f"Job {job.name}: {job.problem}")
+    if job.phase == "Succeeded" and job.result is not None:
+        return _condition(kind, "True", Reason.SUCCEEDED, describe(job.result))
+    reason = Reason.RUNNING if job.phase == "Running" else Reason.PENDING
+    return _condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}")
+
+
+def _promoted(promotion: Promotion | None) -> Condition:
+    if promotion is None:
+        return _condition(Type.PROMOTED, "Unknown", Reason.WAITING, "waiting for evaluation")
+    if promotion.promoted:
+        return _condition(Type.PROMOTED, "True", promotion.reason, promotion.message)
+    return _condition(Type.PROMOTED, "False", promotion.reason, promotion.message)
+
+
+def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
+    promotion = observed.promotion
+    if promotion is None or not promotion.promoted:
+        return _condition(Type.READY, "False", Reason.NOT_PROMOTED, "not promoted")
+    if not spec.serving.enabled:
+        return _condition(
+            Type.READY, "False", Reason.SERVING_DISABLED, "spec.serving.enabled is false"
+        )
+    deployment = observed.deployment
+    if deployment is None:
+        return _condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, "creating")
+    message = f"{deployment.ready_replicas}/{deployment.replicas} vLLM replicas ready"
+    if deployment.ready_replicas >= deployment.replicas:
+        return _condition(Type.READY, "True", Reason.DEPLOYMENT_READY, message)
+    return _condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, message)
+
+
+def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
+    if plan is None or isinstance(plan, Unplaceable):
+        return None
+    families = list(plan.target_families)
+    return PlanStatus(
+        scheme=plan.scheme,
+        gpu_family=families[0],
+        gpu_families=families,
+        gpus_per_replica=plan.gpus_per_replica,
+        tensor_parallel_size=plan.tensor_parallel_size,
+        rationale=plan.rationale[:512],
+    )
+
+
+def _artifact(spec: QuantizedModelSpec, observed: Observed) -> ArtifactStatus | None:
+    result = quantize_result(observed.quantize)
+    if result is None:
+        return None
+    return ArtifactStatus(
+        id=observed.artifact_id,
+        uri=spec.output.uri,
+        format=result.format,
+        scheme=result.scheme,
+        size_bytes=result.size_after_bytes,
+        compression_ratio=round(result.compression_ratio, 3),
+        simulated=result.simulated,
+    )
+
+
+def _recovery(spec: QuantizedModelSpec, observed: Observed) -> RecoveryStatus | None:
+    result = evaluate_result(observed.evaluate)
+    plan = observed.plan
+    if result is None or result.recovery is None or not isinstance(plan, Plan):
+        return None
+    return RecoveryStatus(
+        overall=round(result.recovery, 2),
+        min_recovery=spec.min_recovery(plan.scheme),
+        tasks=[
+            TaskRecovery(
+                task=t.task,
+                baseline=t.baseline,
+                quantized=t.quantized,
+                recovery=round(t.recovery or 0.0, 2),
+            )
+            for t in result.tasks
+        ],
+        simulated=result.simulated,
+    )
+
+
+def _condition(
+    kind: Type, status: Literal["True", "False", "Unknown"], reason: Reason, message: str
+) -> Condition:
+    return Condition(type=kind, status=status, reason=reason, message=message[:1024])
+
+
+def _stamp(
+    condition: Condition, previous: list[Condition], generation: int, now: datetime
+) -> Condition:
+    """Set observedGeneration, and keep the old transition time when the status is unchanged."""
+    before = next((c for c in previous if c.type == condition.type), None)
+    changed = before is None or before.status != condition.status
+    since = now if changed or before is None else before.last_transition_time
+    return condition.model_copy(
+        update={"observed_generation": generation, "last_transition_time": since or now}
+    )

@@ -1,0 +1,32 @@
+"""Kopf settings, chosen on purpose; every non-default value says why."""
+
+from typing import Any
+
+import kopf
+
+from quantfleet.api.common import GROUP
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """When the operator starts, set how Kopf watches, stores progress and posts events."""
+    # Watches can go silent without an error (a known Kopf failure mode behind some load
+    # balancers): ask the server to end each watch after 5 minutes and give up on the client
+    # side a little later, so a dead watch is replaced within minutes.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # Our own prefix for Kopf's annotations, not kopf.zalando.org. Progress lives in annotations
+    # only: the CRD's structural schema would prune a `status.kopf` field.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # One replica (Deployment strategy Recreate) and no peering objects to create or watch.
+    settings.peering.standalone = True
+    settings.peering.clusterwide = False
+    # Events for each step, not Kopf's per-handler chatter.
+    settings.posting.level = 30  # logging.WARNING
+    # Handlers are synchronous (the kubernetes client); enough threads for many models at once.
+    settings.execution.max_workers = 16

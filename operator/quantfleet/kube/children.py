@@ -1,0 +1,178 @@
+"""Reading and writing a QuantizedModel's children: Jobs (and their pods' results), the
+Deployment and Service, and the parent's status. The only module of the reconciler that calls
+the API server."""
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from quantfleet.api.results import AnyResult, parse_result
+from quantfleet.builders.children import ANNOTATION_SPEC_HASH, Json
+from quantfleet.builders.status import DeploymentObservation, JobObservation, JobPhase
+from quantfleet.kube.errors import api_errors
+
+FIELD_MANAGER = "quantfleet"
+PLURALS = {
+    "Job": "jobs",
+    "Deployment": "deployments",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+}
+
+
+def observe_job(api: client.ApiClient, namespace: str, name: str) -> JobObservation | None:
+    """The Job's phase and its pod's result, or None when there is no such Job."""
+    with api_errors(f"reading Job {namespace}/{name}"):
+        try:
+            job = client.BatchV1Api(api).read_namespaced_job(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"}
+        if "Complete" in conditions:
+            return JobObservation(name, "Succeeded", _result(api, namespace, name))
+        if "Failed" in conditions:
+            detail = conditions["Failed"].message or conditions["Failed"].reason or ""
+            return JobObservation(name, "Failed", _result(api, namespace, name), detail)
+        phase: JobPhase = "Running" if (job.status.active or 0) > 0 else "Pending"
+        return JobObservation(name, phase)
+
+
+def ensure_job(api: client.ApiClient, manifest: Json) -> JobObservation:
+    """The Job named in `manifest`, created if missing. Jobs are immutable: never patched."""
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    observed = observe_job(api, namespace, name)
+    if observed is not None:
+        return observed
+    with api_errors(f"creating Job {namespace}/{name}"):
+        client.BatchV1Api(api).create_namespaced_job(namespace, manifest)
+    return JobObservation(name, "Pending")
+
+
+def delete_other_jobs(api: client.ApiClient, namespace: str, selector: str, keep: str) -> list[str]:
+    """Delete this component's Jobs for inputs that no longer apply; returns their names."""
+    batch = client.BatchV1Api(api)
+    with api_errors(f"listing Jobs {selector}"):
+        jobs = batch.list_namespaced_job(namespace, label_selector=selector).items
+    stale = [job.metadata.name for job in jobs if job.metadata.name != keep]
+    for name in stale:
+        with api_errors(f"deleting Job {namespace}/{name}"):
+            batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+    return stale
+
+
+def ensure_applied(api: client.ApiClient, manifest: Json) -> Json:
+    """Server-side apply `manifest` unless the live object already carries its spec hash."""
+    live = read(api, manifest)
+    wanted = manifest["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
+    if live and (live["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
+        return live
+    return _apply(api, manifest)
+
+
+def delete(api: client.ApiClient, manifest: Json) -> bool:
+    """Delete the object `manifest` names; False when it was already gone."""
+    with api_errors(f"deleting {manifest['kind']} {manifest['metadata']['name']}"):
+        try:
+            api.call_api(
+                _path(manifest),
+                "DELETE",
+                auth_settings=["BearerToken"],
+                response_type="object",
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+    return True
+
+
+def read(api: client.ApiClient, manifest: Json) -> Json | None:
+    """The live object `manifest` names, or None."""
+    with api_errors(f"reading {manifest['kind']} {manifest['metadata']['name']}"):
+        try:
+            live: Json = api.call_api(
+                _path(manifest),
+                "GET",
+                auth_settings=["BearerToken"],
+                response_type="object",
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+    return live
+
+
+def observe_deployment(live: Json) -> DeploymentObservation:
+    status = live.get("status") or {}
+    return DeploymentObservation(
+        name=live["metadata"]["name"],
+        replicas=live["spec"].get("replicas", 1),
+        ready_replicas=status.get("readyReplicas") or 0,
+    )
+
+
+def patch_status(api: client.ApiClient, body: Json, status: Json) -> None:
+    """Merge-patch the status subresource of the custom object `body`."""
+    group, version = body["apiVersion"].split("/")
+    meta = body["metadata"]
+    plural = {"QuantizedModel": "quantizedmodels", "BenchmarkRun": "benchmarkruns"}[body["kind"]]
+    with api_errors(f"patching status of {body['kind']} {meta['name']}"):
+        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            group, version, meta["namespace"], plural, meta["name"], {"status": status}
+        )
+
+
+def _result(api: client.ApiClient, namespace: str, job: str) -> AnyResult | None:
+    """The result in the termination message of the Job's newest finished pod, if readable."""
+    pods = (
+        client.CoreV1Api(api)
+        .list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job}")
+        .items
+    )
+    messages = [
+        (status.state.terminated.finished_at, status.state.terminated.message)
+        for pod in pods
+        for status in (pod.status.container_statuses or [])
+        if status.name == "main"
+        and status.state
+        and status.state.terminated
+        and status.state.terminated.message
+    ]
+    for _, message in sorted(messages, key=lambda m: str(m[0]), reverse=True):
+        try:
+            return parse_result(message)
+        except ValueError:
+            continue
+    return None
+
+
+def _path(manifest: Json) -> str:
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    meta = manifest["metadata"]
+    return f"{prefix}/namespaces/{meta['namespace']}/{PLURALS[kind]}/{meta['name']}"
+
+
+def _apply(api: client.ApiClient, manifest: Json) -> Json:
+    with api_errors(f"applying {manifest['kind']} {manifest['metadata']['name']}"):
+        applied: Any = api.call_api(
+            _path(manifest),
+            "PATCH",
+            body=manifest,
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            header_params={
+                "Content-Type": "application/apply-patch+yaml",
+                "Accept": "application/json",
+            },
+            auth_settings=["BearerToken"],
+            response_type="object",
+            _return_http_data_only=True,
+        )
+    result: Json = applied
+    return result

@@ -1,0 +1,83 @@
+"""Reading QuantizedModels by name, and the baseline score cache shared by a model's schemes."""
+
+import json
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from quantfleet.api.common import GROUP, VERSION
+from quantfleet.api.quantizedmodel import QuantizedModelSpec
+from quantfleet.api.results import EvaluateResult
+from quantfleet.builders.children import MANAGED_BY, Json, digest
+from quantfleet.kube.errors import api_errors
+
+
+def read_quantized_model(api: client.ApiClient, namespace: str, name: str) -> Json | None:
+    """The QuantizedModel as a dict, or None when it is gone."""
+    with api_errors(f"reading QuantizedModel {namespace}/{name}"):
+        try:
+            body: Json = client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "quantizedmodels", name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+    return body
+
+
+def baseline_cache_name(spec: QuantizedModelSpec) -> str:
+    """One ConfigMap per source model, revision and sample limit; a key per task."""
+    key = digest(spec.source.uri, spec.source.revision, spec.evaluation.limit)
+    return f"quantfleet-baseline-{key}"
+
+
+def read_baseline_scores(
+    api: client.ApiClient, namespace: str, spec: QuantizedModelSpec
+) -> dict[str, float]:
+    """Cached BF16 scores per task for this source, revision and limit (empty when none)."""
+    name = baseline_cache_name(spec)
+    with api_errors(f"reading ConfigMap {namespace}/{name}"):
+        try:
+            cache = client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return {}
+            raise
+    return {
+        task: float(json.loads(value)["baseline"]) for task, value in (cache.data or {}).items()
+    }
+
+
+def write_baseline_scores(
+    api: client.ApiClient, namespace: str, spec: QuantizedModelSpec, result: EvaluateResult
+) -> None:
+    """Add this run's baseline scores to the cache, keeping other tasks' scores."""
+    name = baseline_cache_name(spec)
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": MANAGED_BY,
+                "quantfleet.io/component": "baseline-cache",
+            },
+            "annotations": {"quantfleet.io/source": spec.source.uri},
+        },
+        "data": {
+            score.task: json.dumps(
+                {"baseline": score.baseline, "metric": score.metric, "simulated": result.simulated}
+            )
+            for score in result.tasks
+        },
+    }
+    core = client.CoreV1Api(api)
+    with api_errors(f"writing ConfigMap {namespace}/{name}"):
+        try:
+            core.patch_namespaced_config_map(name, namespace, {"data": body["data"]})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            core.create_namespaced_config_map(namespace, body)
