@@ -1,0 +1,146 @@
+"""The simulated worker's default producer: schema-valid results, read from the Job pod's own
+arguments, always marked simulated."""
+
+from typing import Any
+
+import pytest
+
+from quantfleet.api.results import (
+    BenchmarkResult,
+    EvaluateResult,
+    FailureResult,
+    QuantizeResult,
+    parse_result,
+)
+from quantfleet.testbed.worker import SimulatedResults, container_arguments, program_of
+
+
+def make_pod(
+    component: str = "quantize",
+    args: list[str] | None = None,
+    env: list[dict[str, str]] | None = None,
+    model: str = "tiny",
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"{model}-{component}-abc12",
+            "labels": {
+                "app.kubernetes.io/managed-by": "quantfleet",
+                "quantfleet.io/component": component,
+                "quantfleet.io/model": model,
+            },
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "command": ["python", "-m", f"quantfleet_jobs.{component}"],
+                    "args": args or [],
+                    "env": env or [],
+                }
+            ]
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "want"),
+    [
+        pytest.param(["--scheme=W8A8"], [], {"scheme": "W8A8"}, id="flag=value"),
+        pytest.param(["--scheme", "W4A16"], [], {"scheme": "W4A16"}, id="flag value"),
+        pytest.param(["--dry-run"], [], {"dry-run": "true"}, id="bare flag"),
+        pytest.param(
+            ["--task=mmmu", "--task=docvqa"], [], {"task": "mmmu,docvqa"}, id="repeated flag"
+        ),
+        pytest.param(
+            [], [{"name": "QF_MOUNT_ROOT", "value": "/mnt"}], {"mount-root": "/mnt"}, id="env"
+        ),
+        pytest.param(
+            ["--output=pvc://a/b"],
+            [{"name": "QF_OUTPUT", "value": "pvc://x/y"}],
+            {"output": "pvc://a/b"},
+            id="flag over env",
+        ),
+    ],
+)
+def test_container_arguments(
+    args: list[str], env: list[dict[str, str]], want: dict[str, str]
+) -> None:
+    assert container_arguments(make_pod(args=args, env=env)) == want
+
+
+@pytest.mark.parametrize(
+    ("component", "want_program"),
+    [
+        pytest.param("quantize", "quantize", id="quantize Job"),
+        pytest.param("evaluate", "evaluate", id="evaluate Job"),
+        pytest.param("benchmark", "benchmark", id="benchmark Job"),
+        pytest.param("serve", None, id="a vLLM server keeps running"),
+        pytest.param("baseline", None, id="a baseline server keeps running"),
+    ],
+)
+def test_program_of(component: str, want_program: str | None) -> None:
+    assert program_of(make_pod(component)) == want_program
+
+
+def test_quantize_result_reports_the_requested_scheme_and_output() -> None:
+    pod = make_pod(args=["--scheme=W4A16", "--output=pvc://models/x", "--model-kind=text"])
+
+    exit_code, text = SimulatedResults()(pod) or (None, "")
+
+    result = parse_result(text)
+    assert exit_code == 0
+    assert isinstance(result, QuantizeResult)
+    assert (result.scheme, result.output, result.model_kind) == ("W4A16", "pvc://models/x", "text")
+    assert result.simulated is True
+    assert result.device == "simulated"
+
+
+@pytest.mark.parametrize(
+    ("producer", "model", "want_recovery"),
+    [
+        pytest.param(SimulatedResults(), "tiny", 99.6, id="default recovery passes the gate"),
+        pytest.param(SimulatedResults(recovery=93.5), "tiny", 93.5, id="configured recovery"),
+        pytest.param(
+            SimulatedResults(recovery_by_model={"bad": 90.0}), "bad", 90.0, id="per model"
+        ),
+    ],
+)
+def test_evaluate_result_has_the_configured_recovery(
+    producer: SimulatedResults, model: str, want_recovery: float
+) -> None:
+    pod = make_pod("evaluate", ["--tasks=chartqa,docvqa", "--limit=50"], model=model)
+
+    _, text = producer(pod) or (None, "")
+
+    result = parse_result(text)
+    assert isinstance(result, EvaluateResult)
+    assert result.recovery == pytest.approx(want_recovery, abs=0.01)
+    assert [task.task for task in result.tasks] == ["chartqa", "docvqa"]
+    assert result.limit == 50
+    assert result.simulated is True
+
+
+def test_benchmark_result_has_one_run_per_workload_and_scenario() -> None:
+    pod = make_pod("benchmark", ["--workloads=docvqa,captioning", "--scenarios=latency,throughput"])
+
+    _, text = SimulatedResults()(pod) or (None, "")
+
+    result = parse_result(text)
+    assert isinstance(result, BenchmarkResult)
+    assert len(result.runs) == 4
+    assert result.simulated is True
+
+
+def test_unsimulatable_arguments_give_a_failure_result() -> None:
+    exit_code, text = SimulatedResults()(make_pod(args=["--scheme=auto"])) or (None, "")
+
+    result = parse_result(text)
+    assert exit_code == 1
+    assert isinstance(result, FailureResult)
+    assert result.reason.startswith("SIMULATED: ")
+    assert result.simulated is True
+
+
+def test_pods_of_other_components_get_no_outcome() -> None:
+    assert SimulatedResults()(make_pod("serve")) is None
