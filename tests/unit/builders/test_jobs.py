@@ -1,0 +1,151 @@
+"""Quantize and evaluate Jobs: restricted pods, secrets by reference, names from their inputs."""
+
+from typing import Any
+
+import pytest
+from factories import make_owner, make_spec
+
+from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.children import child_name
+from quantfleet.builders.jobs import (
+    artifact_id,
+    build_evaluate_job,
+    build_gpu_job_placement,
+    build_quantize_job,
+    quantize_memory_floor_mib,
+)
+
+SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
+
+
+def quantize_job(**spec_overrides: Any) -> dict[str, Any]:
+    spec = make_spec(**spec_overrides)
+    placement = build_gpu_job_placement(0, [])
+    return build_quantize_job(make_owner(), spec, spec.quantization.scheme, placement, SETTINGS)
+
+
+def pod_spec(job: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    return spec
+
+
+def test_quantize_job_passes_pod_security_restricted() -> None:
+    pod = pod_spec(quantize_job())
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_hub_token_only_by_secret_reference() -> None:
+    job = quantize_job(
+        source={
+            "uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct",
+            "tokenSecretRef": {"name": "hf", "key": "token"},
+        }
+    )
+    env = pod_spec(job)["containers"][0]["env"]
+    token = next(e for e in env if e["name"] == "HF_TOKEN")
+    assert token == {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}},
+    }
+    assert all("value" not in e or e["value"] != "hf" for e in env)
+
+
+def test_quantize_job_is_bounded_and_owned() -> None:
+    job = quantize_job()
+    assert job["spec"]["backoffLimit"] == SETTINGS.job_backoff_limit
+    assert job["spec"]["activeDeadlineSeconds"] == SETTINGS.quantize_deadline_seconds
+    assert job["metadata"]["ownerReferences"][0]["controller"] is True
+    assert pod_spec(job)["restartPolicy"] == "Never"
+    assert pod_spec(job)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("change", "want_new_name"),
+    [
+        pytest.param({"quantization": {"scheme": "W8A8"}}, True, id="a-new-scheme-is-a-new-job"),
+        pytest.param({"output": {"uri": "pvc://models/other"}}, True, id="a-new-output-too"),
+        pytest.param(
+            {"quantization": {"scheme": "FP8_DYNAMIC", "calibration": {"samples": 64}}},
+            True,
+            id="calibration-changes-the-checkpoint",
+        ),
+        pytest.param({"serving": {"replicas": 3}}, False, id="serving-changes-keep-the-job"),
+        pytest.param({"evaluation": {"limit": 10}}, False, id="evaluation-changes-keep-it-too"),
+    ],
+)
+def test_quantize_job_name_follows_its_inputs(change: dict[str, Any], want_new_name: bool) -> None:
+    assert (quantize_job(**change)["metadata"]["name"] != quantize_job()["metadata"]["name"]) is (
+        want_new_name
+    )
+
+
+def test_pvc_locations_are_mounted_where_the_programs_look() -> None:
+    job = quantize_job(source={"uri": "pvc://weights/qwen"}, output={"uri": "pvc://models/q"})
+    mounts = {
+        m["mountPath"]: m["readOnly"]
+        for m in pod_spec(job)["containers"][0]["volumeMounts"]
+        if m["mountPath"].startswith("/mnt")
+    }
+    assert mounts == {"/mnt/quantfleet/weights": True, "/mnt/quantfleet/models": False}
+
+
+def test_recipe_from_a_configmap_is_mounted_and_passed_as_a_file() -> None:
+    job = quantize_job(
+        quantization={
+            "scheme": "W8A8",
+            "recipe": {"configMapRef": {"name": "recipes", "key": "int8.yaml"}},
+        }
+    )
+    container = pod_spec(job)["containers"][0]
+    assert "--recipe=/etc/quantfleet/recipe/recipe.yaml" in container["args"]
+    assert any(v.get("configMap", {}).get("name") == "recipes" for v in pod_spec(job)["volumes"])
+
+
+@pytest.mark.parametrize(
+    ("parameters", "want_floor_mib"),
+    [
+        pytest.param(None, 0, id="unknown-size-takes-any-gpu"),
+        pytest.param(7 * 10**9, int(7e9 * 2 * 1.2 / 2**20), id="7b-needs-its-bf16-weights"),
+        pytest.param(72 * 10**9, 80 * 1024, id="72b-is-capped-at-an-80gb-card"),
+    ],
+)
+def test_quantize_memory_floor(parameters: int | None, want_floor_mib: int) -> None:
+    assert quantize_memory_floor_mib(parameters) == want_floor_mib
+
+
+def test_evaluate_job_passes_cached_baseline_scores_for_its_tasks_only() -> None:
+    spec = make_spec(evaluation={"tasks": ["chartqa", "mmmu"], "limit": 50})
+    job = build_evaluate_job(
+        make_owner(),
+        spec,
+        artifact_id(spec, Scheme.FP8_DYNAMIC),
+        ModelKind.VISION_LANGUAGE,
+        build_gpu_job_placement(0, []),
+        2,
+        {"chartqa": 0.8, "mmlu": 0.6},
+        SETTINGS,
+    )
+    args = pod_spec(job)["containers"][0]["args"]
+    assert "--tasks=chartqa,mmmu" in args
+    assert '--baseline-scores={"chartqa": 0.8}' in args
+    assert pod_spec(job)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
+@pytest.mark.parametrize("owner", ["q", "a" * 63, "b" * 200])
+def test_child_names_fit_a_dns_label(owner: str) -> None:
+    name = child_name(owner, "quantize", "0123abcd")
+    assert len(name) <= 63
+    assert name.endswith("-quantize-0123abcd")
+    assert child_name(owner, "quantize", "0123abcd") == name
+
+
+def test_long_owner_names_do_not_collide() -> None:
+    assert child_name("x" * 80 + "a", "vllm") != child_name("x" * 80 + "b", "vllm")
