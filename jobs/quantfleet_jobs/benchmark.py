@@ -1,0 +1,290 @@
+"""Benchmark an OpenAI-compatible endpoint with GuideLLM (0.8.1's CLI) over the study's workloads
+and scenarios; summarise each workload x scenario and fail on a run whose error rate is too high.
+
+parse → check the endpoint answers → one `guidellm run` per workload x scenario → summarise its
+JSON → keep the full reports (JSON, HTML) as the artifact → write the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantfleet.api.enums import ScenarioKind, WorkloadPreset
+from quantfleet.api.results import BenchmarkResult, BenchmarkRun, Percentiles
+from quantfleet_jobs.common import (
+    JobArgumentParser,
+    JobError,
+    add_common_arguments,
+    env_default,
+    fetch_source,
+    library_versions,
+    publish,
+    run_program,
+    split_list,
+    staging_dir,
+    workdir_for,
+)
+
+MAX_RUNS = 12  # what BenchmarkResult.runs may hold within the 4 KB termination message
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests of one shape: an image of width x height (none if 0), prompt and output tokens."""
+
+    name: str
+    width: int
+    height: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+# The study's workloads (quantization.md §1): image size, prompt tokens, generated tokens.
+PRESETS = {
+    WorkloadPreset.DOCVQA.value: Workload("docvqa", 1680, 2240, 64, 128),
+    WorkloadPreset.VISUAL_REASONING.value: Workload("visual-reasoning", 640, 480, 128, 128),
+    WorkloadPreset.CAPTIONING.value: Workload("captioning", 480, 360, 0, 128),
+}
+SCENARIOS = [s.value for s in ScenarioKind]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = JobArgumentParser(prog="quantfleet-benchmark", description=__doc__)
+    parser.add_argument("--target", default=env_default("TARGET"), help="Endpoint base URL")
+    parser.add_argument("--model", default=env_default("MODEL"), help="Served model name")
+    parser.add_argument(
+        "--tokenizer",
+        default=env_default("TOKENIZER"),
+        help="Tokenizer for synthetic prompts: path, pvc://, hf://, s3:// (default: --model)",
+    )
+    parser.add_argument(
+        "--workloads",
+        default=env_default("WORKLOADS", "docvqa,visual-reasoning,captioning"),
+        help="Comma list of presets (docvqa, visual-reasoning, captioning) or "
+        "NAME:WIDTHxHEIGHT:PROMPT_TOKENS:OUTPUT_TOKENS (0x0 = text only)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=env_default("SCENARIOS", "latency,throughput"),
+        help=f"Comma list of {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--rates", default=env_default("RATES", "1,2,4"), help="Requests/s for the rate scenario"
+    )
+    parser.add_argument("--max-requests", type=int, default=_int(env_default("MAX_REQUESTS")))
+    parser.add_argument(
+        "--max-seconds", type=float, default=float(env_default("MAX_SECONDS", "120") or 120)
+    )
+    parser.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=float(env_default("MAX_ERROR_RATE", "0.05") or 0.05),
+        help="A run whose errored / (successful + errored) exceeds this fails",
+    )
+    parser.add_argument(
+        "--output", default=env_default("OUTPUT"), help="Where the reports go: path, pvc://, s3://"
+    )
+    add_common_arguments(parser)
+    return parser
+
+
+def benchmark(args: argparse.Namespace) -> BenchmarkResult:
+    started = time.monotonic()
+    if not args.target or not args.model or not args.output:
+        raise JobError("--target, --model and --output are required")
+    workloads = [parse_workload(spec) for spec in split_list(args.workloads)]
+    scenarios = split_list(args.scenarios)
+    if unknown := [s for s in scenarios if s not in SCENARIOS]:
+        raise JobError(f"unknown scenario {unknown[0]!r}: want one of {', '.join(SCENARIOS)}")
+    rates = [float(r) for r in split_list(args.rates)] if "rate" in scenarios else []
+    expected_runs = len(workloads) * sum(_runs_per_scenario(s, rates) for s in scenarios)
+    if not workloads or not scenarios or expected_runs > MAX_RUNS:
+        raise JobError(f"{expected_runs} workload x scenario runs requested; want 1..{MAX_RUNS}")
+    check_endpoint(args.target)
+    workdir = workdir_for(args)
+    tokenizer: str | Path = args.tokenizer or args.model
+    if _looks_like_location(str(tokenizer)):  # else a hub name GuideLLM resolves itself
+        tokenizer = fetch_source(
+            str(tokenizer), mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env
+        )
+
+    runs: list[BenchmarkRun] = []
+    with staging_dir(args.output, mount_root=args.mount_root, workdir=workdir) as staging:
+        for workload in workloads:
+            for scenario in scenarios:
+                report = staging / f"{workload.name}-{scenario}.json"
+                run_guidellm(args, workload, scenario, rates, str(tokenizer), report)
+                runs.extend(summarise(json.loads(report.read_text()), workload.name, scenario))
+        for run in runs:
+            if run.successful == 0 or run.error_rate > args.max_error_rate:
+                raise JobError(
+                    f"{run.workload}/{run.scenario}: error rate {run.error_rate:.2f} is over"
+                    f" {args.max_error_rate:.2f} ({run.errored} of"
+                    f" {run.errored + run.successful} requests failed)"
+                )
+        (staging / "summary.json").write_text(
+            json.dumps([run.model_dump(by_alias=True) for run in runs], indent=1)
+        )
+        output = publish(staging, args.output, mount_root=args.mount_root, marker="summary.json")
+
+    return BenchmarkResult(
+        target=args.target,
+        model=args.model,
+        runs=runs,
+        max_error_rate=args.max_error_rate,
+        report=output,
+        duration_seconds=round(time.monotonic() - started, 3),
+        library_versions=library_versions("guidellm"),
+    )
+
+
+def parse_workload(spec: str) -> Workload:
+    """A preset name or NAME:WIDTHxHEIGHT:PROMPT_TOKENS:OUTPUT_TOKENS."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    try:
+        name, size, prompt, output = spec.split(":")
+        width, height = (int(v) for v in size.lower().split("x"))
+        workload = Workload(name, width, height, int(prompt), int(output))
+    except ValueError as error:
+        raise JobError(
+            f"bad workload {spec!r}: want one of {', '.join(PRESETS)} or "
+            "NAME:WIDTHxHEIGHT:PROMPT_TOKENS:OUTPUT_TOKENS"
+        ) from error
+    if workload.output_tokens < 1 or (workload.width == 0 and workload.prompt_tokens < 1):
+        raise JobError(f"bad workload {spec!r}: a request needs a prompt and output tokens")
+    return workload
+
+
+def check_endpoint(target: str) -> None:
+    """Fail fast, with the cause, when nothing answers at the endpoint."""
+    url = target.rstrip("/") + "/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        raise JobError(f"endpoint {target} answered {error.code} for /v1/models") from error
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise JobError(f"endpoint {target} is unreachable: {reason}") from error
+
+
+def run_guidellm(
+    args: argparse.Namespace,
+    workload: Workload,
+    scenario: str,
+    rates: list[float],
+    tokenizer: str,
+    report: Path,
+) -> None:
+    """One `guidellm run` (0.8.1 CLI, checked on this kind of machine) writing JSON and HTML."""
+    data = []
+    if workload.prompt_tokens > 0 or workload.width == 0:
+        data += ["--data", f"kind=synthetic_text,prompt_tokens={workload.prompt_tokens},"
+                 f"output_tokens={workload.output_tokens}"]  # fmt: skip
+    if workload.width > 0:
+        image = f"kind=synthetic_image,width={workload.width},height={workload.height}"
+        if workload.prompt_tokens == 0:  # image-only prompt (captioning): tokens go here
+            image += f",output_tokens={workload.output_tokens}"
+        data += ["--data", image]
+    profile = {
+        "latency": ["--profile", "kind=synchronous"],
+        "throughput": ["--profile", "kind=throughput"],
+        "sweep": ["--profile", "kind=sweep"],
+        "rate": ["--profile", "kind=constant", "--override", "profile.rate",
+                 ",".join(f"{r:g}" for r in rates)],
+    }[scenario]  # fmt: skip
+    constraints = ["--constraint", f"kind=max_duration,seconds={args.max_seconds:g}"]
+    if args.max_requests:
+        constraints += ["--constraint", f"kind=max_requests,count={args.max_requests}"]
+    command = [
+        sys.executable, "-m", "guidellm", "run",
+        "--backend", f"kind=openai_http,target={args.target},model={args.model}",
+        *profile, *constraints,
+        "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
+        *data,
+        "--output", f"kind=json,path={report}",
+        "--output", f"kind=html,path={report.with_suffix('.html')}",
+        "--disable-progress",
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0 or not report.is_file():
+        lines = [ln for ln in (completed.stderr + completed.stdout).splitlines() if ln.strip()]
+        last = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1] if lines else "")
+        raise JobError(
+            f"guidellm failed for {workload.name}/{scenario} (exit {completed.returncode}): {last}"
+        )
+
+
+def summarise(report: dict[str, Any], workload: str, scenario: str) -> list[BenchmarkRun]:
+    """One BenchmarkRun per benchmark in a GuideLLM report (a rate list or sweep gives several)."""
+    runs = []
+    for bench in report.get("benchmarks", []):
+        metrics = bench["metrics"]
+        totals = metrics["request_totals"]
+        successful, errored = int(totals["successful"]), int(totals["errored"])
+        strategy = bench["config"]["strategy"]
+        label = scenario
+        if strategy.get("rate") is not None and scenario in ("rate", "sweep"):
+            label = f"{scenario}@{strategy['rate']:.3g}"
+        elif scenario == "sweep":
+            label = f"sweep:{strategy['type_']}"
+        runs.append(
+            BenchmarkRun(
+                workload=workload,
+                scenario=label,
+                requests_per_second=_mean(metrics, "requests_per_second"),
+                output_tokens_per_second=_mean(metrics, "output_tokens_per_second"),
+                ttft_ms=_percentiles(metrics, "time_to_first_token_ms"),
+                itl_ms=_percentiles(metrics, "inter_token_latency_ms"),
+                latency_s=_percentiles(metrics, "request_latency"),
+                successful=successful,
+                errored=errored,
+                error_rate=errored / (successful + errored) if successful + errored else 1.0,
+            )
+        )
+    if not runs:
+        raise JobError(f"guidellm report for {workload}/{scenario} holds no benchmark")
+    return runs
+
+
+def _mean(metrics: dict[str, Any], name: str) -> float:
+    return round(float(metrics[name]["successful"]["mean"] or 0.0), 4)
+
+
+def _percentiles(metrics: dict[str, Any], name: str) -> Percentiles:
+    p = metrics[name]["successful"]["percentiles"]
+    return Percentiles(
+        p50=round(float(p["p50"] or 0.0), 4),
+        p90=round(float(p["p90"] or 0.0), 4),
+        p99=round(float(p["p99"] or 0.0), 4),
+    )
+
+
+def _runs_per_scenario(scenario: str, rates: list[float]) -> int:
+    return {"rate": len(rates), "sweep": 10}.get(scenario, 1)
+
+
+def _looks_like_location(reference: str) -> bool:
+    return "://" in reference or Path(reference).exists()
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program("benchmark", build_parser(), benchmark, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
