@@ -251,3 +251,19 @@ def test_a_spec_change_replaces_what_must_change_and_only_that(models: Models) -
     assert len(jobs_after) == 2
     assert set(jobs_after).isdisjoint(jobs_before)
     assert models.deployments("change")[0].metadata.uid == deployment_uid
+
+
+def test_each_step_posts_an_event(models: Models, api_client: client.ApiClient) -> None:
+    models.create(make_model("told"))
+    models.wait_condition("told", "Ready", "True")
+
+    def reasons() -> set[str] | None:
+        events = (
+            client.CoreV1Api(api_client)
+            .list_namespaced_event(models.namespace, field_selector="involvedObject.name=told")
+            .items
+        )
+        found = {e.reason for e in events}
+        return found if {"Placed", "Succeeded", "PassedGate", "DeploymentReady"} <= found else None
+
+    poll_until(reasons, timeout=30, what="events for planned, quantized, promoted, ready")

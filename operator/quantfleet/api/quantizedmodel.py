@@ -289,6 +289,23 @@ class QuantizedModelSpec(ApiModel):
     )
     serving: Serving = Field(default_factory=Serving, description="How the checkpoint is served.")
 
+    model_config = validations(
+        cel(
+            "self.quantization.scheme != 'auto' || has(self.source.parametersBillions)",
+            "scheme auto needs source.parametersBillions to choose before quantizing",
+            ".source.parametersBillions",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _auto_needs_size(self) -> Self:
+        if self.quantization.scheme == Scheme.AUTO and self.source.parameters_billions is None:
+            raise ValueError(
+                "spec.source.parametersBillions is required with scheme auto, to choose before "
+                "quantizing"
+            )
+        return self
+
     def min_recovery(self, scheme: Scheme) -> float:
         """The gate for the resolved scheme: the spec's, or the study's figure for the scheme."""
         return self.evaluation.min_recovery or DEFAULT_MIN_RECOVERY[scheme]

@@ -5,7 +5,7 @@ it in status. One idempotent pass serves every trigger."""
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -40,7 +40,10 @@ from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
 PLURAL = "quantizedmodels"
-RESYNC_SECONDS = 120  # catch what no event reports: a node that came, a child edited by hand
+# Catch what no event reports: a node that came, a child edited by hand.
+RESYNC_SECONDS = 120
+# A False that only says "not yet" is no news worth an event.
+QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
 MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
     "app.kubernetes.io/managed-by": "quantfleet",
     LABEL_MODEL: kopf.PRESENT,
@@ -216,7 +219,24 @@ def _report(body: Json, model: QuantizedModel, status: QuantizedModelStatus) -> 
     old = body.get("status") or {}
     if _comparable(new) != _comparable(old):
         children.patch_status(api_client(), body, _with_removals(new, old))
+        _post_transitions(body, old.get("conditions") or [], status)
     metrics.record_model(model.metadata["namespace"], model.metadata["name"], status)
+
+
+def _post_transitions(body: Json, before: list[Json], status: QuantizedModelStatus) -> None:
+    """An event for each step that just succeeded (Normal) or failed (Warning)."""
+    previous = {c.get("type"): c.get("status") for c in before}
+    for condition in status.conditions:
+        if condition.status == previous.get(condition.type) or condition.status == "Unknown":
+            continue
+        if condition.reason in QUIET_REASONS:
+            continue
+        kopf.event(
+            cast(kopf.Body, body),  # kopf reads only the object's reference from it
+            type="Normal" if condition.status == "True" else "Warning",
+            reason=condition.reason,
+            message=f"{condition.type}: {condition.message}"[:1024],
+        )
 
 
 def _comparable(status: Json) -> Json:
