@@ -8,9 +8,11 @@
   as a subprocess with that kubeconfig, live on fresh metrics/liveness ports. `operator` makes
   sure it is running when the test starts, so a test may `kill()`, `stop()` or `restart()` it.
 - `worker`: the SIMULATED worker in a thread, completing Job pods; set `worker.producer`.
+- `make_volume(namespace, claim)`: a bound claim for pvc:// outputs (Job pods stay Pending
+  until their claim is bound; the testbed has no provisioner).
 """
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from .harness import (
     install_crds,
     install_rbac,
     mint_token,
+    simulated_volume,
     write_token_kubeconfig,
 )
 
@@ -96,6 +99,22 @@ def worker(api_client: client.ApiClient) -> Iterator[SimulatedWorker]:
     simulated = SimulatedWorker(api_client, SimulatedResults()).start()
     yield simulated
     simulated.stop()
+
+
+@pytest.fixture
+def make_volume(api_client: client.ApiClient) -> Iterator[Callable[[str, str], str]]:
+    """Factory: `make_volume(namespace, "models")` binds claim `models` in `namespace` to a
+    volume made for it; returns the volume's name. Volumes are deleted after the test."""
+    made: list[str] = []
+
+    def make(namespace: str, claim: str = "models") -> str:
+        made.append(simulated_volume(api_client, namespace, claim))
+        return made[-1]
+
+    yield make
+    core = client.CoreV1Api(api_client)
+    for volume in made:
+        core.delete_persistent_volume(volume)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -4,6 +4,7 @@ holds only that token's permissions."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -171,6 +172,9 @@ class OperatorProcess:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
             )
+        # A test run that ends without fixture teardown must not leave an operator behind
+        # reconciling the next run's objects.
+        atexit.register(self.kill)
         try:
             self.wait_live(timeout)
         except BaseException:
@@ -200,6 +204,7 @@ class OperatorProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL past `timeout`; the exit status, None if it was not running."""
+        atexit.unregister(self.kill)
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -213,6 +218,7 @@ class OperatorProcess:
 
     def kill(self) -> int | None:
         """SIGKILL: no cleanup, no finalizer removal, no status written; a crash."""
+        atexit.unregister(self.kill)
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -248,3 +254,46 @@ def as_operator_argv(argv: Sequence[str]) -> Argv:
         ]
 
     return build
+
+
+def simulated_volume(api: client.ApiClient, namespace: str, claim: str, size: str = "1Ti") -> str:
+    """A PersistentVolumeClaim `claim`, bound to a PersistentVolume made for it.
+
+    Job pods mount their model storage by claim (pvc://CLAIM/PATH); the scheduler places a pod
+    only once its claim is bound. The testbed has no storage provisioner and kwok mounts
+    nothing, so the volume is a pre-bound hostPath that no container ever sees. Returns the
+    PersistentVolume's name (cluster-scoped: the caller deletes it)."""
+    core = client.CoreV1Api(api)
+    volume = f"sim-{namespace}-{claim}"[:63]
+    core.create_persistent_volume(
+        {
+            "metadata": {"name": volume, "labels": {"quantfleet.io/simulated": "true"}},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": f"/var/lib/quantfleet-simulated/{volume}"},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        }
+    )
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": size}},
+            },
+        },
+    )
+
+    def bound() -> bool:
+        pvc = core.read_namespaced_persistent_volume_claim(claim, namespace)
+        return bool(pvc.status.phase == "Bound")
+
+    poll_until(bound, timeout=60, what=f"claim {namespace}/{claim} to be bound")
+    return volume
