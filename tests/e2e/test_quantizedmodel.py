@@ -2,12 +2,15 @@
 (its own RBAC), the real Job and Deployment controllers, the real scheduler placing pods on
 kwok's simulated GPU nodes, and the SIMULATED worker standing in for the GPU Job programs."""
 
+import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from quantfleet.testbed.cluster import AUDIT_LOG, ClusterState
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
 
@@ -267,3 +270,25 @@ def test_each_step_posts_an_event(models: Models, api_client: client.ApiClient) 
         return found if {"Placed", "Succeeded", "PassedGate", "DeploymentReady"} <= found else None
 
     poll_until(reasons, timeout=30, what="events for planned, quantized, promoted, ready")
+
+
+OPERATOR_USER = "system:serviceaccount:quantfleet-system:quantfleet-operator"
+# The budget one model may cost on its way to Ready (status writes included; reads are free).
+WRITE_BUDGET = 20
+
+
+def test_api_writes_one_model_costs_to_reach_ready(models: Models, cluster: ClusterState) -> None:
+    models.create(make_model("counted"))
+    models.wait_condition("counted", "Ready", "True")
+    audit = cluster.data_dir / AUDIT_LOG
+    writes: Counter[str] = Counter()
+    for line in audit.read_text().splitlines():
+        entry = json.loads(line)
+        ref = entry.get("objectRef") or {}
+        if entry["user"]["username"] == OPERATOR_USER and ref.get("namespace") == models.namespace:
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            writes[f"{entry['verb']} {ref.get('resource')}{sub}"] += 1
+    print(f"API writes to reach Ready: {sum(writes.values())} {dict(writes)}")
+    assert writes["create jobs"] == 2
+    assert writes["patch deployments"] + writes["create deployments"] == 1
+    assert sum(writes.values()) <= WRITE_BUDGET, writes

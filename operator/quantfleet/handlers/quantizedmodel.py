@@ -2,7 +2,9 @@
 changes, recompute plan → quantize → evaluate → gate → serve from what is observed and report
 it in status. One idempotent pass serves every trigger."""
 
+import threading
 import time
+from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -44,6 +46,7 @@ PLURAL = "quantizedmodels"
 RESYNC_SECONDS = 120
 # A False that only says "not yet" is no news worth an event.
 QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
+_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
     "app.kubernetes.io/managed-by": "quantfleet",
     LABEL_MODEL: kopf.PRESENT,
@@ -60,18 +63,25 @@ def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def quantized_model(body: kopf.Body, **kwargs: Any) -> None:
+def quantized_model(name: str, namespace: str | None, **kwargs: Any) -> None:
     """When a QuantizedModel appears, changes, resumes or is due a resync, reconcile it."""
-    reconcile(dict(body), _nodes(kwargs))
+    reconcile_named(namespace or "", name, _nodes(kwargs))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
     """When a Job or Deployment of a model changes, reconcile the model that owns it."""
-    owner = kube_models.read_quantized_model(api_client(), namespace or "", labels[LABEL_MODEL])
-    if owner is not None:
-        reconcile(owner, _nodes(kwargs))
+    reconcile_named(namespace or "", labels[LABEL_MODEL], _nodes(kwargs))
+
+
+def reconcile_named(namespace: str, name: str, nodes: list[Json]) -> None:
+    """Reconcile one model at a time, from a fresh read: a Job event and a resync arriving
+    together then cost one set of writes, not two racing ones."""
+    with _locks[(namespace, name)]:
+        body = kube_models.read_quantized_model(api_client(), namespace, name)
+        if body is not None:
+            reconcile(body, nodes)
 
 
 def _nodes(kwargs: dict[str, Any]) -> list[Json]:
@@ -193,7 +203,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
     scores = evaluate_result(evaluate)
     if scores is None:
         return observed
-    if not scores.baseline_cached:
+    if any(task.task not in cached for task in scores.tasks):
         kube_models.write_baseline_scores(api, namespace, spec, scores)
     promotion = decide_promotion(spec, plan.scheme, scores, artifact)
     observed = replace(observed, promotion=promotion)

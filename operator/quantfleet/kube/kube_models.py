@@ -76,8 +76,8 @@ def write_baseline_scores(
     core = client.CoreV1Api(api)
     with api_errors(f"writing ConfigMap {namespace}/{name}"):
         try:
-            core.patch_namespaced_config_map(name, namespace, {"data": body["data"]})
-        except ApiException as error:
-            if error.status != 404:
-                raise
             core.create_namespaced_config_map(namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            core.patch_namespaced_config_map(name, namespace, {"data": body["data"]})

@@ -37,6 +37,17 @@ FIRST_SERVICE_IP = "10.0.0.1"
 POD_CIDR = "10.244.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STATE_FILE = "cluster.json"
+AUDIT_LOG = "audit.log"
+# Writes only (the API calls an operator costs), at Metadata level: who, what verb, which object.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 
 Log = Callable[[str], None]
 
@@ -146,6 +157,7 @@ class Cluster:
         self._launch("etcd", self._etcd_args(ports))
         self._wait(deadline, "etcd to report healthy", lambda: _etcd_healthy(ports.etcd_client))
 
+        (self.data_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         self._launch("kube-apiserver", self._apiserver_args(ports, pki))
         admin_tls = _client_tls(pki)
         self._wait(
@@ -286,6 +298,10 @@ class Cluster:
             # PodSecurity is on by default; named so that nobody has to look it up.
             "--enable-admission-plugins=PodSecurity,NodeRestriction",
             "--profiling=false",
+            # An audit log of writes, so tests and benchmarks can count what a client cost.
+            f"--audit-policy-file={self.data_dir / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.data_dir / AUDIT_LOG}",
+            "--audit-log-maxsize=100",
         ]
 
 
