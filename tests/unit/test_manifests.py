@@ -2,6 +2,7 @@
 "restricted", and the RBAC grants no Secrets, no wildcards and nothing cluster-wide but reads."""
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,34 @@ def test_rbac_bindings_bind_the_operator_service_account_to_defined_roles() -> N
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": OPERATOR_NAMESPACE}
         ]
+
+
+def argocd_health() -> dict[str, str]:
+    patch = documents(MANIFESTS / "argocd" / "argocd-cm-patch.yaml")[0]
+    prefix = "resource.customizations.health.quantfleet.io_"
+    return {key.removeprefix(prefix): lua for key, lua in patch["data"].items()}
+
+
+def test_argocd_health_checks_cover_both_kinds() -> None:
+    assert set(argocd_health()) == {"QuantizedModel", "BenchmarkRun"}
+
+
+def test_argocd_health_checks_name_only_real_condition_types_and_reasons() -> None:
+    from quantfleet.api.conditions import (
+        BenchmarkRunCondition,
+        QuantizedModelCondition,
+        Reason,
+    )
+
+    lua = argocd_health()
+    degraded = re.search(r"local degraded = \{(.*?)\}", lua["QuantizedModel"], re.S)
+    assert degraded is not None
+    reasons = set(re.findall(r"(\w+) = true", degraded.group(1)))
+    assert reasons
+    assert reasons <= {reason.value for reason in Reason}
+    for literal in re.findall(r'reason == "(\w+)"', lua["QuantizedModel"]):
+        assert literal in {reason.value for reason in Reason}
+    for literal in re.findall(r'type == "(\w+)"', lua["QuantizedModel"]):
+        assert literal in {condition.value for condition in QuantizedModelCondition}
+    for literal in re.findall(r'type == "(\w+)"', lua["BenchmarkRun"]):
+        assert literal in {condition.value for condition in BenchmarkRunCondition}
