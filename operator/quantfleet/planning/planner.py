@@ -15,7 +15,7 @@ from quantfleet.planning.capacity import (
 )
 from quantfleet.planning.compat import Support, compatibility, family_label, native_families
 from quantfleet.planning.inventory import GpuInventory, GpuPool, Taint
-from quantfleet.planning.rules import MEMORY_BOUND_WHY, POOL_PREFERENCE, auto_rule
+from quantfleet.planning.rules import MEMORY_BOUND_WHY, POOL_PREFERENCE, auto_rule, meant_for
 
 # Schemes a user can name; what messages suggest instead, smallest weights first.
 CONCRETE_SCHEMES = (Scheme.W4A16, Scheme.NVFP4, Scheme.W8A8, Scheme.FP8_DYNAMIC)
@@ -124,6 +124,7 @@ def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unpl
         key=lambda c: (
             c.step,
             c.support is not Support.NATIVE,
+            not meant_for(c.scheme, c.pool.family),
             prefer(c.pool, c.sizing.gpus_per_replica),
         ),
     )
@@ -204,7 +205,9 @@ def _plan_around(best: _Candidate, request: PlanRequest, pools: tuple[GpuPool, .
     native = [(pool, support) for pool, support in fitting if support is Support.NATIVE]
     chosen = native or fitting
     prefer = POOL_PREFERENCE[request.objective]
-    ranked = sorted(chosen, key=lambda item: prefer(item[0], gpus))
+    ranked = sorted(
+        chosen, key=lambda item: (not meant_for(best.scheme, item[0].family), prefer(item[0], gpus))
+    )
     step = max(1, 100 // len(ranked))
     targets = tuple(
         Target(pool, support, max(1, 100 - rank * step))

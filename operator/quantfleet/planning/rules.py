@@ -65,6 +65,13 @@ def auto_rule(objective: Objective, family: GpuFamily) -> AutoRule | None:
     )
 
 
+def meant_for(scheme: Scheme, family: GpuFamily) -> bool:
+    """Whether the rules pick `scheme` first on `family` for some objective: the GPUs a scheme
+    is meant for (INT8 on Ampere and older, FP8 from Ada, §1). An explicit W8A8 then prefers
+    Ampere and leaves Hopper to the scheme it runs best."""
+    return any(rule.schemes[0] is scheme and family in rule.families for rule in AUTO_RULES)
+
+
 # Which GPU kind serves an objective best, as a sort key over (pool, GPUs per replica), smaller
 # first. Latency: the newest generation has the fastest kernels (§3: Machete on 9.0, FP8/FP4
 # tensor cores), and fewer GPUs mean less tensor-parallel traffic. Throughput: the fewest GPUs per

@@ -102,7 +102,7 @@ def test_the_testbed_fleet_file_is_read(capsys: pytest.CaptureFixture[str]) -> N
     )
 
     assert code == 0
-    assert "target families:  hopper, ada-lovelace, ampere, turing" in out
+    assert "target families:  ampere, turing, hopper, ada-lovelace" in out
 
 
 def test_show_placement_prints_the_pod_terms(

@@ -455,3 +455,20 @@ def test_a_whole_catalogue_fleet_plans_every_objective(
         BALANCED: FP8,
         LATENCY: NVFP4,
     }
+
+
+@pytest.mark.parametrize(
+    ("scheme", "want_first"),
+    [
+        pytest.param(Scheme.W8A8, "ampere", id="int8-prefers-ampere-leaving-hopper-to-fp8"),
+        pytest.param(Scheme.FP8_DYNAMIC, "hopper", id="fp8-prefers-the-gpus-with-fp8-cores"),
+    ],
+)
+def test_an_explicit_scheme_prefers_the_gpus_it_is_meant_for(
+    scheme: Scheme, want_first: str
+) -> None:
+    plan = plan_placement(
+        PlanRequest(parameters=7 * 10**9, scheme=scheme), make_inventory("h100", "a100")
+    )
+    assert isinstance(plan, Plan)
+    assert plan.target_families[0] == want_first
