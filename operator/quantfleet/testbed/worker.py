@@ -115,6 +115,8 @@ _FORMATS: dict[Scheme, tuple[str, float]] = {
     Scheme.NVFP4: ("nvfp4-pack-quantized", 0.30),
 }
 _SIMULATED_SOURCE_BYTES = 16_000_000_000
+# GuideLLM's sweep makes ten benchmarks (quantfleet_jobs.benchmark).
+SWEEP_STEPS = 10
 
 
 @dataclass
@@ -171,42 +173,58 @@ class SimulatedResults:
     def evaluate(self, arguments: Mapping[str, str], model: str) -> EvaluateResult:
         recovery = self.recovery_by_model.get(model, self.recovery)
         tasks = _split(arguments.get("tasks")) or [EvalTask.CHARTQA.value]
+        # Cached baseline scores arrive as a JSON object, task -> score (the operator's cache).
+        cached: dict[str, float] = json.loads(arguments.get("baseline-scores") or "{}")
         scores = []
         for task in tasks:
-            baseline = round(0.80 + _jitter(task, 0.1), 4)
+            baseline = round(float(cached.get(task, 0.80 + _jitter(task, 0.1))), 4)
             scores.append(
                 TaskScore(
                     task=task,
                     metric="acc",
                     baseline=baseline,
                     quantized=round(baseline * recovery / 100, 4),
-                    recovery=round(recovery, 2),
+                    recovery=round(recovery, 2) if baseline else None,
                 )
             )
         baseline_average = sum(score.baseline for score in scores) / len(scores)
         quantized_average = sum(score.quantized for score in scores) / len(scores)
         limit = arguments.get("limit")
         return EvaluateResult(
-            engine="vllm",
+            engine="vllm" if arguments.get("engine", "vllm") == "vllm" else "hf",
             baseline=arguments.get("baseline", "simulated://baseline"),
             baseline_revision=arguments.get("baseline-revision"),
             quantized=arguments.get("quantized", "simulated://quantized"),
             limit=int(limit) if limit else None,
-            baseline_cached=False,
+            baseline_cached=all(task in cached for task in tasks),
             tasks=scores,
             baseline_average=round(baseline_average, 4),
             quantized_average=round(quantized_average, 4),
-            recovery=round(quantized_average / baseline_average * 100, 2),
+            recovery=(
+                round(quantized_average / baseline_average * 100, 2) if baseline_average else None
+            ),
             duration_seconds=0.0,
             library_versions=SIMULATED_VERSIONS,
         )
 
     def benchmark(self, arguments: Mapping[str, str], pod_name: str) -> BenchmarkResult:
-        workloads = _split(arguments.get("workloads") or arguments.get("workload")) or ["docvqa"]
-        scenarios = _split(arguments.get("scenarios") or arguments.get("scenario")) or ["latency"]
+        # Workloads come as NAME or NAME:WIDTHxHEIGHT:PROMPT:OUTPUT; results carry the NAME.
+        workloads = [workload.split(":")[0] for workload in _split(arguments.get("workloads"))] or [
+            "docvqa"
+        ]
+        labels: list[str] = []
+        for scenario in _split(arguments.get("scenarios")) or ["latency"]:
+            # Labelled as the benchmark program labels GuideLLM's runs: one per rate.
+            if scenario == "rate":
+                rates = _split(arguments.get("rates")) or ["1", "2", "4"]
+                labels.extend(f"rate@{float(rate):.3g}" for rate in rates)
+            elif scenario == "sweep":
+                labels.extend(f"sweep@{step + 1:.3g}" for step in range(SWEEP_STEPS))
+            else:
+                labels.append(scenario)
         runs = []
         for workload in workloads:
-            for scenario in scenarios:
+            for scenario in labels:
                 rate = round(4.0 + _jitter(f"{pod_name}/{workload}/{scenario}", 1.0), 3)
                 runs.append(
                     BenchmarkRunResult(
@@ -227,7 +245,7 @@ class SimulatedResults:
             model=arguments.get("model", "simulated"),
             runs=runs[:12],
             max_error_rate=float(arguments.get("max-error-rate", "0.01")),
-            report=arguments.get("report", "simulated://report"),
+            report=arguments.get("output", "simulated://report"),
             duration_seconds=0.0,
             library_versions=SIMULATED_VERSIONS,
         )

@@ -144,3 +144,40 @@ def test_unsimulatable_arguments_give_a_failure_result() -> None:
 
 def test_pods_of_other_components_get_no_outcome() -> None:
     assert SimulatedResults()(make_pod("serve")) is None
+
+
+def test_evaluate_uses_cached_baseline_scores_like_the_program() -> None:
+    pod = make_pod("evaluate", ["--tasks=chartqa,docvqa", '--baseline-scores={"chartqa": 0.5}'])
+
+    _, text = SimulatedResults(recovery=98.0)(pod) or (None, "")
+
+    result = parse_result(text)
+    assert isinstance(result, EvaluateResult)
+    assert result.tasks[0].baseline == 0.5
+    assert result.tasks[0].quantized == pytest.approx(0.49)
+    assert result.baseline_cached is False  # docvqa was not cached
+
+
+@pytest.mark.parametrize(
+    ("args", "want_runs"),
+    [
+        pytest.param(
+            ["--workloads=doc:1680x2240:128:64", "--scenarios=latency,throughput"],
+            [("doc", "latency"), ("doc", "throughput")],
+            id="workload shape dropped from the name",
+        ),
+        pytest.param(
+            ["--workloads=doc", "--scenarios=rate", "--rates=2,8"],
+            [("doc", "rate@2"), ("doc", "rate@8")],
+            id="one run per rate",
+        ),
+    ],
+)
+def test_benchmark_runs_are_labelled_as_the_program_labels_them(
+    args: list[str], want_runs: list[tuple[str, str]]
+) -> None:
+    _, text = SimulatedResults()(make_pod("benchmark", args)) or (None, "")
+
+    result = parse_result(text)
+    assert isinstance(result, BenchmarkResult)
+    assert [(run.workload, run.scenario) for run in result.runs] == want_runs
