@@ -267,3 +267,16 @@ def test_argocd_health_checks_name_only_real_condition_types_and_reasons() -> No
         assert literal in {condition.value for condition in QuantizedModelCondition}
     for literal in re.findall(r'type == "(\w+)"', lua["BenchmarkRun"]):
         assert literal in {condition.value for condition in BenchmarkRunCondition}
+
+
+def test_prometheus_alerts_use_metrics_the_operator_exports() -> None:
+    (rule,) = documents(MANIFESTS / "monitoring" / "prometheusrule.yaml")
+    metrics_source = (ROOT / "operator" / "quantfleet" / "handlers" / "metrics.py").read_text()
+    expressions = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert expressions
+    for expression in expressions:
+        names = set(re.findall(r"quantfleet_\w+", expression))
+        assert names, expression
+        for name in names:
+            declared = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert f'"{declared}"' in metrics_source, name
