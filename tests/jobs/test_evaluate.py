@@ -1,0 +1,158 @@
+"""The evaluate program for real: lm-evaluation-harness over transformers on the CPU, with local
+task definitions and data (no hub), baseline vs quantized, recovery as the study computes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quantfleet.api.results import EvaluateResult, FailureResult, parse_result
+from quantfleet_jobs import evaluate, quantize
+
+TASK_TEMPLATE = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+@pytest.fixture(scope="module")
+def local_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small multiple-choice tasks defined and stored locally, as lm-eval reads them."""
+    directory = tmp_path_factory.mktemp("tasks")
+    for name, choices in {
+        "qf_fox": ["lazy dog", "chart number"],
+        "qf_image": ["a cat on a mat", "the quick brown fox", "a chart"],
+    }.items():
+        rows = [
+            {"question": f"the quick brown fox {i} jumps over the", "choices": choices,
+             "answer": i % len(choices)}
+            for i in range(16)
+        ]  # fmt: skip
+        data = directory / f"{name}.jsonl"
+        data.write_text("\n".join(json.dumps(r) for r in rows))
+        (directory / f"{name}.yaml").write_text(TASK_TEMPLATE.format(name=name, data=data))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def quantized_llama(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("quantized")
+    output = directory / "w4a16"
+    code = quantize.main(
+        [f"--source={tiny_llama}", f"--output={output}", "--scheme=W4A16",
+         "--dataset=synthetic", "--num-samples=8", "--max-seq-length=64", "--device=cpu",
+         f"--termination-log={directory / 'log'}", f"--workdir={directory / 'work'}"]
+    )  # fmt: skip
+    assert code == 0
+    return output
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, Any]:
+    log = tmp_path / "termination-log"
+    argv = [*args, "--termination-log", str(log), "--workdir", str(tmp_path / "work")]
+    code = evaluate.main(argv)
+    return code, parse_result(log.read_text())
+
+
+def settings(local_tasks: Path, cache: Path) -> list[str]:
+    return [
+        "--tasks=qf_fox,qf_image",
+        "--limit=12",
+        f"--include-path={local_tasks}",
+        "--no-builtin-tasks",
+        f"--baseline-cache={cache}",
+        "--device=cpu",
+        "--baseline-revision=r1",
+    ]
+
+
+def test_baseline_vs_quantized_reports_recovery_as_a_ratio_of_averages_and_caches_baseline(
+    tiny_llama: Path, quantized_llama: Path, local_tasks: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    code, first = run(
+        tmp_path,
+        f"--baseline={tiny_llama}",
+        f"--quantized={quantized_llama}",
+        *settings(local_tasks, cache),
+    )
+
+    assert code == 0, first
+    assert isinstance(first, EvaluateResult)
+    assert first.engine == "hf"
+    assert not first.baseline_cached
+    assert [t.task for t in first.tasks] == ["qf_fox", "qf_image"]
+    for task in first.tasks:
+        assert task.metric == "acc,none"
+        assert 0 <= task.baseline <= 1
+        assert 0 <= task.quantized <= 1
+        # 12 samples: every score is a multiple of 1/12.
+        assert round(task.baseline * 12, 6).is_integer()
+        assert task.recovery == (
+            pytest.approx(task.quantized / task.baseline * 100, abs=1e-3) if task.baseline else None
+        )
+    averages = [
+        sum(getattr(t, side) for t in first.tasks) / 2 for side in ("baseline", "quantized")
+    ]
+    assert first.baseline_average == pytest.approx(averages[0], abs=1e-6)
+    assert first.quantized_average == pytest.approx(averages[1], abs=1e-6)
+    assert first.recovery == pytest.approx(averages[1] / averages[0] * 100, abs=1e-3)
+    assert len(list(cache.glob("*.json"))) == 2
+
+    # Same baseline, revision, tasks and limit: the baseline comes from the cache. Scoring the
+    # baseline itself as "quantized" must then recover exactly 100% with the cached scores.
+    code, second = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}",
+        *settings(local_tasks, cache),
+    )  # fmt: skip
+    assert code == 0, second
+    assert isinstance(second, EvaluateResult)
+    assert second.baseline_cached
+    assert [t.baseline for t in second.tasks] == [t.baseline for t in first.tasks]
+    assert [t.quantized for t in second.tasks] == [t.baseline for t in first.tasks]
+    assert all(t.recovery == 100 for t in second.tasks if t.baseline)
+
+
+def test_unknown_task_fails_with_a_one_line_reason(
+    tiny_llama: Path, local_tasks: Path, tmp_path: Path
+) -> None:
+    code, result = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}", "--tasks=qf_nope",
+        f"--include-path={local_tasks}", "--no-builtin-tasks", "--device=cpu",
+    )  # fmt: skip
+    assert code == 1
+    assert isinstance(result, FailureResult)
+    assert result.reason == "unknown task 'qf_nope': not in lm-eval or --include-path"
+
+
+def test_unreadable_quantized_checkpoint_fails(
+    tiny_llama: Path, local_tasks: Path, tmp_path: Path
+) -> None:
+    code, result = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tmp_path / 'missing'}",
+        *settings(local_tasks, tmp_path / "cache"),
+    )  # fmt: skip
+    assert code == 1
+    assert isinstance(result, FailureResult)
+    assert "is not a readable directory" in result.reason
+
+
+def test_study_task_names_map_to_harness_tasks() -> None:
+    assert evaluate.HARNESS_TASKS["mmlu"] == "mmlu"
+    assert evaluate.HARNESS_TASKS["mmmu"] == "mmmu_val"
+    assert set(evaluate.HARNESS_TASKS) == {"mmmu", "chartqa", "docvqa", "vqav2", "mathvista",
+                                           "mmlu", "mgsm"}  # fmt: skip
