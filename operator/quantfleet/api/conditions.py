@@ -42,3 +42,25 @@ class Reason(StrEnum):
     # Any
     WAITING = "Waiting"
     INVALID_SPEC = "InvalidSpec"
+
+
+class BenchmarkRunCondition(StrEnum):
+    """Where a BenchmarkRun stands: exactly one of them is True at a time."""
+
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class BenchmarkReason(StrEnum):
+    """Why a BenchmarkRun condition is what it is (PascalCase, for machines to match on)."""
+
+    WAITING_FOR_TARGETS = "WaitingForTargets"
+    BENCHMARKING = "Benchmarking"
+    COMPLETED = "Completed"
+    TARGET_NOT_READY = "TargetNotReady"
+    BASELINE_UNPLACEABLE = "BaselineUnplaceable"
+    ERROR_RATE_EXCEEDED = "ErrorRateExceeded"
+    BENCHMARK_FAILED = "BenchmarkFailed"
+    NO_RESULT = "NoReadableResult"
+    INVALID_SPEC = "InvalidSpec"

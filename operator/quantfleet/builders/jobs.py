@@ -132,7 +132,7 @@ def build_quantize_job(
     if quantization.ignore is not None:
         args.extend(f"--ignore={pattern}" for pattern in quantization.ignore)
     resources = quantization.resources
-    return _job(
+    return build_job(
         owner,
         child_name(name, "quantize", inputs),
         "quantize",
@@ -167,7 +167,7 @@ def _token_env(spec: QuantizedModelSpec) -> list[Json]:
     return [{"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}]
 
 
-def _job(
+def build_job(
     owner: Json,
     name: str,
     component: str,
@@ -182,9 +182,12 @@ def _job(
     resources: Json,
     deadline: int,
     settings: OperatorSettings,
+    owner_label: str = LABEL_MODEL,
 ) -> Json:
+    """A restricted Job owned by `owner` running `python -m module args`; its pod leaves the
+    program's result in the termination message. Shared by every kind's Jobs."""
     owner_name = owner["metadata"]["name"]
-    pod_labels = {**labels(LABEL_MODEL, owner_name, component), LABEL_INPUTS: inputs}
+    pod_labels = {**labels(owner_label, owner_name, component), LABEL_INPUTS: inputs}
     scratch, scratch_mounts = scratch_volumes()
     return {
         "apiVersion": "batch/v1",
@@ -257,7 +260,7 @@ def build_evaluate_job(
         args.append(f"--baseline-scores={json.dumps(cached, sort_keys=True)}")
     volumes, mounts = claim_volumes(writable=[], read_only=[spec.source.uri, spec.output.uri])
     inputs = evaluation_id(spec, artifact, kind)
-    return _job(
+    return build_job(
         owner,
         child_name(name, "evaluate", inputs),
         "evaluate",

@@ -1,5 +1,5 @@
 """Kopf handlers: importing this package registers them (`kopf run -m quantfleet.handlers`)."""
 
-from quantfleet.handlers import quantizedmodel, startup
+from quantfleet.handlers import benchmarkrun, quantizedmodel, startup
 
-__all__ = ["quantizedmodel", "startup"]
+__all__ = ["benchmarkrun", "quantizedmodel", "startup"]

@@ -2,6 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from quantfleet.api.benchmarkrun import BenchmarkRunStatus
 from quantfleet.api.quantizedmodel import QuantizedModelStatus
 
 RECONCILES = Counter("quantfleet_reconciles_total", "Reconcile passes, by kind.", ["kind"])
@@ -52,3 +53,65 @@ def record_model(namespace: str, name: str, status: QuantizedModelStatus) -> Non
         RECOVERY.labels(*labels).set(status.recovery.overall)
         exported.append((RECOVERY, labels))
     _exported[(namespace, name)] = exported
+
+
+BENCHMARK_SPEEDUP = Gauge(
+    "quantfleet_benchmark_speedup",
+    "Speed-up of a target over the baseline under one workload and scenario (latency: baseline "
+    "p50 / target p50; throughput: target / baseline requests/s), from its latest BenchmarkRun.",
+    ["namespace", "target", "benchmarkrun", "workload", "scenario", "metric", "simulated"],
+)
+BENCHMARK_LATENCY = Gauge(
+    "quantfleet_benchmark_latency_seconds",
+    "Request latency percentiles of a target under one workload and scenario, from its latest "
+    "BenchmarkRun.",
+    ["namespace", "target", "benchmarkrun", "workload", "scenario", "quantile", "simulated"],
+)
+BENCHMARK_TTFT = Gauge(
+    "quantfleet_benchmark_ttft_seconds",
+    "Time-to-first-token percentiles of a target, from its latest BenchmarkRun.",
+    ["namespace", "target", "benchmarkrun", "workload", "scenario", "quantile", "simulated"],
+)
+BENCHMARK_REQUESTS = Gauge(
+    "quantfleet_benchmark_requests_per_second",
+    "Completed requests per second of a target, from its latest BenchmarkRun.",
+    ["namespace", "target", "benchmarkrun", "workload", "scenario", "simulated"],
+)
+# The series last exported per (namespace, target): a newer run replaces an older one's.
+_benchmark_exported: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+
+
+def record_benchmark(namespace: str, run: str, status: BenchmarkRunStatus) -> None:
+    """Export each target's latest speed-ups and latencies, replacing what it exported before
+    (the target name is the series' identity, so the latest run reporting it wins)."""
+    by_target: dict[str, list[tuple[Gauge, tuple[str, ...], float]]] = {}
+    for result in status.results:
+        sim = str(result.simulated).lower()
+        base = (namespace, result.target, run, result.workload, result.scenario)
+        series = by_target.setdefault(result.target, [])
+        series.append((BENCHMARK_REQUESTS, (*base, sim), result.requests_per_second))
+        for quantile in ("p50", "p90", "p99"):
+            latency = getattr(result.latency_seconds, quantile)
+            ttft = getattr(result.ttft_ms, quantile) / 1000
+            series.append((BENCHMARK_LATENCY, (*base, quantile, sim), latency))
+            series.append((BENCHMARK_TTFT, (*base, quantile, sim), ttft))
+    simulated = {(r.target, r.workload, r.scenario): r.simulated for r in status.results}
+    for speedup in status.speedups:
+        sim = str(simulated.get((speedup.target, speedup.workload, speedup.scenario), False))
+        speedup_labels = (
+            namespace,
+            speedup.target,
+            run,
+            speedup.workload,
+            speedup.scenario,
+            speedup.metric,
+            sim.lower(),
+        )
+        entry = (BENCHMARK_SPEEDUP, speedup_labels, speedup.value)
+        by_target.setdefault(speedup.target, []).append(entry)
+    for target, series in by_target.items():
+        for gauge, old in _benchmark_exported.pop((namespace, target), []):
+            gauge.remove(*old)
+        for gauge, new, value in series:
+            gauge.labels(*new).set(value)
+        _benchmark_exported[(namespace, target)] = [(g, new) for g, new, _ in series]

@@ -1,0 +1,341 @@
+"""BenchmarkRun handlers: when a run is created, changed, resumed or due a resync, or one of its
+children or a QuantizedModel it names changes, resolve the targets, bring up the BF16 baseline,
+start the benchmark Jobs in order, and report results and speed-ups. One idempotent pass serves
+every trigger; a finished run only makes sure its baseline is gone."""
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from quantfleet.api.benchmarkrun import BenchmarkRun, BenchmarkRunStatus
+from quantfleet.api.benchmarkrun import Endpoint as SpecEndpoint
+from quantfleet.api.common import GROUP, VERSION, Condition, LocalObjectRef
+from quantfleet.api.conditions import BenchmarkReason as Why
+from quantfleet.api.conditions import QuantizedModelCondition
+from quantfleet.api.quantizedmodel import QuantizedModel
+from quantfleet.builders.benchmark import (
+    BASELINE,
+    Endpoint,
+    base_url,
+    baseline_endpoint,
+    build_baseline_deployment,
+    build_baseline_service,
+    build_benchmark_job,
+    plan_baseline,
+    source_parameters,
+    too_many_runs,
+)
+from quantfleet.builders.benchmark_status import (
+    QUEUED,
+    TargetProgress,
+    benchmark_result,
+    build_benchmark_status,
+    build_report_config_map,
+    is_finished,
+)
+from quantfleet.builders.children import LABEL_BENCHMARK_RUN, Json
+from quantfleet.builders.serving import endpoint as model_endpoint
+from quantfleet.handlers import metrics
+from quantfleet.handlers.runtime import api_client, settings
+from quantfleet.kube import benchmark as runs
+from quantfleet.kube import children, kube_models
+from quantfleet.planning.inventory import build_inventory
+
+# None when a target serves; else why not (str), or a failure that no waiting mends.
+Readiness = Callable[[], "str | TargetProgress | None"]
+RESYNC_SECONDS = 10  # notices a readiness timeout and targets becoming Ready between events
+MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
+    "app.kubernetes.io/managed-by": "quantfleet",
+    LABEL_BENCHMARK_RUN: kopf.PRESENT,
+}
+
+
+@kopf.on.resume(GROUP, VERSION, runs.PLURAL)
+@kopf.on.create(GROUP, VERSION, runs.PLURAL)
+@kopf.on.update(GROUP, VERSION, runs.PLURAL)
+@kopf.timer(GROUP, VERSION, runs.PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def benchmark_run(body: kopf.Body, **kwargs: Any) -> None:
+    """When a BenchmarkRun appears, changes, resumes or is due a resync, reconcile it."""
+    reconcile(dict(body), _nodes(kwargs))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+def benchmark_child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+    """When a benchmark Job or baseline Deployment changes, reconcile the run that owns it."""
+    owner = runs.read_benchmark_run(api_client(), namespace or "", labels[LABEL_BENCHMARK_RUN])
+    if owner is not None:
+        reconcile(owner, _nodes(kwargs))
+
+
+@kopf.on.event(GROUP, VERSION, "quantizedmodels")
+def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+    """When a QuantizedModel changes (e.g. becomes Ready), reconcile the unfinished runs that
+    name it, instead of waiting for their resync."""
+    for body in runs.list_benchmark_runs(api_client(), namespace or ""):
+        spec = body.get("spec") or {}
+        refs = [t.get("modelRef") for t in [*spec.get("targets", []), spec.get("baseline") or {}]]
+        status = body.get("status") or {}
+        finished = any(
+            c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions", [])
+        )
+        if not finished and any(ref and ref.get("name") == name for ref in refs):
+            reconcile(body, _nodes(kwargs))
+
+
+def _nodes(kwargs: dict[str, Any]) -> list[Json]:
+    """The Nodes from the `gpu_nodes` index (declared with the QuantizedModel handlers)."""
+    index: kopf.Index[str, Json] | None = kwargs.get("gpu_nodes")
+    return [node for store in (index or {}).values() for node in store]
+
+
+def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
+    """One pass: observe, create what is due, report. Returns the status it wrote."""
+    started = time.monotonic()
+    metrics.RECONCILES.labels("BenchmarkRun").inc()
+    try:
+        run = _parse(body)
+        generation = body["metadata"].get("generation", 0)
+        if is_finished(run.status, generation):
+            if run.spec.baseline is not None and run.spec.baseline.model_ref is not None:
+                _teardown_baseline(body)
+            assert run.status is not None
+            metrics.record_benchmark(
+                body["metadata"]["namespace"], run.metadata["name"], run.status
+            )
+            return run.status
+        status = _pass(body, run, nodes, generation)
+        if is_finished(status, generation):
+            _teardown_baseline(body)
+        _report(body, run, status)
+        return status
+    except Exception as error:
+        metrics.RECONCILE_ERRORS.labels("BenchmarkRun", type(error).__name__).inc()
+        raise
+    finally:
+        metrics.RECONCILE_SECONDS.labels("BenchmarkRun").observe(time.monotonic() - started)
+
+
+def _parse(body: Json) -> BenchmarkRun:
+    """The typed run; a spec the CRD let through but the models refuse fails the run."""
+    try:
+        return BenchmarkRun.model_validate(body)
+    except ValidationError as error:
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        generation, now = body["metadata"].get("generation", 0), datetime.now(UTC)
+        conditions = [
+            Condition(
+                type=kind,
+                status=state,
+                reason=Why.INVALID_SPEC,
+                message=message[:1024],
+                observed_generation=generation,
+                last_transition_time=now,
+            ).model_dump(mode="json", by_alias=True)
+            for kind, state in (("Running", "False"), ("Succeeded", "False"), ("Failed", "True"))
+        ]
+        status = {"observedGeneration": generation, "conditions": conditions}
+        children.patch_status(api_client(), body, status)
+        raise kopf.PermanentError(f"Invalid spec: {message[:1024]}") from error
+
+
+def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> BenchmarkRunStatus:
+    """Resolve each target in run order and start its Job when its turn has come."""
+    spec, now = run.spec, datetime.now(UTC)
+    previous = run.status.conditions if run.status else []
+    if (why := too_many_runs(spec)) is not None:
+        refused = [TargetProgress("spec", failure=(Why.INVALID_SPEC, why))]
+        return build_benchmark_status(spec, refused, generation, previous, now)
+    created = datetime.fromisoformat(body["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    timed_out = now > created + timedelta(seconds=spec.ready_timeout_seconds)
+    order: list[tuple[str, LocalObjectRef | None, SpecEndpoint | None]] = []
+    if spec.baseline is not None:
+        order.append((BASELINE, spec.baseline.model_ref, spec.baseline.endpoint))
+    order += [(t.name, t.model_ref, t.endpoint) for t in spec.targets]
+    progress: list[TargetProgress] = []
+    may_start = True  # sequential: only the first unfinished target may run
+    for name, ref, plain in order:
+        target = _target(body, run, name, ref, plain, nodes, may_start)
+        if target.waiting not in (None, QUEUED) and target.job is None and timed_out:
+            reason = f"not ready after {spec.ready_timeout_seconds}s: {target.waiting}"
+            target = TargetProgress(name, failure=(Why.TARGET_NOT_READY, reason))
+        progress.append(target)
+        if not spec.parallel and benchmark_result(target.job) is None:
+            may_start = False
+    status = build_benchmark_status(spec, progress, generation, previous, now)
+    results = {t.name: r for t in progress if (r := benchmark_result(t.job)) is not None}
+    if not results:
+        return status
+    report = build_report_config_map(body, status, results)
+    children.ensure_applied(api_client(), report)
+    return status.model_copy(update={"report_config_map": report["metadata"]["name"]})
+
+
+def _target(
+    body: Json,
+    run: BenchmarkRun,
+    name: str,
+    ref: LocalObjectRef | None,
+    plain: SpecEndpoint | None,
+    nodes: list[Json],
+    may_start: bool,
+) -> TargetProgress:
+    """One target's Job if it has one, else why it cannot start, else its new Job."""
+    api, namespace = api_client(), body["metadata"]["namespace"]
+    if plain is not None:
+        endpoint = Endpoint(name, base_url(plain.url), plain.model, plain.model)
+        return _job(body, run, endpoint, None, may_start)
+    assert ref is not None
+    model_body = kube_models.read_quantized_model(api, namespace, ref.name)
+    if model_body is None:
+        return TargetProgress(name, waiting=f"QuantizedModel {ref.name} not found")
+    try:
+        model = QuantizedModel.model_validate(model_body)
+    except ValidationError:
+        return TargetProgress(name, waiting=f"QuantizedModel {ref.name} has an invalid spec")
+    source = model.spec.source
+    tokenizer = f"{source.uri}@{source.revision}" if source.revision else source.uri
+    uris = (source.uri,)
+    if name == BASELINE:
+        url = baseline_endpoint(body["metadata"]["name"], namespace)
+        endpoint = Endpoint(name, url, f"{ref.name}-bf16", tokenizer, source.token_secret_ref, uris)
+        return _job(body, run, endpoint, lambda: _baseline_ready(body, model, nodes), may_start)
+    url = base_url(model_endpoint(ref.name, namespace))
+    endpoint = Endpoint(name, url, ref.name, tokenizer, source.token_secret_ref, uris)
+    return _job(body, run, endpoint, lambda: _model_ready(model), may_start)
+
+
+def _job(
+    body: Json,
+    run: BenchmarkRun,
+    endpoint: Endpoint,
+    readiness: Readiness | None,
+    may_start: bool,
+) -> TargetProgress:
+    """Observe the target's Job; create it when the target is ready and its turn has come."""
+    api = api_client()
+    manifest = build_benchmark_job(body, run.spec, endpoint, settings())
+    meta = manifest["metadata"]
+    job = children.observe_job(api, meta["namespace"], meta["name"])
+    if endpoint.name == BASELINE and job is not None and job.phase in ("Succeeded", "Failed"):
+        _teardown_baseline(body)  # its numbers are in: free the GPUs for the targets
+    if job is not None:
+        return TargetProgress(endpoint.name, job=job)
+    verdict = readiness() if readiness is not None else None
+    if isinstance(verdict, TargetProgress):  # it can never become ready: the run fails
+        return verdict
+    if verdict is not None:
+        return TargetProgress(endpoint.name, waiting=verdict)
+    if not may_start:
+        return TargetProgress(endpoint.name, waiting=QUEUED)
+    job = children.ensure_job(api, manifest)
+    _event(body, "BenchmarkStarted", f"Created Job {job.name} benchmarking {endpoint.name}")
+    return TargetProgress(endpoint.name, job=job)
+
+
+def _model_ready(model: QuantizedModel) -> str | None:
+    """None when the QuantizedModel is Ready, else why not."""
+    conditions = {c.type: c for c in (model.status.conditions if model.status else [])}
+    ready = conditions.get(QuantizedModelCondition.READY)
+    if ready is not None and ready.status == "True":
+        return None
+    detail = f": {ready.reason}, {ready.message}" if ready is not None else ""
+    return f"QuantizedModel {model.metadata['name']} is not Ready{detail}"
+
+
+def _baseline_ready(
+    body: Json, model: QuantizedModel, nodes: list[Json]
+) -> str | TargetProgress | None:
+    """Bring up the BF16 baseline on the model's GPU family; None once it serves."""
+    api, name = api_client(), model.metadata["name"]
+    status = model.status
+    family = status.plan.gpu_family if status and status.plan else None
+    if family is None:
+        return f"QuantizedModel {name} has no GPU plan yet"
+    artifact = status.artifact if status else None
+    parameters = source_parameters(
+        model.spec,
+        artifact.size_bytes if artifact else None,
+        str(artifact.scheme) if artifact and artifact.scheme else None,
+    )
+    if parameters is None:
+        return f"QuantizedModel {name} has no size yet (parametersBillions or a checkpoint)"
+    plan = plan_baseline(parameters, family, build_inventory(nodes))
+    if isinstance(plan, str):
+        return TargetProgress(BASELINE, failure=(Why.BASELINE_UNPLACEABLE, plan))
+    deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, settings())
+    fresh = children.read(api, deployment) is None
+    live = children.ensure_applied(api, deployment)
+    children.ensure_applied(api, build_baseline_service(body))
+    if fresh:
+        _event(body, "BaselineDeploying", f"Serving {name}'s source in BF16: {plan.rationale}")
+    observed = children.observe_deployment(live)
+    if observed.ready_replicas >= observed.replicas:
+        return None
+    return f"baseline Deployment {observed.name} is not ready ({plan.rationale})"
+
+
+def _teardown_baseline(body: Json) -> None:
+    """Remove the baseline Deployment and Service; an event when there was one."""
+    api = api_client()
+    if children.delete(api, build_baseline_service(body)) | children.delete(
+        api, _baseline_stub(body)
+    ):
+        _event(body, "BaselineRemoved", "Removed the BF16 baseline Deployment and Service")
+
+
+def _baseline_stub(body: Json) -> Json:
+    """Enough of the baseline Deployment to name it for deletion."""
+    service = build_baseline_service(body)
+    return {**service, "apiVersion": "apps/v1", "kind": "Deployment"}
+
+
+def _report(body: Json, run: BenchmarkRun, status: BenchmarkRunStatus) -> None:
+    """Write status only when it changed, post events for what changed, refresh metrics."""
+    new = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    old = body.get("status") or {}
+    if _comparable(new) != _comparable(old):
+        patch = {**{key: None for key in old if key not in new}, **new}
+        children.patch_status(api_client(), body, patch)
+        _events(body, run.status, status)
+    metrics.record_benchmark(body["metadata"]["namespace"], body["metadata"]["name"], status)
+
+
+def _events(body: Json, before: BenchmarkRunStatus | None, after: BenchmarkRunStatus) -> None:
+    done_before = {r.target for r in (before.results if before else [])}
+    for target in dict.fromkeys(r.target for r in after.results):
+        if target not in done_before:
+            simulated = any(r.simulated for r in after.results if r.target == target)
+            _event(
+                body,
+                "TargetBenchmarked",
+                f"Benchmarked {target}" + (" (SIMULATED results)" if simulated else ""),
+            )
+    was = {c.type: c.status for c in (before.conditions if before else [])}
+    for condition in after.conditions:
+        if (
+            condition.type != "Running"
+            and condition.status == "True"
+            and was.get(condition.type) != "True"
+        ):
+            kind = "Warning" if condition.type == "Failed" else "Normal"
+            _event(body, condition.reason, condition.message, kind)
+
+
+def _event(body: Json, reason: str, message: str, kind: str = "Normal") -> None:
+    """A Kubernetes event on the run (kopf.event: not filtered by the posting level)."""
+    kopf.event(cast(kopf.Body, body), type=kind, reason=reason, message=message[:1024])
+
+
+def _comparable(status: Json) -> Json:
+    """Status without transition times, which change only when the status does."""
+    conditions = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions", [])
+    ]
+    return {**status, "conditions": conditions}

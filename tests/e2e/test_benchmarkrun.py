@@ -1,0 +1,426 @@
+"""BenchmarkRuns end to end on the real control plane: the real operator process (its own RBAC),
+the real Job, Deployment and garbage-collection controllers, the scheduler placing the BF16
+baseline on kwok's simulated GPU nodes, and the SIMULATED worker completing the Job pods — except
+in the one test where a real run of the benchmark program supplies the pod's result."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from quantfleet.api.enums import GpuFamily
+from quantfleet.api.results import BenchmarkResult, parse_result
+from quantfleet.builders.benchmark import BaselinePlan, plan_baseline
+from quantfleet.planning.inventory import build_inventory
+from quantfleet.testbed.fleet import build_nodes, load_fleet
+from quantfleet.testbed.processes import free_port
+from quantfleet.testbed.wait import poll_until
+from quantfleet.testbed.worker import (
+    Outcome,
+    SimulatedResults,
+    SimulatedWorker,
+    container_arguments,
+    dump_simulated,
+)
+
+from .harness import OperatorProcess
+from .test_quantizedmodel import Models, make_model
+
+pytestmark = pytest.mark.integration
+
+Json = dict[str, Any]
+GROUP, VERSION, PLURAL = "quantfleet.io", "v1alpha1", "benchmarkruns"
+RUN_LABEL = "quantfleet.io/benchmark-run"
+TARGET_LABEL = "quantfleet.io/benchmark-target"
+TIMEOUT = 120.0
+
+
+def make_run(name: str, **spec: Any) -> Json:
+    """A BenchmarkRun over two workloads, latency and throughput, 20 requests each."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BenchmarkRun",
+        "metadata": {"name": name},
+        "spec": {
+            "workloads": [
+                {"name": "doc", "preset": "docvqa"},
+                {"name": "cap", "preset": "captioning"},
+            ],
+            "scenarios": [{"kind": "latency"}, {"kind": "throughput"}],
+            "limits": {"maxRequests": 20},
+            **spec,
+        },
+    }
+
+
+class Runs:
+    """Create and read BenchmarkRuns in one namespace, and look at their children."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+        self.custom = client.CustomObjectsApi(api)
+
+    def create(self, body: Json) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def get(self, name: str) -> Json:
+        body: Json = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return body
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, propagation_policy="Foreground"
+        )
+
+    def condition(self, name: str, kind: str) -> Json:
+        conditions = (self.get(name).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), {})
+
+    def wait_condition(self, name: str, kind: str, reason: str | None = None) -> Json:
+        def reached() -> Json | None:
+            found = self.condition(name, kind)
+            ok = found.get("status") == "True" and reason in (None, found.get("reason"))
+            return found if ok else None
+
+        return poll_until(reached, timeout=TIMEOUT, what=f"{name} {kind}=True ({reason})")
+
+    def jobs(self, name: str) -> list[Any]:
+        items = (
+            client.BatchV1Api(self.api)
+            .list_namespaced_job(self.namespace, label_selector=f"{RUN_LABEL}={name}")
+            .items
+        )
+        return sorted(items, key=lambda j: j.metadata.creation_timestamp)
+
+    def deployments(self, name: str) -> list[Any]:
+        return list(
+            client.AppsV1Api(self.api)
+            .list_namespaced_deployment(self.namespace, label_selector=f"{RUN_LABEL}={name}")
+            .items
+        )
+
+    def config_maps(self, name: str) -> list[Any]:
+        return list(
+            client.CoreV1Api(self.api)
+            .list_namespaced_config_map(self.namespace, label_selector=f"{RUN_LABEL}={name}")
+            .items
+        )
+
+    def events(self, name: str) -> list[str]:
+        events = client.CoreV1Api(self.api).list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        )
+        return [e.reason for e in events.items]
+
+
+@pytest.fixture
+def runs(
+    api_client: client.ApiClient, namespace: str, operator: OperatorProcess, worker: SimulatedWorker
+) -> Runs:
+    return Runs(api_client, namespace)
+
+
+@pytest.fixture
+def models(api_client: client.ApiClient, namespace: str, runs: Runs) -> Models:
+    return Models(api_client, namespace)
+
+
+class FixedBenchmarks:
+    """SIMULATED results with chosen latency p50 and requests/s per benchmark target, so the
+    speed-ups the operator computes can be checked; `hold` keeps those targets' pods Running."""
+
+    def __init__(self, numbers: dict[str, tuple[float, float]], errored: int = 0) -> None:
+        self.numbers, self.errored = numbers, errored
+        self.hold: set[str] = set()
+        self.default = SimulatedResults()
+
+    def __call__(self, pod: Json) -> Outcome | None:
+        target = pod["metadata"]["labels"].get(TARGET_LABEL)
+        if target is None:
+            return self.default(pod)
+        if target in self.hold:
+            return None
+        latency, rps = self.numbers[target]
+        made = self.default.benchmark(container_arguments(pod), pod["metadata"]["name"])
+        runs = [
+            run.model_copy(
+                update={
+                    "requests_per_second": rps,
+                    "latency_s": run.latency_s.model_copy(update={"p50": latency}),
+                    "successful": 100 - self.errored,
+                    "errored": self.errored,
+                    "error_rate": self.errored / 100,
+                }
+            )
+            for run in made.runs
+        ]
+        return 0, dump_simulated(made.model_copy(update={"runs": runs}))
+
+
+def node_of(api: client.ApiClient, namespace: str, selector: str) -> Json:
+    pods = poll_until(
+        lambda: [
+            p
+            for p in client.CoreV1Api(api)
+            .list_namespaced_pod(namespace, label_selector=selector)
+            .items
+            if p.spec.node_name
+        ],
+        timeout=TIMEOUT,
+        what=f"a scheduled pod for {selector}",
+    )
+    labels: Json = client.CoreV1Api(api).read_node(pods[0].spec.node_name).metadata.labels
+    return {"labels": labels, "gpus": pods[0].spec.containers[0].resources.limits["nvidia.com/gpu"]}
+
+
+def test_run_against_a_model_and_its_bf16_baseline(
+    runs: Runs,
+    models: Models,
+    worker: SimulatedWorker,
+    operator: OperatorProcess,
+    api_client: client.ApiClient,
+    namespace: str,
+) -> None:
+    """Baseline Deployment on the model's GPU family with the GPUs BF16 needs, the baseline Job
+    first and the target's only after it, status and speed-ups from the Jobs' results, teardown
+    of the baseline when done, and garbage collection of everything when the run is deleted."""
+    producer = FixedBenchmarks({"baseline": (2.0, 1.0), "fp8": (1.6, 1.5)})
+    producer.hold.add("baseline")
+    worker.producer = producer
+    big = make_model("big")
+    big["spec"]["source"]["parametersBillions"] = 120
+    models.create(big)
+    runs.create(
+        make_run(
+            "cmp",
+            targets=[{"name": "fp8", "modelRef": {"name": "big"}}],
+            baseline={"modelRef": {"name": "big"}},
+        )
+    )
+
+    # The baseline: the source in BF16 on the family the model was planned for.
+    plan = poll_until(
+        lambda: (models.get("big").get("status") or {}).get("plan"),
+        timeout=TIMEOUT,
+        what="big planned",
+    )
+    family = GpuFamily(plan["gpuFamily"])
+    placed = node_of(api_client, namespace, f"{RUN_LABEL}=cmp,quantfleet.io/component=baseline")
+    expected = plan_baseline(120 * 10**9, family, build_inventory(build_nodes(load_fleet())))
+    assert isinstance(expected, BaselinePlan)
+    assert placed["labels"]["nvidia.com/gpu.family"] == family
+    # BF16 weights are twice FP8's: the baseline needs more GPUs than the model it is compared to.
+    assert int(placed["gpus"]) == expected.gpus > plan["gpusPerReplica"]
+    container = runs.deployments("cmp")[0].spec.template.spec.containers[0]
+    assert container.args[0] == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert "--dtype=bfloat16" in container.args
+
+    # The baseline's Job runs first; the target's waits for it.
+    poll_until(
+        lambda: "baseline: Job" in runs.condition("cmp", "Running").get("message", ""),
+        timeout=TIMEOUT,
+        what="the baseline Job running",
+    )
+    models.wait_condition("big", "Ready", "True")
+    assert [j.metadata.labels[TARGET_LABEL] for j in runs.jobs("cmp")] == ["baseline"]
+    producer.hold.clear()
+
+    succeeded = runs.wait_condition("cmp", "Succeeded", "Completed")
+    jobs = runs.jobs("cmp")
+    assert [j.metadata.labels[TARGET_LABEL] for j in jobs] == ["baseline", "fp8"]
+    assert jobs[1].metadata.creation_timestamp >= jobs[0].status.completion_time
+    status = runs.get("cmp")["status"]
+    assert status["jobs"] == [j.metadata.name for j in jobs]
+    assert len(status["results"]) == 8  # 2 targets x 2 workloads x 2 scenarios
+    assert all(r["simulated"] is True for r in status["results"])
+    assert "SIMULATED" in succeeded["message"]
+    speedups = [(s["workload"], s["scenario"], s["metric"], s["value"]) for s in status["speedups"]]
+    assert sorted(speedups) == [
+        ("cap", "latency", "latency", 1.25),
+        ("cap", "throughput", "throughput", 1.5),
+        ("doc", "latency", "latency", 1.25),
+        ("doc", "throughput", "throughput", 1.5),
+    ]
+    assert status["bestSpeedup"] == 1.5
+    assert status["workloads"] == "doc,cap"
+    report = client.CoreV1Api(api_client).read_namespaced_config_map(
+        status["reportConfigMap"], namespace
+    )
+    assert json.loads(report.data["fp8.json"])["simulated"] is True
+    assert json.loads(report.data["summary.json"])["bestSpeedup"] == 1.5
+
+    # Torn down when done; the metrics carry the latest speed-ups.
+    poll_until(lambda: not runs.deployments("cmp"), timeout=TIMEOUT, what="baseline torn down")
+    metrics = operator.metrics()
+    assert re.search(
+        r'quantfleet_benchmark_speedup\{[^}]*metric="throughput"[^}]*simulated="true"'
+        r'[^}]*target="fp8"[^}]*workload="doc"\} 1\.5',
+        metrics,
+    ), metrics[-3000:]
+    assert {"BaselineDeploying", "BenchmarkStarted", "BaselineRemoved", "Completed"} <= set(
+        runs.events("cmp")
+    )
+
+    runs.delete("cmp")
+    poll_until(
+        lambda: not (runs.jobs("cmp") or runs.config_maps("cmp") or runs.deployments("cmp")),
+        timeout=TIMEOUT,
+        what="the run's Jobs and ConfigMap garbage-collected",
+    )
+
+
+def test_an_error_rate_above_the_limit_fails_the_run(runs: Runs, worker: SimulatedWorker) -> None:
+    """A result that claims success with 30% failed requests (the peer bug, §5) fails the run."""
+    worker.producer = FixedBenchmarks({"plain": (1.0, 1.0)}, errored=30)
+    runs.create(
+        make_run(
+            "errs",
+            targets=[
+                {"name": "plain", "endpoint": {"url": "http://vllm.example:8000", "model": "m"}}
+            ],
+            maxErrorRate=0.05,
+        )
+    )
+    failed = runs.wait_condition("errs", "Failed", "ErrorRateExceeded")
+    assert "error rate 0.30 is over 0.05 (30 of 100 requests failed)" in failed["message"]
+    assert runs.condition("errs", "Running")["status"] == "False"
+    assert runs.condition("errs", "Succeeded")["status"] == "False"
+
+
+def test_a_target_that_never_becomes_ready_fails_after_the_timeout(
+    runs: Runs, models: Models, worker: SimulatedWorker
+) -> None:
+    worker.producer = SimulatedResults(recovery_by_model={"low": 90.0})  # below the gate
+    models.create(make_model("low"))
+    runs.create(
+        make_run(
+            "late", targets=[{"name": "low", "modelRef": {"name": "low"}}], readyTimeoutSeconds=5
+        )
+    )
+    failed = runs.wait_condition("late", "Failed", "TargetNotReady")
+    assert "low: not ready after 5s: QuantizedModel low is not Ready" in failed["message"]
+    assert runs.jobs("late") == []
+
+
+# --- a real run of the benchmark program ---------------------------------------------------------
+
+
+def build_tokenizer(directory: Path) -> Path:
+    """A small BPE tokenizer trained offline: GuideLLM needs one to size synthetic prompts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(
+        [f"the quick brown fox {i} jumps over the dog" for i in range(200)], trainer
+    )
+    PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    ).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def mock_server() -> Iterator[str]:
+    """GuideLLM's own OpenAI-compatible MOCK server on loopback (fixed 20 ms TTFT, 5 ms ITL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "guidellm", "mock-server", "--host", "127.0.0.1", "--port",
+         str(port), "--model", "tiny", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "8"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("guidellm mock-server exited")
+        with urllib.request.urlopen(url + "/v1/models", timeout=2):
+            return True
+
+    try:
+        poll_until(answers, timeout=90, what="guidellm mock-server", retry_on=(OSError,))
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class RealProgram:
+    """Producer: runs `python -m quantfleet_jobs.benchmark` for real with the Job pod's own
+    arguments (target, model, workloads, scenarios, limits, error rate), swapping only the
+    tokenizer for a local one (no hub here) and the report folder for a temporary one; the
+    pod gets the program's exit code and termination-log JSON."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.tokenizer = build_tokenizer(tmp_path / "tokenizer")
+        self.result: str | None = None
+
+    def __call__(self, pod: Json) -> Outcome | None:
+        if self.result is not None or TARGET_LABEL not in pod["metadata"]["labels"]:
+            return None
+        container = pod["spec"]["containers"][0]
+        args = [a for a in container["args"] if not a.startswith(("--tokenizer=", "--output="))]
+        log = self.tmp_path / "termination-log"
+        completed = subprocess.run(
+            [sys.executable, "-m", "quantfleet_jobs.benchmark", *args,
+             f"--tokenizer={self.tokenizer}", f"--output={self.tmp_path / 'reports'}",
+             f"--termination-log={log}", f"--workdir={self.tmp_path / 'work'}"],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "GUIDELLM__MAX_WORKER_PROCESSES": "2"},
+        )  # fmt: skip
+        self.result = log.read_text()
+        return completed.returncode, self.result
+
+
+def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
+    runs: Runs, worker: SimulatedWorker, mock_server: str, tmp_path: Path
+) -> None:
+    """The Job pod's termination message is the result of a REAL run of the benchmark program
+    (GuideLLM 0.8.1) against GuideLLM's MOCK server on 127.0.0.1 — a real HTTP server, but a
+    mock one, not vLLM serving a model. The numbers in status were measured, so they are not
+    marked simulated."""
+    program = RealProgram(tmp_path)
+    worker.producer = program
+    runs.create(
+        make_run(
+            "real",
+            targets=[{"name": "mock", "endpoint": {"url": mock_server, "model": "tiny"}}],
+            workloads=[{"name": "text", "promptTokens": 16, "outputTokens": 8}],
+            scenarios=[{"kind": "latency"}],
+            limits={"maxRequests": 5},
+        )
+    )
+    succeeded = runs.wait_condition("real", "Succeeded", "Completed")
+    assert program.result is not None
+    measured = parse_result(program.result)
+    assert isinstance(measured, BenchmarkResult)
+    assert measured.simulated is False
+    assert measured.library_versions == {"guidellm": "0.8.1"}
+    [result] = runs.get("real")["status"]["results"]
+    run = measured.runs[0]
+    assert result["simulated"] is False
+    assert "SIMULATED" not in succeeded["message"]
+    assert (result["target"], result["workload"], result["scenario"]) == ("mock", "text", "latency")
+    assert result["requestsPerSecond"] == run.requests_per_second > 0
+    assert result["ttftMs"]["p50"] == run.ttft_ms.p50 >= 20  # the mock server's fixed TTFT
+    assert result["latencySeconds"]["p50"] == run.latency_s.p50
+    assert result["errorRate"] == 0

@@ -1,0 +1,422 @@
+"""BenchmarkRun builders: the benchmark Job's arguments, the BF16 baseline's placement and GPU
+count, and the status derived from Job observations (results, speed-ups, conditions, report)."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from factories import make_spec
+
+from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
+from quantfleet.api.common import Percentiles
+from quantfleet.api.enums import GpuFamily
+from quantfleet.api.results import BenchmarkResult, FailureResult
+from quantfleet.api.results import BenchmarkRun as Run
+from quantfleet.api.results import Percentiles as ResultPercentiles
+from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.benchmark import (
+    BaselinePlan,
+    Endpoint,
+    base_url,
+    benchmark_args,
+    build_baseline_deployment,
+    build_benchmark_job,
+    plan_baseline,
+    source_parameters,
+    too_many_runs,
+)
+from quantfleet.builders.benchmark_status import (
+    MAX_REPORT_BYTES,
+    TargetProgress,
+    build_benchmark_status,
+    build_report_config_map,
+    is_finished,
+    speedup,
+    speedups,
+)
+from quantfleet.builders.status import JobObservation
+from quantfleet.planning.inventory import build_inventory
+from quantfleet.testbed.fleet import build_nodes, load_fleet
+
+Json = dict[str, Any]
+SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+FLEET = build_inventory(build_nodes(load_fleet()))
+
+
+def make_run_owner(name: str = "cmp", namespace: str = "ml") -> Json:
+    return {
+        "apiVersion": "quantfleet.io/v1alpha1",
+        "kind": "BenchmarkRun",
+        "metadata": {"name": name, "namespace": namespace, "uid": "u-2", "generation": 1},
+    }
+
+
+def make_run_spec(**overrides: Any) -> BenchmarkRunSpec:
+    spec: Json = {
+        "targets": [{"name": "fp8", "modelRef": {"name": "qwen-fp8"}}],
+        "baseline": {"modelRef": {"name": "qwen-fp8"}},
+        "workloads": [{"name": "doc", "preset": "docvqa"}, {"name": "chat", "outputTokens": 64,
+                                                             "promptTokens": 256}],
+        "scenarios": [{"kind": "latency"}, {"kind": "throughput"}],
+        **overrides,
+    }  # fmt: skip
+    return BenchmarkRunSpec.model_validate(spec)
+
+
+def make_endpoint(name: str = "fp8") -> Endpoint:
+    return Endpoint(name, "http://qwen-fp8-vllm.ml.svc:8000", "qwen-fp8", "hf://Qwen/Qwen2.5-VL-7B")
+
+
+def make_result(
+    target: str, scenario: str, latency_p50: float = 2.0, rps: float = 1.0, workload: str = "doc"
+) -> Result:
+    p = Percentiles(p50=latency_p50, p90=latency_p50 * 1.2, p99=latency_p50 * 1.5)
+    return Result(
+        target=target,
+        workload=workload,
+        scenario=scenario,
+        requests_per_second=rps,
+        output_tokens_per_second=rps * 128,
+        ttft_ms=p,
+        itl_ms=p,
+        latency_seconds=p,
+        error_rate=0.0,
+    )
+
+
+def make_program_result(*scenarios: str, rps: float = 1.0, latency: float = 2.0,
+                        errored: int = 0, simulated: bool = False) -> BenchmarkResult:  # fmt: skip
+    p = ResultPercentiles(p50=latency, p90=latency, p99=latency)
+    runs = [
+        Run(workload=w, scenario=s, requests_per_second=rps, output_tokens_per_second=rps * 128,
+            ttft_ms=p, itl_ms=p, latency_s=p, successful=100 - errored, errored=errored,
+            error_rate=errored / 100)
+        for w in ("doc", "chat") for s in scenarios
+    ]  # fmt: skip
+    return BenchmarkResult(
+        target="http://x:8000", model="m", runs=runs, max_error_rate=0.01, report="/tmp/reports",
+        duration_seconds=1.0, library_versions={"guidellm": "0.8.1"}, simulated=simulated,
+    )  # fmt: skip
+
+
+def done(name: str, result: BenchmarkResult | FailureResult, phase: str = "Succeeded") -> Any:
+    return TargetProgress(name, job=JobObservation(f"cmp-bench-{name}", phase, result))  # type: ignore[arg-type]
+
+
+# --- the benchmark Job ---------------------------------------------------------------------------
+
+
+def test_job_args_carry_every_workload_shape_and_scenario_by_the_spec_names() -> None:
+    args = benchmark_args(make_run_spec(limits={"maxRequests": 50}), make_endpoint())
+    assert args == [
+        "--target=http://qwen-fp8-vllm.ml.svc:8000",
+        "--model=qwen-fp8",
+        "--tokenizer=hf://Qwen/Qwen2.5-VL-7B",
+        "--workloads=doc:1680x2240:64:128,chat:0x0:256:64",
+        "--scenarios=latency,throughput",
+        "--max-error-rate=0.01",
+        "--output=/tmp/reports",
+        "--max-requests=50",
+    ]
+
+
+def test_rate_scenarios_merge_their_rates_into_one_list() -> None:
+    spec = make_run_spec(
+        workloads=[{"name": "doc", "preset": "docvqa"}],
+        scenarios=[{"kind": "rate", "rates": [1, 2]}, {"kind": "rate", "rates": [2, 4.5]}],
+        limits={"maxSeconds": 30},
+    )
+    args = benchmark_args(spec, make_endpoint())
+    assert "--scenarios=rate" in args
+    assert "--rates=1,2,4.5" in args
+    assert "--max-seconds=30" in args
+
+
+@pytest.mark.parametrize(
+    ("workloads", "scenarios", "want_refused"),
+    [
+        pytest.param(2, [{"kind": "latency"}, {"kind": "throughput"}], False, id="four-runs"),
+        pytest.param(1, [{"kind": "sweep"}, {"kind": "latency"}], False, id="sweep-and-one"),
+        pytest.param(2, [{"kind": "sweep"}], True, id="two-sweeps-exceed-twelve"),
+        pytest.param(4, [{"kind": "rate", "rates": [1, 2, 3, 4]}], True, id="sixteen-rates"),
+    ],
+)
+def test_more_benchmarks_than_one_result_holds_are_refused(
+    workloads: int, scenarios: list[Json], want_refused: bool
+) -> None:
+    spec = make_run_spec(
+        workloads=[{"name": f"w{i}", "preset": "captioning"} for i in range(workloads)],
+        scenarios=scenarios,
+    )
+    refused = too_many_runs(spec)
+    assert (refused is not None) is want_refused
+    if refused:
+        assert "at most 12" in refused
+
+
+def test_benchmark_job_is_restricted_owned_cpu_only_and_labelled_for_the_worker() -> None:
+    job = build_benchmark_job(make_run_owner(), make_run_spec(), make_endpoint(), SETTINGS)
+    pod = job["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "BenchmarkRun"
+    assert job["metadata"]["name"].startswith("cmp-bench-")
+    assert len(job["metadata"]["name"]) <= 63
+    assert pod["metadata"]["labels"]["quantfleet.io/component"] == "benchmark"
+    assert pod["metadata"]["labels"]["quantfleet.io/benchmark-run"] == "cmp"
+    assert pod["metadata"]["labels"]["quantfleet.io/benchmark-target"] == "fp8"
+    assert "quantfleet.io/model" not in pod["metadata"]["labels"]
+    assert container["command"] == ["python", "-m", "quantfleet_jobs.benchmark"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "nvidia.com/gpu" not in container["resources"]["requests"]
+    assert job["spec"]["activeDeadlineSeconds"] > 0
+
+
+def test_changed_inputs_make_a_new_job_name() -> None:
+    owner, endpoint = make_run_owner(), make_endpoint()
+    before = build_benchmark_job(owner, make_run_spec(), endpoint, SETTINGS)
+    after = build_benchmark_job(owner, make_run_spec(maxErrorRate=0.1), endpoint, SETTINGS)
+    assert before["metadata"]["name"] != after["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("url", "want"),
+    [
+        pytest.param("http://m-vllm.ns.svc:8000/v1", "http://m-vllm.ns.svc:8000", id="v1-suffix"),
+        pytest.param("http://10.0.0.1:8000/", "http://10.0.0.1:8000", id="trailing-slash"),
+    ],
+)
+def test_base_url_drops_the_v1_suffix_the_program_adds_itself(url: str, want: str) -> None:
+    assert base_url(url) == want
+
+
+# --- the BF16 baseline ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("billions", "family", "want_gpus", "want_memory_at_least"),
+    [
+        pytest.param(8.3, GpuFamily.HOPPER, 1, 20_000, id="7b-on-one-hopper"),
+        # 72B BF16 needs ~173 GB: 2 x H200 rather than 4 x H100 (fewest GPUs first).
+        pytest.param(72, GpuFamily.HOPPER, 2, 90_000, id="72b-on-two-h200"),
+        pytest.param(72, GpuFamily.AMPERE, 4, 45_000, id="72b-on-four-ampere"),
+        pytest.param(8.3, GpuFamily.ADA_LOVELACE, 1, 20_000, id="7b-on-one-l40s"),
+    ],
+)
+def test_baseline_gets_the_gpu_count_bf16_needs_on_the_same_family(
+    billions: float, family: GpuFamily, want_gpus: int, want_memory_at_least: int
+) -> None:
+    plan = plan_baseline(int(billions * 1e9), family, FLEET)
+    assert isinstance(plan, BaselinePlan), plan
+    assert plan.gpus == want_gpus
+    assert plan.min_gpu_memory_mib >= want_memory_at_least
+    assert {pool.family for pool in plan.pools} == {family}
+    assert plan.dtype == "bfloat16"
+
+
+def test_baseline_too_big_for_the_family_says_what_it_needs() -> None:
+    plan = plan_baseline(400 * 10**9, GpuFamily.TURING, FLEET)
+    assert isinstance(plan, str)
+    assert "BF16 baseline needs" in plan
+    assert "turing" in plan
+
+
+def test_baseline_deployment_serves_the_source_on_the_family_with_its_gpus() -> None:
+    plan = plan_baseline(72 * 10**9, GpuFamily.HOPPER, FLEET)
+    assert isinstance(plan, BaselinePlan)
+    model = make_spec(source={"uri": "pvc://models/qwen-72b", "parametersBillions": 72})
+    deployment = build_baseline_deployment(make_run_owner(), model, "qwen-bf16", plan, SETTINGS)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    expressions = terms["nodeSelectorTerms"][0]["matchExpressions"]
+    assert {"key": "nvidia.com/gpu.compute.major", "operator": "In", "values": ["9"]} in expressions
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+    assert container["args"][0] == "/mnt/quantfleet/models/qwen-72b"
+    assert "--tensor-parallel-size=2" in container["args"]
+    assert "--dtype=bfloat16" in container["args"]
+    assert deployment["metadata"]["ownerReferences"][0]["kind"] == "BenchmarkRun"
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("billions", "artifact_bytes", "scheme", "want_billions"),
+    [
+        pytest.param(8.3, None, None, 8.3, id="from-the-spec"),
+        pytest.param(
+            None, int(7e9 * (0.95 + 0.1)), "FP8_DYNAMIC", 7.0, id="from-an-fp8-checkpoint"
+        ),
+        pytest.param(None, None, None, None, id="unknown"),
+    ],
+)
+def test_source_size_from_the_spec_or_the_checkpoint(
+    billions: float | None, artifact_bytes: int | None, scheme: str | None,
+    want_billions: float | None,
+) -> None:  # fmt: skip
+    source: Json = {"uri": "hf://x/y"}
+    if billions:
+        source["parametersBillions"] = billions
+    model = make_spec(source=source, quantization={"scheme": "FP8_DYNAMIC"})
+    found = source_parameters(model, artifact_bytes, scheme)
+    if want_billions is None:
+        assert found is None
+    else:
+        assert found == pytest.approx(want_billions * 1e9, rel=1e-3)
+
+
+# --- speed-ups and status ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "baseline", "target", "want_metric", "want_value"),
+    [
+        pytest.param("latency", (2.0, 1.0), (1.6, 1.2), "latency", 1.25, id="latency-p50-ratio"),
+        pytest.param("throughput", (2.0, 1.0), (2.5, 1.5), "throughput", 1.5, id="rps-ratio"),
+        pytest.param("rate@4", (3.0, 4.0), (1.5, 4.0), "latency", 2.0, id="fixed-rate-latency"),
+        pytest.param("sweep:throughput", (2, 2.0), (2, 3.0), "throughput", 1.5, id="sweep-top"),
+        pytest.param("latency", (2.0, 1.0), (4.0, 1.0), "latency", 0.5, id="a-slowdown-is-kept"),
+    ],
+)
+def test_speedup_is_latency_ratio_for_latency_and_throughput_ratio_for_throughput(
+    scenario: str,
+    baseline: tuple[float, float],
+    target: tuple[float, float],
+    want_metric: str,
+    want_value: float,
+) -> None:
+    found = speedup(
+        make_result("baseline", scenario, *baseline), make_result("fp8", scenario, *target)
+    )
+    assert found is not None
+    assert (found.metric, found.value) == (want_metric, want_value)
+
+
+def test_no_speedup_without_a_baseline_result_or_with_a_zero() -> None:
+    results = [
+        make_result("baseline", "latency", 2.0),
+        make_result("fp8", "latency", 0.0),
+        make_result("fp8", "throughput", 1.0),  # the baseline has no throughput result
+    ]
+    assert speedups(results) == []
+
+
+def test_finished_jobs_fill_results_speedups_and_succeed() -> None:
+    spec = make_run_spec()
+    progress = [
+        done("baseline", make_program_result("latency", "throughput", rps=1.0, latency=2.0)),
+        done("fp8", make_program_result("latency", "throughput", rps=1.5, latency=1.6,
+                                        simulated=True)),
+    ]  # fmt: skip
+    status = build_benchmark_status(spec, progress, 1, [], NOW)
+    conditions = {c.type: c for c in status.conditions}
+    assert conditions["Succeeded"].status == "True"
+    assert conditions["Running"].status == "False"
+    assert conditions["Failed"].status == "False"
+    assert "SIMULATED" in conditions["Succeeded"].message
+    assert len(status.results) == 8
+    assert {r.simulated for r in status.results if r.target == "fp8"} == {True}
+    assert {r.simulated for r in status.results if r.target == "baseline"} == {False}
+    assert sorted((s.workload, s.scenario, s.metric, s.value) for s in status.speedups) == [
+        ("chat", "latency", "latency", 1.25),
+        ("chat", "throughput", "throughput", 1.5),
+        ("doc", "latency", "latency", 1.25),
+        ("doc", "throughput", "throughput", 1.5),
+    ]
+    assert status.best_speedup == 1.5
+    assert status.workloads == "doc,chat"
+    assert status.jobs == ["cmp-bench-baseline", "cmp-bench-fp8"]
+    assert is_finished(status, 1)
+    assert not is_finished(status, 2)
+
+
+@pytest.mark.parametrize(
+    ("progress", "want_reason", "want_in_message"),
+    [
+        pytest.param(
+            [done("baseline", make_program_result("latency", errored=40))],
+            "ErrorRateExceeded",
+            "error rate 0.40 is over 0.01",
+            id="success-claimed-with-errors",
+        ),
+        pytest.param(
+            [
+                done(
+                    "baseline",
+                    FailureResult(
+                        program="benchmark",
+                        reason="doc/latency: error rate 0.50 is over 0.01 (3 of 6 requests failed)",
+                    ),
+                    phase="Failed",
+                )
+            ],
+            "ErrorRateExceeded",
+            "3 of 6 requests failed",
+            id="program-refused-the-error-rate",
+        ),
+        pytest.param(
+            [
+                done(
+                    "baseline",
+                    FailureResult(program="benchmark", reason="endpoint unreachable"),
+                    phase="Failed",
+                )
+            ],
+            "BenchmarkFailed",
+            "endpoint unreachable",
+            id="program-failed",
+        ),
+        pytest.param(
+            [TargetProgress("fp8", failure=("TargetNotReady", "not ready after 60s: X"))],  # type: ignore[arg-type]
+            "TargetNotReady",
+            "fp8: not ready after 60s",
+            id="target-never-ready",
+        ),
+    ],
+)
+def test_failures_fail_the_run_with_the_reason(
+    progress: list[TargetProgress], want_reason: str, want_in_message: str
+) -> None:
+    status = build_benchmark_status(make_run_spec(), progress, 1, [], NOW)
+    failed = next(c for c in status.conditions if c.type == "Failed")
+    assert failed.status == "True"
+    assert failed.reason == want_reason
+    assert want_in_message in failed.message
+    assert next(c for c in status.conditions if c.type == "Running").status == "False"
+
+
+def test_in_progress_says_who_is_running_and_who_waits() -> None:
+    progress = [
+        TargetProgress("baseline", job=JobObservation("cmp-bench-b", "Running")),
+        TargetProgress("fp8", waiting="waiting for the targets before it"),
+    ]
+    status = build_benchmark_status(make_run_spec(), progress, 1, [], NOW)
+    running = next(c for c in status.conditions if c.type == "Running")
+    assert (running.status, running.reason) == ("True", "Benchmarking")
+    assert "0/2 targets done; baseline: Job cmp-bench-b is running" in running.message
+    assert status.results == []
+    assert status.best_speedup is None
+
+
+def test_report_keeps_full_results_and_says_where_guidellm_reports_went() -> None:
+    result = make_program_result("latency")
+    status = build_benchmark_status(make_run_spec(), [done("baseline", result)], 1, [], NOW)
+    config_map = build_report_config_map(make_run_owner(), status, {"baseline": result})
+    data = config_map["data"]
+    assert config_map["metadata"]["ownerReferences"][0]["kind"] == "BenchmarkRun"
+    assert json.loads(data["baseline.json"])["runs"][0]["successful"] == 100
+    assert json.loads(data["summary.json"])["simulated"] is False
+    assert "/tmp/reports" in json.loads(data["reports.json"])["baseline"]
+
+
+def test_report_over_the_bound_keeps_the_summary_and_names_the_locations() -> None:
+    result = make_program_result("latency")
+    big = result.model_copy(update={"library_versions": {"pad": "x" * MAX_REPORT_BYTES}})
+    status = build_benchmark_status(make_run_spec(), [done("baseline", big)], 1, [], NOW)
+    data = build_report_config_map(make_run_owner(), status, {"baseline": big})["data"]
+    assert "baseline.json" not in data
+    assert "summary.json" in data
+    assert "reports.json" in data
+    assert f"exceed {MAX_REPORT_BYTES} bytes" in data["truncated.txt"]
