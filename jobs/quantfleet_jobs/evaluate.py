@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_default("BASELINE_CACHE"),
         help="Directory of cached baseline scores per (model, revision, task, limit)",
     )
+    parser.add_argument(
+        "--baseline-scores",
+        default=env_default("BASELINE_SCORES"),
+        help='Known baseline scores as JSON {"task": {"metric": M, "score": S}} (the operator\'s '
+        "cache for this model, revision and limit); tasks found here are not scored again",
+    )
     parser.add_argument("--engine", default=env_default("ENGINE", "auto"), help="auto, hf or vllm")
     parser.add_argument("--device", default=env_default("DEVICE", "auto"), help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=int(env_default("BATCH_SIZE", "8") or 8))
@@ -116,6 +122,9 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
         cached = _cache_file(cache, args, task)
         if cached is not None and cached.is_file():
             entry = json.loads(cached.read_text())
+            baseline[task] = (entry["metric"], float(entry["score"]))
+    for task, entry in _known_scores(args.baseline_scores).items():
+        if task in tasks and task not in baseline:
             baseline[task] = (entry["metric"], float(entry["score"]))
     missing = [t for t in tasks if t not in baseline]
     if missing:
@@ -233,6 +242,21 @@ def _key(args: argparse.Namespace, task: str) -> dict[str, Any]:
         "task": task,
         "limit": args.limit,
     }
+
+
+def _known_scores(text: str | None) -> dict[str, dict[str, Any]]:
+    """Parse --baseline-scores; a malformed value is a bad argument, not a crash."""
+    if not text:
+        return {}
+    try:
+        scores = json.loads(text)
+        if not isinstance(scores, dict) or not all(
+            isinstance(e, dict) and {"metric", "score"} <= e.keys() for e in scores.values()
+        ):
+            raise ValueError("want {task: {metric, score}}")
+    except ValueError as error:
+        raise JobError(f"bad --baseline-scores: {error}") from error
+    return scores
 
 
 def _cache_file(cache: Path | None, args: argparse.Namespace, task: str) -> Path | None:

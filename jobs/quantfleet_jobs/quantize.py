@@ -24,6 +24,7 @@ from quantfleet_jobs.common import (
     publish,
     run_program,
     select_device,
+    split_list,
     staging_dir,
     weights_size,
     workdir_for,
@@ -59,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_default("DATASET"),
         help="Calibration data: a hub dataset name, a path/pvc:// dataset, 'synthetic', or 'none'. "
         "Default: ultrachat (text) or flickr30k (vision-language)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=split_list(env_default("IGNORE")) or None,
+        help="Module pattern kept in high precision (repeatable); replaces the kind's defaults",
     )
     parser.add_argument("--dataset-split", default=env_default("DATASET_SPLIT"))
     parser.add_argument(
@@ -121,7 +128,7 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
     elif scheme not in DATA_FREE:
         raise JobError(f"scheme {scheme.value} needs calibration data; --dataset none given")
 
-    recipe: Any = args.recipe if args.recipe else default_recipe(scheme, kind)
+    recipe: Any = args.recipe if args.recipe else default_recipe(scheme, kind, args.ignore)
     vision_arguments: dict[str, Any] = {}
     if kind is ModelKind.VISION_LANGUAGE:
         vision_arguments = {
@@ -172,14 +179,18 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
     )
 
 
-def default_recipe(scheme: Scheme, kind: ModelKind) -> list[Any]:
-    """The study's recipes (quantization.md §2), vision tower and projector left alone."""
+def default_recipe(scheme: Scheme, kind: ModelKind, ignore: list[str] | None = None) -> list[Any]:
+    """The study's recipes (quantization.md §2), vision tower and projector left alone unless
+    `ignore` replaces the kind's default patterns."""
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
     from llmcompressor.modifiers.transform.smoothquant import SmoothQuantModifier
 
-    ignore = (
-        checkpoints.VISION_IGNORE if kind is ModelKind.VISION_LANGUAGE else checkpoints.TEXT_IGNORE
-    )
+    if ignore is None:
+        ignore = (
+            checkpoints.VISION_IGNORE
+            if kind is ModelKind.VISION_LANGUAGE
+            else checkpoints.TEXT_IGNORE
+        )
     if scheme is Scheme.FP8_DYNAMIC:
         return [QuantizationModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=ignore)]
     if scheme is Scheme.W8A8:

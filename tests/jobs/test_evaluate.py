@@ -156,3 +156,36 @@ def test_study_task_names_map_to_harness_tasks() -> None:
     assert evaluate.HARNESS_TASKS["mmmu"] == "mmmu_val"
     assert set(evaluate.HARNESS_TASKS) == {"mmmu", "chartqa", "docvqa", "vqav2", "mathvista",
                                            "mmlu", "mgsm"}  # fmt: skip
+
+
+def test_known_baseline_scores_from_the_operator_skip_scoring_the_baseline(
+    tiny_llama: Path, local_tasks: Path, tmp_path: Path
+) -> None:
+    # The baseline path does not exist: had it been scored, the run would have failed.
+    known = {
+        "qf_fox": {"metric": "acc,none", "score": 0.5},
+        "qf_image": {"metric": "acc,none", "score": 0.25},
+        "mgsm_cot_native": {"metric": "exact_match", "score": 0.9},  # not asked for: ignored
+    }
+    code, result = run(
+        tmp_path, f"--baseline={tmp_path / 'absent-baseline'}", f"--quantized={tiny_llama}",
+        "--tasks=qf_fox,qf_image", "--limit=12", f"--include-path={local_tasks}",
+        "--no-builtin-tasks", "--device=cpu", f"--baseline-scores={json.dumps(known)}",
+    )  # fmt: skip
+    assert code == 0, result
+    assert isinstance(result, EvaluateResult)
+    assert result.baseline_cached
+    assert [(t.task, t.baseline) for t in result.tasks] == [("qf_fox", 0.5), ("qf_image", 0.25)]
+
+
+def test_malformed_baseline_scores_fail_with_a_one_line_reason(
+    tiny_llama: Path, local_tasks: Path, tmp_path: Path
+) -> None:
+    code, result = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}", "--tasks=qf_fox",
+        f"--include-path={local_tasks}", "--no-builtin-tasks", "--device=cpu",
+        '--baseline-scores={"qf_fox": 0.5}',
+    )  # fmt: skip
+    assert code == 1
+    assert isinstance(result, FailureResult)
+    assert result.reason.startswith("bad --baseline-scores")

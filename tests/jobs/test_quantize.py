@@ -246,3 +246,16 @@ def test_module_entry_point_exits_non_zero_with_reason_on_stderr(tmp_path: Path)
     result = parse_result(log.read_text())
     assert isinstance(result, FailureResult)
     assert completed.stdout.strip().splitlines()[-1] == log.read_text()
+
+
+def test_ignore_patterns_replace_the_defaults(tiny_llama: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    code, result = run(
+        tmp_path, *common(tiny_llama, output, "FP8_DYNAMIC"),
+        "--ignore=re:.*lm_head", "--ignore=re:.*layers\\.0\\..*",
+    )  # fmt: skip
+    assert code == 0, result
+    ignored = json.loads((output / "config.json").read_text())["quantization_config"]["ignore"]
+    assert "lm_head" in ignored
+    assert any(".layers.0." in name for name in ignored)
+    assert not any(".layers.1." in name for name in ignored)

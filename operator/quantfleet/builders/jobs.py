@@ -3,6 +3,7 @@ the hash of their inputs so that changed inputs make a new Job instead of mutati
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from quantfleet.api.enums import EvalTask, ModelKind, Scheme
 from quantfleet.api.quantizedmodel import DEFAULT_TASKS, QuantizedModelSpec
@@ -236,7 +237,7 @@ def build_evaluate_job(
     kind: ModelKind,
     placement: Json,
     gpus: int,
-    cached_baseline: dict[str, float],
+    cached_baseline: dict[str, dict[str, Any]],
     settings: OperatorSettings,
 ) -> Json:
     """The Job running `quantfleet_jobs.evaluate`: baseline and checkpoint on the same tasks.
@@ -255,9 +256,10 @@ def build_evaluate_job(
     ]
     if spec.evaluation.limit is not None:
         args.append(f"--limit={spec.evaluation.limit}")
-    cached = {task: cached_baseline[task] for task in tasks if task in cached_baseline}
-    if cached:
-        args.append(f"--baseline-scores={json.dumps(cached, sort_keys=True)}")
+    if cached_baseline:
+        # The whole cache for this source, revision and limit: the program keys it by its own
+        # task names (mgsm -> mgsm_cot_native) and takes what it needs.
+        args.append(f"--baseline-scores={json.dumps(cached_baseline, sort_keys=True)}")
     volumes, mounts = claim_volumes(writable=[], read_only=[spec.source.uri, spec.output.uri])
     inputs = evaluation_id(spec, artifact, kind)
     return build_job(

@@ -1,6 +1,7 @@
 """Reading QuantizedModels by name, and the baseline score cache shared by a model's schemes."""
 
 import json
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -34,7 +35,7 @@ def baseline_cache_name(spec: QuantizedModelSpec) -> str:
 
 def read_baseline_scores(
     api: client.ApiClient, namespace: str, spec: QuantizedModelSpec
-) -> dict[str, float]:
+) -> dict[str, dict[str, Any]]:
     """Cached BF16 scores per task for this source, revision and limit (empty when none)."""
     name = baseline_cache_name(spec)
     with api_errors(f"reading ConfigMap {namespace}/{name}"):
@@ -44,9 +45,7 @@ def read_baseline_scores(
             if error.status == 404:
                 return {}
             raise
-    return {
-        task: float(json.loads(value)["baseline"]) for task, value in (cache.data or {}).items()
-    }
+    return {task: json.loads(value) for task, value in (cache.data or {}).items()}
 
 
 def write_baseline_scores(
@@ -68,7 +67,7 @@ def write_baseline_scores(
         },
         "data": {
             score.task: json.dumps(
-                {"baseline": score.baseline, "metric": score.metric, "simulated": result.simulated}
+                {"metric": score.metric, "score": score.baseline, "simulated": result.simulated}
             )
             for score in result.tasks
         },

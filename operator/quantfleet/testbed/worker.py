@@ -173,8 +173,9 @@ class SimulatedResults:
     def evaluate(self, arguments: Mapping[str, str], model: str) -> EvaluateResult:
         recovery = self.recovery_by_model.get(model, self.recovery)
         tasks = _split(arguments.get("tasks")) or [EvalTask.CHARTQA.value]
-        # Cached baseline scores arrive as a JSON object, task -> score (the operator's cache).
-        cached: dict[str, float] = json.loads(arguments.get("baseline-scores") or "{}")
+        # Cached baseline scores arrive as JSON, task -> {metric, score} (the operator's cache).
+        known: dict[str, dict[str, Any]] = json.loads(arguments.get("baseline-scores") or "{}")
+        cached = {task: float(entry["score"]) for task, entry in known.items()}
         scores = []
         for task in tasks:
             baseline = round(float(cached.get(task, 0.80 + _jitter(task, 0.1))), 4)

@@ -121,7 +121,7 @@ def test_quantize_memory_floor(parameters: int | None, want_floor_mib: int) -> N
     assert quantize_memory_floor_mib(parameters) == want_floor_mib
 
 
-def test_evaluate_job_passes_cached_baseline_scores_for_its_tasks_only() -> None:
+def test_evaluate_job_passes_the_cached_baseline_scores() -> None:
     spec = make_spec(evaluation={"tasks": ["chartqa", "mmmu"], "limit": 50})
     job = build_evaluate_job(
         make_owner(),
@@ -130,12 +130,12 @@ def test_evaluate_job_passes_cached_baseline_scores_for_its_tasks_only() -> None
         ModelKind.VISION_LANGUAGE,
         build_gpu_job_placement(0, []),
         2,
-        {"chartqa": 0.8, "mmlu": 0.6},
+        {"chartqa": {"metric": "relaxed", "score": 0.8}},
         SETTINGS,
     )
     args = pod_spec(job)["containers"][0]["args"]
     assert "--tasks=chartqa,mmmu" in args
-    assert '--baseline-scores={"chartqa": 0.8}' in args
+    assert '--baseline-scores={"chartqa": {"metric": "relaxed", "score": 0.8}}' in args
     assert pod_spec(job)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
 
 

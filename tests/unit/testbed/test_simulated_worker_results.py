@@ -147,7 +147,13 @@ def test_pods_of_other_components_get_no_outcome() -> None:
 
 
 def test_evaluate_uses_cached_baseline_scores_like_the_program() -> None:
-    pod = make_pod("evaluate", ["--tasks=chartqa,docvqa", '--baseline-scores={"chartqa": 0.5}'])
+    pod = make_pod(
+        "evaluate",
+        [
+            "--tasks=chartqa,docvqa",
+            '--baseline-scores={"chartqa": {"metric": "relaxed", "score": 0.5}}',
+        ],
+    )
 
     _, text = SimulatedResults(recovery=98.0)(pod) or (None, "")
 
