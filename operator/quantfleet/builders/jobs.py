@@ -251,9 +251,11 @@ def build_evaluate_job(
         f"--baseline={_source(spec)}",
         f"--quantized={spec.output.uri}",
         f"--tasks={','.join(tasks)}",
-        f"--model-kind={kind}",
         "--engine=vllm",
+        "--device=cuda",
     ]
+    if kind is ModelKind.VISION_LANGUAGE:
+        args.append("--apply-chat-template")
     if spec.evaluation.limit is not None:
         args.append(f"--limit={spec.evaluation.limit}")
     if cached_baseline:

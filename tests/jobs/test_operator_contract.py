@@ -1,0 +1,70 @@
+"""The Jobs the operator builds call the programs with arguments the programs accept."""
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.quantizedmodel import QuantizedModelSpec
+from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.jobs import (
+    artifact_id,
+    build_evaluate_job,
+    build_gpu_job_placement,
+    build_quantize_job,
+)
+from quantfleet_jobs import evaluate, quantize
+
+OWNER = {
+    "apiVersion": "quantfleet.io/v1alpha1",
+    "kind": "QuantizedModel",
+    "metadata": {"name": "q", "namespace": "ml", "uid": "u"},
+}
+SPEC = QuantizedModelSpec.model_validate(
+    {
+        "source": {"uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct", "revision": "main",
+                   "kind": "vision-language"},
+        "quantization": {"scheme": "W8A8", "ignore": ["re:.*lm_head", "re:.*visual.*"],
+                         "calibration": {"dataset": "lmms-lab/flickr30k", "samples": 64}},
+        "output": {"uri": "pvc://models/q"},
+        "evaluation": {"tasks": ["chartqa", "mmmu"], "limit": 20},
+    }
+)  # fmt: skip
+
+
+def quantize_job() -> dict[str, Any]:
+    return build_quantize_job(
+        OWNER, SPEC, Scheme.W8A8, build_gpu_job_placement(0, []), OperatorSettings()
+    )
+
+
+def evaluate_job() -> dict[str, Any]:
+    return build_evaluate_job(
+        OWNER, SPEC, artifact_id(SPEC, Scheme.W8A8), ModelKind.VISION_LANGUAGE,
+        build_gpu_job_placement(0, []), 1, {"chartqa": {"metric": "m", "score": 0.5}},
+        OperatorSettings(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("job", "parser", "module"),
+    [
+        pytest.param(
+            quantize_job, quantize.build_parser, "quantfleet_jobs.quantize", id="quantize"
+        ),
+        pytest.param(
+            evaluate_job, evaluate.build_parser, "quantfleet_jobs.evaluate", id="evaluate"
+        ),
+    ],
+)
+def test_the_program_accepts_the_jobs_arguments(
+    job: Callable[[], dict[str, Any]],
+    parser: Callable[[], argparse.ArgumentParser],
+    module: str,
+) -> None:
+    container = job()["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", module]
+    parsed = parser().parse_args(container["args"])  # a JobError on anything unknown
+    assert parsed.termination_log == "/dev/termination-log"
