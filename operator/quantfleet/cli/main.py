@@ -6,7 +6,7 @@ import sys
 
 # Each module registers its own subcommand with `register(subparsers)`; imported lazily by name so
 # that `quantfleet crds` does not pay for the cluster tooling.
-SUBCOMMANDS = ["crds", "dev", "plan", "demo", "operator"]
+SUBCOMMANDS = ["crds", "dev", "plan", "demo", "operator", "report"]
 
 
 def main(argv: list[str] | None = None) -> int:
