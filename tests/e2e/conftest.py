@@ -80,15 +80,23 @@ def operator_process(
 def operator(
     operator_process: OperatorProcess, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    """The running operator. If the test fails its log tail is attached to the report."""
+    """The running operator. If the test fails its log is attached to the report; if the
+    operator was denied an API call meanwhile, the test errors: the RBAC in manifests/ must
+    cover everything the operator does."""
+    start_offset = len(operator_process.logs())
     if not operator_process.running:
         operator_process.start(timeout=OPERATOR_START_TIMEOUT)
-    start_offset = len(operator_process.logs())
     yield operator_process
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         request.node.add_report_section(
             "call", "operator log", operator_process.logs()[start_offset:][-20000:]
+        )
+    denied = operator_process.permission_errors(since=start_offset)
+    if denied:
+        pytest.fail(
+            "The operator was denied API calls (manifests/rbac.yaml):\n" + "\n".join(denied[:5]),
+            pytrace=False,
         )
 
 

@@ -34,6 +34,14 @@ OPERATOR_SERVICE_ACCOUNT = "quantfleet-operator"
 # Long enough for any test session; the API server issues it, bound to the ServiceAccount.
 TOKEN_SECONDS = 4 * 3600
 LOG_TAIL_CHARS = 6000
+# How an RBAC denial shows in the operator's log: the API server's 403 message names the user
+# ("... is forbidden: User "system:serviceaccount:NS:NAME" cannot list resource ..."), and Kopf
+# warns when it falls back for lack of permissions. Other 403s (e.g. creating an event in a
+# namespace being deleted) are not about RBAC.
+PERMISSION_ERRORS = (
+    f'User "system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}" cannot',
+    "Not enough permissions",
+)
 
 # Builds the operator's command line from (metrics port, liveness port).
 Argv = Callable[[int, int], list[str]]
@@ -243,6 +251,11 @@ class OperatorProcess:
 
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         return self.logs()[-chars:]
+
+    def permission_errors(self, since: int = 0) -> list[str]:
+        """Log lines after character `since` that report a denied API call."""
+        lines = self.logs()[since:].splitlines()
+        return [line for line in lines if any(error in line for error in PERMISSION_ERRORS)]
 
 
 def as_operator_argv(argv: Sequence[str]) -> Argv:

@@ -47,6 +47,12 @@ def can(api: client.ApiClient, verb: str, resource: str, namespace: str, group: 
         pytest.param("create", "", "secrets", False, id="cannot create secrets"),
         pytest.param("create", "", "serviceaccounts/token", False, id="cannot mint tokens"),
         pytest.param("list", "", "namespaces", False, id="no namespace listing needed"),
+        pytest.param(
+            "watch", "apiextensions.k8s.io", "customresourcedefinitions", True, id="Kopf sees CRDs"
+        ),
+        pytest.param(
+            "delete", "apiextensions.k8s.io", "customresourcedefinitions", False, id="CRDs read"
+        ),
         pytest.param("create", "rbac.authorization.k8s.io", "rolebindings", False, id="no RBAC"),
     ],
 )
