@@ -19,6 +19,8 @@ from kubernetes import client
 from quantfleet.api.enums import GpuFamily
 from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.builders.benchmark import BaselinePlan, plan_baseline
+from quantfleet.cli import main as cli_main
+from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.testbed.fleet import build_nodes, load_fleet
 from quantfleet.testbed.processes import free_port
@@ -31,7 +33,6 @@ from quantfleet.testbed.worker import (
     dump_simulated,
 )
 
-from .harness import OperatorProcess
 from .test_quantizedmodel import Models, make_model
 
 pytestmark = pytest.mark.integration
@@ -297,6 +298,49 @@ def test_an_error_rate_above_the_limit_fails_the_run(runs: Runs, worker: Simulat
     assert runs.condition("errs", "Succeeded")["status"] == "False"
 
 
+def test_parallel_runs_start_every_target_at_once(runs: Runs, worker: SimulatedWorker) -> None:
+    producer = FixedBenchmarks({"a": (1.0, 1.0), "b": (1.0, 2.0)})
+    producer.hold.update({"a", "b"})
+    worker.producer = producer
+    endpoints = [
+        {"name": name, "endpoint": {"url": f"http://{name}.example:8000", "model": "m"}}
+        for name in ("a", "b")
+    ]
+    runs.create(make_run("par", targets=endpoints, parallel=True))
+    poll_until(lambda: len(runs.jobs("par")) == 2, timeout=TIMEOUT, what="both Jobs created")
+    assert runs.condition("par", "Running")["status"] == "True"
+    producer.hold.clear()
+    runs.wait_condition("par", "Succeeded", "Completed")
+    assert runs.get("par")["status"]["speedups"] == []  # no baseline, nothing to compare
+
+
+def test_deleting_a_run_mid_flight_removes_its_baseline_and_jobs(
+    runs: Runs, models: Models, worker: SimulatedWorker
+) -> None:
+    producer = FixedBenchmarks({"baseline": (2.0, 1.0)})
+    producer.hold.add("baseline")
+    worker.producer = producer
+    models.create(make_model("mid"))
+    runs.create(
+        make_run(
+            "mid",
+            targets=[{"name": "fp8", "modelRef": {"name": "mid"}}],
+            baseline={"modelRef": {"name": "mid"}},
+        )
+    )
+    poll_until(
+        lambda: runs.jobs("mid") and runs.deployments("mid"),
+        timeout=TIMEOUT,
+        what="the baseline Deployment and its Job",
+    )
+    runs.delete("mid")
+    poll_until(
+        lambda: not (runs.jobs("mid") or runs.deployments("mid")),
+        timeout=TIMEOUT,
+        what="the baseline Deployment and Job garbage-collected",
+    )
+
+
 def test_a_target_that_never_becomes_ready_fails_after_the_timeout(
     runs: Runs, models: Models, worker: SimulatedWorker
 ) -> None:
@@ -424,3 +468,11 @@ def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
     assert result["ttftMs"]["p50"] == run.ttft_ms.p50 >= 20  # the mock server's fixed TTFT
     assert result["latencySeconds"]["p50"] == run.latency_s.p50
     assert result["errorRate"] == 0
+
+    # The report renders the measured numbers from the stored run, unlabelled as simulated.
+    stored = tmp_path / "real.json"
+    stored.write_text(json.dumps(runs.get("real")))
+    out = tmp_path / "report"
+    assert cli_main.main(["report", "real", "--from", str(stored), "--out", str(out)]) == 0
+    assert (out / "real.png").stat().st_size > 0
+    assert "SIMULATED" not in (out / "real.html").read_text()
