@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", default=env_default("OUTPUT"), help="Where the reports go: path, pvc://, s3://"
     )
+    parser.add_argument(
+        "--server-kind",
+        default=env_default("SERVER_KIND", "vllm"),
+        help="vllm: exact output lengths via vLLM's ignore_eos (the default); openai: a strict "
+        "OpenAI server that rejects ignore_eos (e.g. transformers serve): max_tokens caps output",
+    )
     add_common_arguments(parser)
     return parser
 
@@ -101,6 +107,8 @@ def benchmark(args: argparse.Namespace) -> BenchmarkResult:
     started = time.monotonic()
     if not args.target or not args.model or not args.output:
         raise JobError("--target, --model and --output are required")
+    if args.server_kind not in ("vllm", "openai"):
+        raise JobError(f"unknown server kind {args.server_kind!r}: want vllm or openai")
     workloads = [parse_workload(spec) for spec in split_list(args.workloads)]
     scenarios = split_list(args.scenarios)
     if unknown := [s for s in scenarios if s not in SCENARIOS]:
@@ -187,14 +195,21 @@ def run_guidellm(
     report: Path,
 ) -> None:
     """One `guidellm run` (0.8.1 CLI, checked on this kind of machine) writing JSON and HTML."""
+    # GuideLLM sends vLLM's `ignore_eos` when the data names output tokens; strict OpenAI
+    # servers answer 422 to that, so for them the backend caps output with `max_tokens` instead.
+    exact = args.server_kind == "vllm"
+    output_tokens = f",output_tokens={workload.output_tokens}" if exact else ""
+    backend: dict[str, Any] = {"kind": "openai_http", "target": args.target, "model": args.model}
+    if not exact:
+        backend["extras"] = {"body": {"max_tokens": workload.output_tokens}}
     data = []
     if workload.prompt_tokens > 0 or workload.width == 0:
-        data += ["--data", f"kind=synthetic_text,prompt_tokens={workload.prompt_tokens},"
-                 f"output_tokens={workload.output_tokens}"]  # fmt: skip
+        data += ["--data", f"kind=synthetic_text,prompt_tokens={workload.prompt_tokens}"
+                 + output_tokens]  # fmt: skip
     if workload.width > 0:
         image = f"kind=synthetic_image,width={workload.width},height={workload.height}"
         if workload.prompt_tokens == 0:  # image-only prompt (captioning): tokens go here
-            image += f",output_tokens={workload.output_tokens}"
+            image += output_tokens
         data += ["--data", image]
     profile = {
         "latency": ["--profile", "kind=synchronous"],
@@ -208,7 +223,7 @@ def run_guidellm(
         constraints += ["--constraint", f"kind=max_requests,count={args.max_requests}"]
     command = [
         sys.executable, "-m", "guidellm", "run",
-        "--backend", f"kind=openai_http,target={args.target},model={args.model}",
+        "--backend", json.dumps(backend),
         *profile, *constraints,
         "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
         *data,

@@ -183,3 +183,65 @@ def test_bad_workloads_and_scenarios_are_refused(
 def test_study_presets_match_the_published_workloads() -> None:
     assert benchmark.parse_workload("docvqa") == benchmark.Workload("docvqa", 1680, 2240, 64, 128)
     assert benchmark.parse_workload("captioning").prompt_tokens == 0
+
+
+@pytest.fixture(scope="module")
+def transformers_server(
+    tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`transformers serve` with the tiny Llama on the CPU: a real model server on loopback."""
+    import os
+
+    port = free_port()
+    cache = tmp_path_factory.mktemp("hf-cache")  # /v1/models scans it; it must exist
+    process = subprocess.Popen(
+        [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--device", "cpu", str(tiny_llama)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("transformers serve did not come up") from None
+            time.sleep(1)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_real_model_server_on_loopback(
+    transformers_server: str, tiny_llama: Path, tmp_path: Path
+) -> None:
+    code, result = run(
+        tmp_path,
+        f"--target={transformers_server}",
+        f"--model={tiny_llama}",
+        f"--tokenizer={tiny_llama}",
+        "--workloads=text:0x0:16:8",
+        "--scenarios=latency",
+        "--max-requests=3",
+        "--server-kind=openai",  # transformers serve refuses vLLM's ignore_eos
+        f"--output={tmp_path / 'reports'}",
+    )
+
+    assert code == 0, result
+    assert isinstance(result, BenchmarkResult)
+    (only,) = result.runs
+    assert (only.workload, only.scenario, only.successful, only.errored) == (
+        "text",
+        "latency",
+        3,
+        0,
+    )
+    assert only.output_tokens_per_second > 0
+    assert 0 < only.ttft_ms.p50 <= only.latency_s.p50 * 1000
