@@ -11,7 +11,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from kubernetes import client
@@ -20,7 +20,6 @@ from quantfleet.api.enums import GpuFamily
 from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.builders.benchmark import BaselinePlan, plan_baseline
 from quantfleet.cli import main as cli_main
-from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.testbed.fleet import build_nodes, load_fleet
 from quantfleet.testbed.processes import free_port
@@ -36,6 +35,13 @@ from quantfleet.testbed.worker import (
 from .test_quantizedmodel import Models, make_model
 
 pytestmark = pytest.mark.integration
+
+
+class Operator(Protocol):
+    """What these tests use of the `operator` fixture (the real operator subprocess)."""
+
+    def metrics(self) -> str: ...
+
 
 Json = dict[str, Any]
 GROUP, VERSION, PLURAL = "quantfleet.io", "v1alpha1", "benchmarkruns"
@@ -126,7 +132,7 @@ class Runs:
 
 @pytest.fixture
 def runs(
-    api_client: client.ApiClient, namespace: str, operator: OperatorProcess, worker: SimulatedWorker
+    api_client: client.ApiClient, namespace: str, operator: Operator, worker: SimulatedWorker
 ) -> Runs:
     return Runs(api_client, namespace)
 
@@ -188,7 +194,7 @@ def test_run_against_a_model_and_its_bf16_baseline(
     runs: Runs,
     models: Models,
     worker: SimulatedWorker,
-    operator: OperatorProcess,
+    operator: Operator,
     api_client: client.ApiClient,
     namespace: str,
 ) -> None:
