@@ -37,13 +37,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
         yield ClusterState(data_dir=kubeconfig.parent, kubeconfig=kubeconfig, server=server)
         return
     data_dir = tmp_path_factory.mktemp("cluster")
+    failure = ""
     try:
         started = Cluster(load_fleet(), data_dir=data_dir)
         state = started.start(timeout=CLUSTER_START_TIMEOUT)
     except Exception as error:
-        pytest.fail(
-            f"The test cluster did not start: {error}\nLogs: {data_dir / 'logs'}", pytrace=False
-        )
+        failure = f"The test cluster did not start: {error}\nLogs: {data_dir / 'logs'}"
+    if failure:
+        # Outside the except block, so the report shows the reason, not a chained traceback.
+        pytest.fail(failure, pytrace=False)
     try:
         yield state
     finally:
