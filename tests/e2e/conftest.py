@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
-
-from .harness import (
+from quantfleet.cli.localrun import (
     OperatorProcess,
     install_crds,
     install_rbac,
@@ -28,6 +26,7 @@ from .harness import (
     simulated_volume,
     write_token_kubeconfig,
 )
+from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
 
 OPERATOR_START_TIMEOUT = 60.0
 

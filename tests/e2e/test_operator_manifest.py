@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from quantfleet.cli.localrun import MANIFESTS, OPERATOR_NAMESPACE, load_documents
 from quantfleet.kube.apply import apply
 from quantfleet.testbed.wait import poll_until
-
-from .harness import MANIFESTS, OPERATOR_NAMESPACE, load_documents
 
 pytestmark = pytest.mark.integration
 

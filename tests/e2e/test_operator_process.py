@@ -3,7 +3,7 @@ errors, serves metrics, comes back after a crash, and stops cleanly on SIGTERM a
 
 import pytest
 
-from .harness import OperatorProcess
+from quantfleet.cli.localrun import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

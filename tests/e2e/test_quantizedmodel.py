@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.testbed.cluster import AUDIT_LOG, ClusterState
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
-
-from .harness import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

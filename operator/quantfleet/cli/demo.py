@@ -1,58 +1,76 @@
 """`quantfleet demo`: the main job on the local control plane with its simulated GPU fleet.
 
-Starts the cluster (or reuses the one `quantfleet dev up` started), installs the CRDs, applies
-the samples through the real API server, and shows where each QuantizedModel would be placed on
-the fleet and why. The reconcilers that quantize, evaluate and serve are not built yet.
+Starts the cluster (or reuses the one `quantfleet dev up` started), installs the CRDs and the
+operator's RBAC, runs the operator with its own ServiceAccount token, applies the samples and
+shows the fleet converging: where each QuantizedModel was placed and why. The GPU nodes are
+simulated by kwok and the Job programs by the simulated worker: every result it reports is
+marked SIMULATED, in status and here.
 """
 
 import argparse
 import sys
-from collections import Counter
-from functools import partial
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
-from kubernetes import config
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
-from quantfleet.api.crd import custom_resource_definitions
-from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.cli.dev import default_state_dir
-from quantfleet.kube.apply import apply, crd_established
-from quantfleet.kube.nodes import list_nodes
-from quantfleet.planning.inventory import GpuInventory, build_inventory
-from quantfleet.planning.planner import PlanRequest, Unplaceable, plan_placement
+from quantfleet.cli.localrun import (
+    OperatorProcess,
+    install_crds,
+    install_rbac,
+    mint_token,
+    simulated_volume,
+    write_token_kubeconfig,
+)
+from quantfleet.kube.apply import apply
 from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.wait import poll_until
+from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
 
 SAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "samples"
 NAMESPACE = "quantfleet-demo"
+GROUP, VERSION = "quantfleet.io", "v1alpha1"
+Json = dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
     state = _cluster(args.state_dir)
     api = config.new_client_from_config(str(state.kubeconfig))
-    for crd in custom_resource_definitions().values():
-        apply(api, crd, namespace=None)
-        name = crd["metadata"]["name"]
-        poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
-    print(f"Installed the CRDs; applying the samples to namespace {NAMESPACE}")
-    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, None)
-    models: list[QuantizedModel] = []
-    for path in sorted(args.samples.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
-        if document.get("kind") == "Kustomization":
-            continue
-        apply(api, document, namespace=NAMESPACE)
-        print(f"  accepted {document['kind']}/{document['metadata']['name']}")
-        if document["kind"] == "QuantizedModel":
-            models.append(QuantizedModel.model_validate(document))
-    inventory = build_inventory(list_nodes(api))
-    print(f"\nGPU fleet (SIMULATED by kwok, no real GPUs): {_fleet_summary(inventory)}\n")
-    print(_placements(models, inventory))
+    install_crds(api)
+    install_rbac(api)
+    print("Installed the CRDs and the operator's RBAC (manifests/)")
+    _namespace(api)
+    work = Path(tempfile.mkdtemp(prefix="quantfleet-demo-"))
+    kubeconfig = write_token_kubeconfig(state.kubeconfig, mint_token(api), work / "kubeconfig")
+    operator = OperatorProcess(kubeconfig, work / "operator.log").start()
+    worker = SimulatedWorker(api, SimulatedResults()).start()
+    print(f"Started the operator (its own ServiceAccount token; log {work / 'operator.log'})")
+    print("Started the SIMULATED worker: it completes Job pods with synthesised results\n")
+    try:
+        for path in sorted(args.samples.glob("*.yaml")):
+            document = yaml.safe_load(path.read_text())
+            if document.get("kind") != "Kustomization":
+                apply(api, document, namespace=NAMESPACE)
+                print(f"  applied {document['kind']}/{document['metadata']['name']}")
+        print(f"\nWaiting for every model to settle (up to {args.timeout:.0f}s) ...\n")
+        models = poll_until(
+            lambda: _settled(api), timeout=args.timeout, what="every QuantizedModel to settle"
+        )
+        print(_table(api, models))
+        print(_benchmarks(api))
+    finally:
+        worker.stop()
+        operator.stop()
     print(
         f"\nThe cluster keeps running: export KUBECONFIG={state.kubeconfig}\n"
-        "Stop it with `quantfleet dev down`."
+        "Run the operator and the simulated worker yourself with `quantfleet operator "
+        "--all-namespaces` and `quantfleet dev worker`; stop the cluster with "
+        "`quantfleet dev down`."
     )
     return 0
 
@@ -65,73 +83,120 @@ def _cluster(state_dir: Path) -> ClusterState:
         if all(record.is_running() for record in state.processes):
             print(f"Reusing the local control plane at {state.server}")
             return state
-    print("Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler,")
-    print("kwok) with the simulated GPU fleet ...")
+    print("Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
+    print("with kwok simulating a GPU fleet (no real GPUs) ...")
     state = Cluster(load_fleet(), log=lambda line: print(f"  {line}", file=sys.stderr)).start()
     state_dir.mkdir(parents=True, exist_ok=True)
     state.save(path)
     return state
 
 
-def _fleet_summary(inventory: GpuInventory) -> str:
-    counts = Counter(f"{node.product} ({node.family})" for node in inventory.nodes)
-    return ", ".join(f"{count}× {name}" for name, count in sorted(counts.items()))
+def _namespace(api: client.ApiClient) -> None:
+    """The demo namespace, and the `models` claim the samples write to (a simulated volume)."""
+    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, None)
+    try:
+        client.CoreV1Api(api).read_namespaced_persistent_volume_claim("models", NAMESPACE)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        simulated_volume(api, NAMESPACE, "models")
 
 
-def _placements(models: list[QuantizedModel], inventory: GpuInventory) -> str:
-    """One row per model: requested scheme, resolved scheme, GPUs, families, and why."""
-    rows = [("NAME", "REQUESTED", "SCHEME", "GPUS", "GPU FAMILIES", "WHY")]
-    for model in models:
-        spec = model.spec
-        billions = spec.source.parameters_billions
-        if billions is None:
-            rows.append(
-                (
-                    model.metadata["name"],
-                    spec.quantization.scheme,
-                    "-",
-                    "-",
-                    "-",
-                    "set spec.source.parametersBillions to plan before quantizing",
-                )
-            )
-            continue
-        request = PlanRequest(
-            parameters=int(billions * 1e9),
-            objective=spec.quantization.resolved_objective,
-            scheme=spec.quantization.scheme,
-            allow_fallback=spec.quantization.allow_fallback,
-            gpus_per_replica=spec.serving.gpus_per_replica,
-        )
-        plan = plan_placement(request, inventory)
-        if isinstance(plan, Unplaceable):
-            rows.append(
-                (
-                    model.metadata["name"],
-                    spec.quantization.scheme,
-                    "-",
-                    "-",
-                    "-",
-                    f"{plan.reason}: {plan.message}",
-                )
-            )
-            continue
-        rows.append(
-            (
-                model.metadata["name"],
-                spec.quantization.scheme,
-                plan.scheme,
-                str(plan.gpus_per_replica),
-                ",".join(plan.target_families),
-                plan.rationale,
-            )
-        )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row[:5], widths, strict=True))
-        + f"  {row[5]}"
-        for row in rows
+def _models(api: client.ApiClient) -> list[Json]:
+    listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "quantizedmodels"
     )
+    items: list[Json] = listing["items"]
+    return items
+
+
+def _conditions(body: Json) -> dict[str, Json]:
+    return {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}
+
+
+def _settled(api: client.ApiClient) -> list[Json] | None:
+    """Every model is Ready, or stopped on a False step (a gate, an approval, no GPU)."""
+    models = _models(api)
+    for model in models:
+        conditions = _conditions(model)
+        ready = conditions.get("Ready", {}).get("status") == "True"
+        stopped = any(c["status"] == "False" for kind, c in conditions.items() if kind != "Ready")
+        if not (ready or stopped):
+            return None
+    for run in _benchmark_runs(api):
+        if not {"Succeeded", "Failed"} & set(_true(run)):
+            return None
+    return models or None
+
+
+def _benchmark_runs(api: client.ApiClient) -> list[Json]:
+    listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, "benchmarkruns"
+    )
+    items: list[Json] = listing["items"]
+    return items
+
+
+def _true(body: Json) -> list[str]:
+    return [kind for kind, c in _conditions(body).items() if c["status"] == "True"]
+
+
+def _table(api: client.ApiClient, models: list[Json]) -> str:
+    """`kubectl get qm -o wide` with the node each model landed on and why."""
+    core = client.CoreV1Api(api)
+    rows = [("NAME", "SCHEME", "GPU", "GPUS", "RECOVERY", "PROMOTED", "READY", "SERVED ON")]
+    notes = []
+    for model in sorted(models, key=lambda m: str(m["metadata"]["name"])):
+        name, status = model["metadata"]["name"], model.get("status") or {}
+        plan, recovery = status.get("plan") or {}, status.get("recovery") or {}
+        conditions = _conditions(model)
+        pods = core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"quantfleet.io/model={name},quantfleet.io/component=serve"
+        ).items
+        nodes = sorted({pod.spec.node_name for pod in pods if pod.spec.node_name})
+        overall = recovery.get("overall")
+        rows.append((
+            name,
+            plan.get("scheme", "-"),
+            plan.get("gpuFamily", "-"),
+            str(plan.get("gpusPerReplica", "-")),
+            f"{'SIM:' if recovery.get('simulated') else ''}{overall:.2f}%" if overall else "-",
+            conditions.get("Promoted", {}).get("reason", "-"),
+            conditions.get("Ready", {}).get("status", "-"),
+            ",".join(nodes) or "-",
+        ))  # fmt: skip
+        blocking = next(
+            (c for c in conditions.values() if c["status"] == "False" and c["type"] != "Ready"),
+            None,
+        )
+        why = blocking["message"] if blocking else plan.get("rationale", "")
+        if blocking and blocking["reason"] == "AwaitingApproval":
+            artifact = status["artifact"]["id"]
+            why += (
+                f"\n    approve: kubectl -n {NAMESPACE} patch qm {name} --type merge -p "
+                f'\'{{"spec": {{"serving": {{"approvedArtifact": "{artifact}"}}}}}}\''
+            )
+        notes.append(f"  {name}: {why}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return (
+        f"{table}\n\nWhy:\n"
+        + "\n".join(notes)
+        + ("\n\nSIM: recovery from the SIMULATED worker (no model was evaluated); kwok nodes.")
+    )
+
+
+def _benchmarks(api: client.ApiClient) -> str:
+    lines = ["\nBenchmarkRuns (results from the SIMULATED worker, not measured):"]
+    for run in _benchmark_runs(api):
+        status = run.get("status") or {}
+        state = _true(run)
+        lines.append(
+            f"  {run['metadata']['name']}: {', '.join(state) or 'pending'}; best speed-up "
+            f"{status.get('bestSpeedup', '-')}; `quantfleet report {run['metadata']['name']} "
+            f"-n {NAMESPACE}` for the table and plots"
+        )
+    return "\n".join(lines)
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -143,5 +208,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument(
         "--samples", type=Path, default=SAMPLES, help="folder of manifests to apply"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=240.0, help="seconds to wait for the models to settle"
     )
     parser.set_defaults(run=run)

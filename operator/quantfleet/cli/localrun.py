@@ -1,6 +1,7 @@
-"""The end-to-end harness: install what `kubectl apply -k manifests/` would (CRDs, namespace,
-ServiceAccount, RBAC), mint the operator's own token, and run the operator as a subprocess that
-holds only that token's permissions."""
+"""Run the operator locally as it runs in a cluster: install what `kubectl apply -k manifests/`
+would (CRDs, namespace, ServiceAccount, RBAC), mint the operator's own token, and run the
+operator as a subprocess holding only that token's permissions. Used by `quantfleet demo` and
+the e2e tests; works from a checkout (it reads crds/ and manifests/)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from quantfleet.kube.apply import apply, crd_established
 from quantfleet.testbed.processes import free_port
 from quantfleet.testbed.wait import poll_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO / "crds"
 MANIFESTS = REPO / "manifests"
 # What the operator's identity is made of, in the order kustomize would apply it.

@@ -1,0 +1,35 @@
+"""The README's main job, `quantfleet demo`, on a cluster of its own: the samples converge."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_brings_the_samples_to_their_end_state(tmp_path: Path) -> None:
+    env = {**os.environ, "QUANTFLEET_STATE_DIR": str(tmp_path / "state")}
+    quantfleet = [sys.executable, "-m", "quantfleet.cli.main"]
+    try:
+        done = subprocess.run(
+            [*quantfleet, "demo", "--timeout=180"], env=env, capture_output=True, text=True,
+            timeout=400, check=False,
+        )  # fmt: skip
+    finally:
+        subprocess.run([*quantfleet, "dev", "down"], env=env, timeout=60, check=False)
+    out = done.stdout
+    assert done.returncode == 0, done.stderr[-3000:] + out[-3000:]
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("qwen")}
+    assert rows["qwen25-vl-7b-fp8"][1:3] in (
+        ["FP8_DYNAMIC", "hopper"],
+        ["FP8_DYNAMIC", "ada-lovelace"],
+        ["FP8_DYNAMIC", "blackwell"],
+    )
+    assert rows["qwen25-vl-7b-int8"][1:3] == ["W8A8", "ampere"]
+    assert rows["qwen25-vl-7b-w4a16"][5:7] == ["AwaitingApproval", "False"]
+    assert rows["qwen25-vl-72b-auto"][6] == "True"
+    assert "SIMULATED" in out
+    assert "qwen25-vl-7b-fp8-docvqa: Succeeded" in out
