@@ -48,6 +48,9 @@ from quantfleet.planning.inventory import build_inventory
 # None when a target serves; else why not (str), or a failure that no waiting mends.
 Readiness = Callable[[], "str | TargetProgress | None"]
 RESYNC_SECONDS = 10  # notices a readiness timeout and targets becoming Ready between events
+# Finished runs whose baseline this process has made sure is gone: their resyncs then cost no
+# API call (a restarted operator checks each once more).
+_torn_down: set[str] = set()
 MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
     "app.kubernetes.io/managed-by": "quantfleet",
     LABEL_BENCHMARK_RUN: kopf.PRESENT,
@@ -102,8 +105,10 @@ def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
         run = _parse(body)
         generation = body["metadata"].get("generation", 0)
         if is_finished(run.status, generation):
-            if run.spec.baseline is not None and run.spec.baseline.model_ref is not None:
+            uid = body["metadata"].get("uid", "")
+            if uid not in _torn_down and run.spec.baseline and run.spec.baseline.model_ref:
                 _teardown_baseline(body)
+                _torn_down.add(uid)
             assert run.status is not None
             metrics.record_benchmark(
                 body["metadata"]["namespace"], run.metadata["name"], run.status

@@ -3,9 +3,11 @@ count, and the status derived from Job observations (results, speed-ups, conditi
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from factories import make_spec
 
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
@@ -420,3 +422,12 @@ def test_report_over_the_bound_keeps_the_summary_and_names_the_locations() -> No
     assert "summary.json" in data
     assert "reports.json" in data
     assert f"exceed {MAX_REPORT_BYTES} bytes" in data["truncated.txt"]
+
+
+def test_the_sample_run_fits_one_job_per_target() -> None:
+    sample = Path(__file__).parents[3] / "manifests" / "samples" / "benchmarkrun-docvqa.yaml"
+    spec = BenchmarkRunSpec.model_validate(yaml.safe_load(sample.read_text())["spec"])
+    assert too_many_runs(spec) is None
+    args = benchmark_args(spec, make_endpoint("baseline"))
+    assert "--workloads=docvqa:1680x2240:64:128" in args
+    assert "--max-seconds=600" in args
