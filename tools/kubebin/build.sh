@@ -28,7 +28,7 @@ done
 
 echo "Building kubebin (Kubernetes $KUBERNETES_VERSION) into $bin" >&2
 (cd "$here" && go build -trimpath -ldflags "-s -w$stamp" -o "$bin/kubebin" .)
-for name in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+for name in kube-apiserver kube-controller-manager kube-scheduler etcd kubectl; do
   ln -sf kubebin "$bin/$name"
 done
 

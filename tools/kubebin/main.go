@@ -1,5 +1,5 @@
 // Command kubebin is one multi-call binary holding the upstream Kubernetes control plane
-// (kube-apiserver, kube-controller-manager, kube-scheduler) and etcd, built from the Go module
+// (kube-apiserver, kube-controller-manager, kube-scheduler), etcd and kubectl, built from the Go module
 // proxy for the local test cluster (issue 3). Linking once saves most of the cold build time;
 // each component still runs as its own process: `kubebin apiserver --secure-port=...`.
 package main
@@ -21,6 +21,7 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubectl "k8s.io/kubectl/pkg/cmd"
 )
 
 // components maps each subcommand to the upstream cobra command it runs.
@@ -28,6 +29,8 @@ var components = map[string]func() *cobra.Command{
 	"apiserver":          apiserver.NewAPIServerCommand,
 	"controller-manager": func() *cobra.Command { return controllermanager.NewControllerManagerCommand() },
 	"scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+	// kubectl, so the local cluster can be explored as any other (get, explain, apply -k).
+	"kubectl": kubectl.NewDefaultKubectlCommand,
 }
 
 func main() {

@@ -136,6 +136,8 @@ def custom_resource_definitions() -> dict[str, Schema]:
             _column("GPU", ".status.plan.gpuFamily"),
             _column("GPUs", ".status.plan.gpusPerReplica", "integer", priority=1),
             _column("Recovery", ".status.recovery.overall", "number"),
+            # Test fleets' simulated worker: never let a synthesised figure pass for a measured one.
+            _column("Simulated", ".status.recovery.simulated", "boolean"),
             _column("Promoted", _condition("Promoted"), priority=1),
             _column("Ready", _condition("Ready")),
             _column("Endpoint", ".status.serving.endpoint", priority=1),
@@ -150,6 +152,7 @@ def custom_resource_definitions() -> dict[str, Schema]:
         [
             _column("Workloads", ".status.workloads"),
             _column("Best-Speedup", ".status.bestSpeedup", "number"),
+            _column("Simulated", ".status.results[0].simulated", "boolean"),
             _column("Status", '.status.conditions[?(@.status=="True")].type'),
         ],
     )
