@@ -189,3 +189,63 @@ def test_malformed_baseline_scores_fail_with_a_one_line_reason(
     assert code == 1
     assert isinstance(result, FailureResult)
     assert result.reason.startswith("bad --baseline-scores")
+
+
+VISION_TASK = """task: qf_colour
+dataset_path: parquet
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_image:
+  - image
+doc_to_text: "<image>What colour is the picture?"
+doc_to_target: "{{{{label}}}}"
+generation_kwargs:
+  until: []
+  do_sample: false
+  max_gen_toks: 4
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def test_vision_language_baseline_vs_quantized_on_a_local_image_task(
+    tiny_vlm: Path, tmp_path: Path
+) -> None:
+    """The CPU path for VLMs: lm-eval's hf-multimodal model over our loader, images from a local
+    parquet file. A random tiny model answers nothing right, so the scores are 0 and recovery
+    is null (undefined), which is what the result must then say."""
+    import datasets
+    from PIL import Image
+
+    rows = {
+        "image": [Image.new("RGB", (64, 64), c) for c in ("red", "green", "blue", "white")],
+        "label": ["red", "green", "blue", "white"],
+    }
+    data = tmp_path / "colour.parquet"
+    datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).to_parquet(data)
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "qf_colour.yaml").write_text(VISION_TASK.format(data=data))
+    quantized = tmp_path / "vlm-fp8"
+    assert quantize.main(
+        [f"--source={tiny_vlm}", f"--output={quantized}", "--scheme=FP8_DYNAMIC",
+         "--device=cpu", f"--termination-log={tmp_path / 'qlog'}"]
+    ) == 0  # fmt: skip
+
+    code, result = run(
+        tmp_path, f"--baseline={tiny_vlm}", f"--quantized={quantized}", "--tasks=qf_colour",
+        "--limit=4", f"--include-path={tmp_path / 'tasks'}", "--no-builtin-tasks",
+        "--device=cpu", "--batch-size=1",
+    )  # fmt: skip
+
+    assert code == 0, result
+    assert isinstance(result, EvaluateResult)
+    (task,) = result.tasks
+    assert task.metric == "exact_match,none"
+    assert (task.baseline, task.quantized) == (0.0, 0.0)
+    assert task.recovery is None
+    assert result.recovery is None
