@@ -7,6 +7,7 @@ Sources and outputs are a local path, `pvc://claim/path` (a volume mounted under
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib.metadata
 import os
@@ -249,7 +250,10 @@ def workdir_for(args: argparse.Namespace) -> Path:
     """The scratch directory for this run."""
     base = Path(args.workdir) if args.workdir else Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="quantfleet-", dir=base))
+    workdir = Path(tempfile.mkdtemp(prefix="quantfleet-", dir=base))
+    # Downloads can be whole models: do not leave them behind when the program ends.
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    return workdir
 
 
 def split_list(value: str | Sequence[str] | None) -> list[str]:
@@ -280,6 +284,7 @@ def run_program(
         return fail(program, error, args)
     try:
         result = body(args)
+        dump_result(result)  # a result over the 4 KB cap is a failure, reported as one
     except Exception as error:
         return fail(program, error, args)
     write_result(result, args.termination_log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -127,3 +128,19 @@ def test_classify_reads_the_scheme_from_config_json(
     }
     assert classify(config) == (want, fmt)
     assert classify({}) == (None, "none")
+
+
+def test_a_program_whose_result_is_too_large_fails_with_a_reason(tmp_path: Path) -> None:
+    from quantfleet_jobs.common import JobArgumentParser, add_common_arguments, run_program
+
+    parser = JobArgumentParser()
+    add_common_arguments(parser)
+    log = tmp_path / "log"
+    too_large = make_quantize_result(library_versions={f"lib{i}": "x" * 40 for i in range(100)})
+
+    code = run_program("quantize", parser, lambda _: too_large, ["--termination-log", str(log)])
+
+    assert code == 1
+    result = parse_result(log.read_text())
+    assert isinstance(result, FailureResult)
+    assert "over the 4096-byte cap" in result.reason
