@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import time
@@ -97,7 +98,13 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     device = select_device(args.device)
-    engine = args.engine if args.engine != "auto" else ("vllm" if device == "cuda" else "hf")
+    # auto: vLLM on a GPU where the image has it (the serving image does), transformers else.
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    engine = (
+        args.engine
+        if args.engine != "auto"
+        else ("vllm" if device == "cuda" and has_vllm else "hf")
+    )
     if engine not in ("hf", "vllm"):
         raise JobError(f"unknown engine {engine!r}: want auto, hf or vllm")
     workdir = workdir_for(args)

@@ -251,7 +251,8 @@ def build_evaluate_job(
         f"--baseline={_source(spec)}",
         f"--quantized={spec.output.uri}",
         f"--tasks={','.join(tasks)}",
-        "--engine=vllm",
+        # auto: vLLM where the Job image has it, transformers otherwise (both on the GPU).
+        "--engine=auto",
         "--device=cuda",
     ]
     if kind is ModelKind.VISION_LANGUAGE:
