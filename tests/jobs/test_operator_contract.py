@@ -6,16 +6,18 @@ from typing import Any
 
 import pytest
 
+from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.benchmark import Endpoint, build_benchmark_job
 from quantfleet.builders.jobs import (
     artifact_id,
     build_evaluate_job,
     build_gpu_job_placement,
     build_quantize_job,
 )
-from quantfleet_jobs import evaluate, quantize
+from quantfleet_jobs import benchmark, evaluate, quantize
 
 OWNER = {
     "apiVersion": "quantfleet.io/v1alpha1",
@@ -48,6 +50,22 @@ def evaluate_job() -> dict[str, Any]:
     )  # fmt: skip
 
 
+def benchmark_job() -> dict[str, Any]:
+    spec = BenchmarkRunSpec.model_validate(
+        {
+            "targets": [{"name": "fp8", "modelRef": {"name": "q"}}],
+            "workloads": [{"name": "doc", "preset": "docvqa"}, {"name": "chat",
+                                                                 "outputTokens": 64}],
+            "scenarios": [{"kind": "latency"}, {"kind": "rate", "rates": [0.5, 2]}],
+            "limits": {"maxRequests": 50, "maxSeconds": 120},
+            "reportUri": "pvc://reports/bench",
+        }
+    )  # fmt: skip
+    endpoint = Endpoint("fp8", "http://q-vllm.ml.svc:8000", "q", "hf://Qwen/Qwen2.5-VL-7B")
+    owner = {**OWNER, "kind": "BenchmarkRun", "metadata": {**OWNER["metadata"], "name": "b"}}
+    return build_benchmark_job(owner, spec, endpoint, OperatorSettings())
+
+
 @pytest.mark.parametrize(
     ("job", "parser", "module"),
     [
@@ -56,6 +74,9 @@ def evaluate_job() -> dict[str, Any]:
         ),
         pytest.param(
             evaluate_job, evaluate.build_parser, "quantfleet_jobs.evaluate", id="evaluate"
+        ),
+        pytest.param(
+            benchmark_job, benchmark.build_parser, "quantfleet_jobs.benchmark", id="benchmark"
         ),
     ],
 )

@@ -15,6 +15,7 @@ from quantfleet.api.common import (
     validations,
 )
 from quantfleet.api.enums import ScenarioKind, WorkloadPreset
+from quantfleet.api.quantizedmodel import OUTPUT_URI
 
 
 class WorkloadShape(NamedTuple):
@@ -216,6 +217,15 @@ class BenchmarkRunSpec(ApiModel):
     )
     parallel: bool = Field(
         default=False, description="Benchmark targets at once instead of one after another."
+    )
+    report_uri: str | None = Field(
+        default=None,
+        pattern=OUTPUT_URI,
+        max_length=1024,
+        description=(
+            "Where to keep GuideLLM's full reports (pvc://claim/path or s3://bucket/path), one "
+            "folder per run and target; without it only the compact results are kept."
+        ),
     )
     ready_timeout_seconds: int = Field(
         default=1800, ge=0, le=86400, description="How long to wait for a target to be Ready."

@@ -112,7 +112,14 @@ def too_many_runs(spec: BenchmarkRunSpec) -> str | None:
     )
 
 
-def benchmark_args(spec: BenchmarkRunSpec, endpoint: Endpoint) -> list[str]:
+def report_location(owner_name: str, spec: BenchmarkRunSpec, endpoint: Endpoint) -> str:
+    """Where this target's full reports go: under spec.reportUri, else the pod's scratch."""
+    if spec.report_uri is None:
+        return REPORT_DIR
+    return f"{spec.report_uri.rstrip('/')}/{owner_name}/{endpoint.name}"
+
+
+def benchmark_args(spec: BenchmarkRunSpec, endpoint: Endpoint, report: str) -> list[str]:
     """Arguments of `python -m quantfleet_jobs.benchmark` (its 0.8.1-era CLI)."""
     kinds = list(dict.fromkeys(s.kind.value for s in spec.scenarios))
     args = [
@@ -122,7 +129,7 @@ def benchmark_args(spec: BenchmarkRunSpec, endpoint: Endpoint) -> list[str]:
         f"--workloads={','.join(workload_arg(w) for w in spec.workloads)}",
         f"--scenarios={','.join(kinds)}",
         f"--max-error-rate={spec.max_error_rate:g}",
-        f"--output={REPORT_DIR}",
+        f"--output={report}",
     ]
     rates = _rates(spec.scenarios)
     if rates:
@@ -139,7 +146,8 @@ def build_benchmark_job(
 ) -> Json:
     """The Job benchmarking one endpoint with every workload and scenario of the run. Its name
     carries the hash of its inputs, so a changed spec makes a new Job."""
-    args = benchmark_args(spec, endpoint)
+    report = report_location(owner["metadata"]["name"], spec, endpoint)
+    args = benchmark_args(spec, endpoint, report)
     inputs = digest(endpoint.name, args)
     env = list(CACHE_ENV)
     if endpoint.token_secret_ref is not None:
@@ -147,7 +155,7 @@ def build_benchmark_job(
         env.append(
             {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
         )
-    volumes, mounts = claim_volumes(writable=[], read_only=endpoint.read_only_uris)
+    volumes, mounts = claim_volumes(writable=[report], read_only=endpoint.read_only_uris)
     job = build_job(
         owner,
         child_name(owner["metadata"]["name"], "bench", inputs),

@@ -18,6 +18,7 @@ from quantfleet.api.results import BenchmarkRun as Run
 from quantfleet.api.results import Percentiles as ResultPercentiles
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.benchmark import (
+    REPORT_DIR,
     BaselinePlan,
     Endpoint,
     base_url,
@@ -111,7 +112,7 @@ def done(name: str, result: BenchmarkResult | FailureResult, phase: str = "Succe
 
 
 def test_job_args_carry_every_workload_shape_and_scenario_by_the_spec_names() -> None:
-    args = benchmark_args(make_run_spec(limits={"maxRequests": 50}), make_endpoint())
+    args = benchmark_args(make_run_spec(limits={"maxRequests": 50}), make_endpoint(), REPORT_DIR)
     assert args == [
         "--target=http://qwen-fp8-vllm.ml.svc:8000",
         "--model=qwen-fp8",
@@ -130,7 +131,7 @@ def test_rate_scenarios_merge_their_rates_into_one_list() -> None:
         scenarios=[{"kind": "rate", "rates": [1, 2]}, {"kind": "rate", "rates": [2, 4.5]}],
         limits={"maxSeconds": 30},
     )
-    args = benchmark_args(spec, make_endpoint())
+    args = benchmark_args(spec, make_endpoint(), REPORT_DIR)
     assert "--scenarios=rate" in args
     assert "--rates=1,2,4.5" in args
     assert "--max-seconds=30" in args
@@ -173,6 +174,37 @@ def test_benchmark_job_is_restricted_owned_cpu_only_and_labelled_for_the_worker(
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
     assert job["spec"]["activeDeadlineSeconds"] > 0
+
+
+@pytest.mark.parametrize(
+    ("report_uri", "want_output", "want_mount"),
+    [
+        pytest.param(None, f"--output={REPORT_DIR}", None, id="scratch-without-reportUri"),
+        pytest.param(
+            "pvc://reports/bench",
+            "--output=pvc://reports/bench/cmp/fp8",
+            "/mnt/quantfleet/reports",
+            id="a-pvc-is-mounted-writable",
+        ),
+        pytest.param(
+            "s3://reports/bench/",
+            "--output=s3://reports/bench/cmp/fp8",
+            None,
+            id="s3-needs-no-volume",
+        ),
+    ],
+)
+def test_full_reports_go_under_report_uri_per_run_and_target(
+    report_uri: str | None, want_output: str, want_mount: str | None
+) -> None:
+    spec = make_run_spec(reportUri=report_uri) if report_uri else make_run_spec()
+    container = build_benchmark_job(make_run_owner(), spec, make_endpoint(), SETTINGS)["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    assert want_output in container["args"]
+    writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly", False)]
+    if want_mount:
+        assert want_mount in writable
 
 
 def test_changed_inputs_make_a_new_job_name() -> None:
@@ -428,6 +460,6 @@ def test_the_sample_run_fits_one_job_per_target() -> None:
     sample = Path(__file__).parents[3] / "manifests" / "samples" / "benchmarkrun-docvqa.yaml"
     spec = BenchmarkRunSpec.model_validate(yaml.safe_load(sample.read_text())["spec"])
     assert too_many_runs(spec) is None
-    args = benchmark_args(spec, make_endpoint("baseline"))
+    args = benchmark_args(spec, make_endpoint("baseline"), REPORT_DIR)
     assert "--workloads=docvqa:1680x2240:64:128" in args
     assert "--max-seconds=600" in args
