@@ -291,3 +291,25 @@ def test_api_writes_one_model_costs_to_reach_ready(models: Models, cluster: Clus
     assert writes["create jobs"] == 2
     assert writes["patch deployments"] + writes["create deployments"] == 1
     assert sum(writes.values()) <= WRITE_BUDGET, writes
+
+
+def test_a_scheme_no_node_runs_natively_reports_it_without_pods(
+    models: Models, api_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api_client)
+    blackwell = [
+        node.metadata.name
+        for node in core.list_node(label_selector="nvidia.com/gpu.family=blackwell").items
+    ]
+    assert blackwell
+    for name in blackwell:  # the only NVFP4-native GPUs leave the fleet for this test
+        core.patch_node(name, {"spec": {"unschedulable": True}})
+    try:
+        models.create(make_model("fp4", "NVFP4"))
+        planned = models.wait_condition("fp4", "Planned", "False", "NoCompatibleGpu")
+        assert "NVFP4" in planned["message"]
+        assert models.jobs("fp4") == []
+        assert models.pods("fp4") == []
+    finally:
+        for name in blackwell:
+            core.patch_node(name, {"spec": {"unschedulable": False}})
