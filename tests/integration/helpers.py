@@ -3,31 +3,14 @@
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO / "crds"
 
 
-def load_documents(path: Path) -> list[dict[str, Any]]:
-    """The Kubernetes objects in a YAML file (kustomize files and empty documents left out)."""
-    return [
-        doc
-        for doc in yaml.safe_load_all(path.read_text())
-        if isinstance(doc, dict)
-        and "kind" in doc
-        and not str(doc.get("apiVersion", "")).startswith("kustomize.config.k8s.io/")
-    ]
-
-
 def crd_files() -> list[Path]:
     return sorted(CRD_DIR.glob("*.yaml"))
-
-
-def is_established(crd: Any) -> bool:
-    conditions = (crd.status.conditions if crd.status else None) or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 def create_custom_object(

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from .helpers import REPO, crd_files, create_custom_object, is_established, load_documents
+from quantfleet.cli.localrun import load_documents
+from quantfleet.kube.apply import crd_established
+
+from .helpers import REPO, crd_files, create_custom_object
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +40,7 @@ def test_crds_install_and_become_established(
     api_client: client.ApiClient, installed_crds: dict[str, dict[str, Any]]
 ) -> None:
     want_names = {doc["metadata"]["name"] for path in crd_files() for doc in load_documents(path)}
-    extensions = client.ApiextensionsV1Api(api_client)
-
-    established = {
-        name
-        for name in want_names
-        if is_established(extensions.read_custom_resource_definition(name))
-    }
+    established = {name for name in want_names if crd_established(api_client, name)}
 
     assert want_names, "crds/ holds no CustomResourceDefinition"
     assert established == want_names

@@ -27,6 +27,7 @@ from quantfleet.builders.children import (
     labels,
     owner_reference,
 )
+from quantfleet.builders.conditions import condition, stamp
 from quantfleet.builders.status import JobObservation
 
 # A ConfigMap holds at most 1 MiB; stay well under it so the object stays cheap to watch.
@@ -179,28 +180,28 @@ def build_benchmark_status(
     if verdict.failure is not None:
         why, message = verdict.failure
         fresh = [
-            _condition(Type.RUNNING, "False", why, "stopped: " + message),
-            _condition(Type.SUCCEEDED, "False", why, message),
-            _condition(Type.FAILED, "True", why, message),
+            condition(Type.RUNNING, "False", why, "stopped: " + message),
+            condition(Type.SUCCEEDED, "False", why, message),
+            condition(Type.FAILED, "True", why, message),
         ]
     elif verdict.done:
         message = verdict.message + (f"; best speed-up {best:g}x" if best else "") + simulated
         fresh = [
-            _condition(Type.RUNNING, "False", Why.COMPLETED, message),
-            _condition(Type.SUCCEEDED, "True", Why.COMPLETED, message),
-            _condition(Type.FAILED, "False", Why.COMPLETED, message),
+            condition(Type.RUNNING, "False", Why.COMPLETED, message),
+            condition(Type.SUCCEEDED, "True", Why.COMPLETED, message),
+            condition(Type.FAILED, "False", Why.COMPLETED, message),
         ]
     else:
         started = any(t.job is not None for t in progress)
         why = Why.BENCHMARKING if started else Why.WAITING_FOR_TARGETS
         fresh = [
-            _condition(Type.RUNNING, "True", why, verdict.message),
-            _condition(Type.SUCCEEDED, "Unknown", why, verdict.message),
-            _condition(Type.FAILED, "False", why, verdict.message),
+            condition(Type.RUNNING, "True", why, verdict.message),
+            condition(Type.SUCCEEDED, "Unknown", why, verdict.message),
+            condition(Type.FAILED, "False", why, verdict.message),
         ]
     return BenchmarkRunStatus(
         observed_generation=generation,
-        conditions=[_stamp(c, previous, generation, now) for c in fresh],
+        conditions=[stamp(c, previous, generation, now) for c in fresh],
         results=results,
         speedups=found,
         best_speedup=best,
@@ -274,20 +275,3 @@ def build_report_config_map(
 
 def _size(data: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
-
-
-def _condition(
-    kind: Type, status: Literal["True", "False", "Unknown"], reason: Why, message: str
-) -> Condition:
-    return Condition(type=kind, status=status, reason=reason, message=message[:1024])
-
-
-def _stamp(
-    condition: Condition, previous: list[Condition], generation: int, now: datetime
-) -> Condition:
-    before = next((c for c in previous if c.type == condition.type), None)
-    changed = before is None or before.status != condition.status
-    since = now if changed or before is None else before.last_transition_time
-    return condition.model_copy(
-        update={"observed_generation": generation, "last_transition_time": since or now}
-    )

@@ -21,6 +21,7 @@ from quantfleet.api.quantizedmodel import (
     TaskRecovery,
 )
 from quantfleet.api.results import AnyResult, EvaluateResult, FailureResult, QuantizeResult
+from quantfleet.builders.conditions import condition, stamp
 from quantfleet.planning.planner import Plan, Unplaceable
 
 JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -143,7 +144,7 @@ def build_status(
         _promoted(observed.promotion),
         _ready(spec, observed),
     ]
-    conditions = [_stamp(condition, previous, observed.generation, now) for condition in fresh]
+    conditions = [stamp(c, previous, observed.generation, now) for c in fresh]
     return QuantizedModelStatus(
         observed_generation=observed.generation,
         conditions=conditions,
@@ -181,15 +182,15 @@ def _simulated(result: AnyResult | None) -> str:
 
 def _planned(plan: Plan | Unplaceable | None) -> Condition:
     if plan is None:
-        return _condition(
+        return condition(
             Type.PLANNED,
             "Unknown",
             Reason.SIZE_UNKNOWN,
             "no spec.source.parametersBillions: planned once quantization reports the size",
         )
     if isinstance(plan, Unplaceable):
-        return _condition(Type.PLANNED, "False", Reason(plan.reason), plan.message)
-    return _condition(Type.PLANNED, "True", Reason.PLACED, plan.rationale)
+        return condition(Type.PLANNED, "False", Reason(plan.reason), plan.message)
+    return condition(Type.PLANNED, "True", Reason.PLACED, plan.rationale)
 
 
 def _quantized_message(result: AnyResult) -> str:
@@ -211,39 +212,39 @@ def _job_condition(
     kind: Type, job: JobObservation | None, describe: Callable[[AnyResult], str]
 ) -> Condition:
     if job is None:
-        return _condition(kind, "Unknown", Reason.WAITING, "waiting for the previous step")
+        return condition(kind, "Unknown", Reason.WAITING, "waiting for the previous step")
     if job.problem is not None:
         reason = Reason.NO_RESULT if job.phase == "Succeeded" else Reason.FAILED
-        return _condition(kind, "False", reason, f"Job {job.name}: {job.problem}")
+        return condition(kind, "False", reason, f"Job {job.name}: {job.problem}")
     if job.phase == "Succeeded" and job.result is not None:
-        return _condition(kind, "True", Reason.SUCCEEDED, describe(job.result))
+        return condition(kind, "True", Reason.SUCCEEDED, describe(job.result))
     reason = Reason.RUNNING if job.phase == "Running" else Reason.PENDING
-    return _condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}")
+    return condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}")
 
 
 def _promoted(promotion: Promotion | None) -> Condition:
     if promotion is None:
-        return _condition(Type.PROMOTED, "Unknown", Reason.WAITING, "waiting for evaluation")
+        return condition(Type.PROMOTED, "Unknown", Reason.WAITING, "waiting for evaluation")
     if promotion.promoted:
-        return _condition(Type.PROMOTED, "True", promotion.reason, promotion.message)
-    return _condition(Type.PROMOTED, "False", promotion.reason, promotion.message)
+        return condition(Type.PROMOTED, "True", promotion.reason, promotion.message)
+    return condition(Type.PROMOTED, "False", promotion.reason, promotion.message)
 
 
 def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
     promotion = observed.promotion
     if promotion is None or not promotion.promoted:
-        return _condition(Type.READY, "False", Reason.NOT_PROMOTED, "not promoted")
+        return condition(Type.READY, "False", Reason.NOT_PROMOTED, "not promoted")
     if not spec.serving.enabled:
-        return _condition(
+        return condition(
             Type.READY, "False", Reason.SERVING_DISABLED, "spec.serving.enabled is false"
         )
     deployment = observed.deployment
     if deployment is None:
-        return _condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, "creating")
+        return condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, "creating")
     message = f"{deployment.ready_replicas}/{deployment.replicas} vLLM replicas ready"
     if deployment.ready_replicas >= deployment.replicas:
-        return _condition(Type.READY, "True", Reason.DEPLOYMENT_READY, message)
-    return _condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, message)
+        return condition(Type.READY, "True", Reason.DEPLOYMENT_READY, message)
+    return condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, message)
 
 
 def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
@@ -293,22 +294,4 @@ def _recovery(spec: QuantizedModelSpec, observed: Observed) -> RecoveryStatus | 
             for t in result.tasks
         ],
         simulated=result.simulated,
-    )
-
-
-def _condition(
-    kind: Type, status: Literal["True", "False", "Unknown"], reason: Reason, message: str
-) -> Condition:
-    return Condition(type=kind, status=status, reason=reason, message=message[:1024])
-
-
-def _stamp(
-    condition: Condition, previous: list[Condition], generation: int, now: datetime
-) -> Condition:
-    """Set observedGeneration, and keep the old transition time when the status is unchanged."""
-    before = next((c for c in previous if c.type == condition.type), None)
-    changed = before is None or before.status != condition.status
-    since = now if changed or before is None else before.last_transition_time
-    return condition.model_copy(
-        update={"observed_generation": generation, "last_transition_time": since or now}
     )
