@@ -7,7 +7,7 @@ class OperatorSettings(BaseModel):
     """What the operator's install decides rather than each QuantizedModel."""
 
     jobs_image: str = Field(
-        default="quantfleet-jobs:0.1.0",
+        default="ghcr.io/quantfleet/quantfleet-jobs:0.1.0",
         description="Image running quantfleet_jobs (the Dockerfile's jobs target).",
     )
     job_backoff_limit: int = Field(
