@@ -3,7 +3,9 @@ children or a QuantizedModel it names changes, resolve the targets, bring up the
 start the benchmark Jobs in order, and report results and speed-ups. One idempotent pass serves
 every trigger; a finished run only makes sure its baseline is gone."""
 
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -51,6 +53,7 @@ RESYNC_SECONDS = 10  # notices a readiness timeout and targets becoming Ready be
 # Finished runs whose baseline this process has made sure is gone: their resyncs then cost no
 # API call (a restarted operator checks each once more).
 _torn_down: set[str] = set()
+_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
     "app.kubernetes.io/managed-by": "quantfleet",
     LABEL_BENCHMARK_RUN: kopf.PRESENT,
@@ -61,18 +64,16 @@ MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
 @kopf.on.create(GROUP, VERSION, runs.PLURAL)
 @kopf.on.update(GROUP, VERSION, runs.PLURAL)
 @kopf.timer(GROUP, VERSION, runs.PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def benchmark_run(body: kopf.Body, **kwargs: Any) -> None:
+def benchmark_run(name: str, namespace: str | None, **kwargs: Any) -> None:
     """When a BenchmarkRun appears, changes, resumes or is due a resync, reconcile it."""
-    reconcile(dict(body), _nodes(kwargs))
+    reconcile_named(namespace or "", name, _nodes(kwargs))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def benchmark_child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
     """When a benchmark Job or baseline Deployment changes, reconcile the run that owns it."""
-    owner = runs.read_benchmark_run(api_client(), namespace or "", labels[LABEL_BENCHMARK_RUN])
-    if owner is not None:
-        reconcile(owner, _nodes(kwargs))
+    reconcile_named(namespace or "", labels[LABEL_BENCHMARK_RUN], _nodes(kwargs))
 
 
 @kopf.on.event(GROUP, VERSION, "quantizedmodels")
@@ -88,7 +89,16 @@ def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -
             for c in status.get("conditions", [])
         )
         if not finished and any(ref and ref.get("name") == name for ref in refs):
-            reconcile(body, _nodes(kwargs))
+            reconcile_named(namespace or "", body["metadata"]["name"], _nodes(kwargs))
+
+
+def reconcile_named(namespace: str, name: str, nodes: list[Json]) -> None:
+    """Reconcile one run at a time, from a fresh read: triggers arriving together (a Job event,
+    a model turning Ready, a resync) then cost one set of writes, not racing ones."""
+    with _locks[(namespace, name)]:
+        body = runs.read_benchmark_run(api_client(), namespace, name)
+        if body is not None:
+            reconcile(body, nodes)
 
 
 def _nodes(kwargs: dict[str, Any]) -> list[Json]:
