@@ -11,7 +11,6 @@ from quantfleet.api.enums import GpuFamily, ScenarioKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
-    ANNOTATION_SPEC_HASH,
     CACHE_ENV,
     LABEL_BENCHMARK_RUN,
     LABEL_COMPONENT,
@@ -19,7 +18,7 @@ from quantfleet.builders.children import (
     child_name,
     digest,
     labels,
-    owner_reference,
+    owned,
     restricted_container_security,
     restricted_pod_security,
     scratch_volumes,
@@ -311,7 +310,10 @@ def build_baseline_deployment(
             },
         },
     }
-    return _owned(owner, "apps/v1", "Deployment", pod_labels, deployment_spec)
+    return owned(
+        owner, "apps/v1", "Deployment", baseline_name(owner["metadata"]["name"]), pod_labels,
+        spec=deployment_spec,
+    )  # fmt: skip
 
 
 def build_baseline_service(owner: Json) -> Json:
@@ -320,24 +322,10 @@ def build_baseline_service(owner: Json) -> Json:
         "selector": _selector(owner_name),
         "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
     }
-    return _owned(
-        owner, "v1", "Service", labels(LABEL_BENCHMARK_RUN, owner_name, BASELINE), service_spec
-    )
-
-
-def _owned(owner: Json, api_version: str, kind: str, pod_labels: Json, spec: Json) -> Json:
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": {
-            "name": baseline_name(owner["metadata"]["name"]),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": pod_labels,
-            "annotations": {ANNOTATION_SPEC_HASH: digest(spec)},
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": spec,
-    }
+    return owned(
+        owner, "v1", "Service", baseline_name(owner_name),
+        labels(LABEL_BENCHMARK_RUN, owner_name, BASELINE), spec=service_spec,
+    )  # fmt: skip
 
 
 def _selector(owner_name: str) -> dict[str, str]:

@@ -19,13 +19,11 @@ from quantfleet.api.conditions import BenchmarkRunCondition as Type
 from quantfleet.api.results import BenchmarkResult, FailureResult
 from quantfleet.builders.benchmark import BASELINE
 from quantfleet.builders.children import (
-    ANNOTATION_SPEC_HASH,
     LABEL_BENCHMARK_RUN,
     Json,
     child_name,
-    digest,
     labels,
-    owner_reference,
+    owned,
 )
 from quantfleet.builders.conditions import condition, stamp
 from quantfleet.builders.status import JobObservation
@@ -259,18 +257,10 @@ def build_report_config_map(
         )
     data["reports.json"] = json.dumps(locations, indent=1, sort_keys=True)
     owner_name = owner["metadata"]["name"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": report_name(owner_name),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": labels(LABEL_BENCHMARK_RUN, owner_name, "report"),
-            "annotations": {ANNOTATION_SPEC_HASH: digest(data)},
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "data": data,
-    }
+    return owned(
+        owner, "v1", "ConfigMap", report_name(owner_name),
+        labels(LABEL_BENCHMARK_RUN, owner_name, "report"), data=data,
+    )  # fmt: skip
 
 
 def _size(data: dict[str, str]) -> int:

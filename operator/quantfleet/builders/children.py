@@ -58,6 +58,25 @@ def owner_reference(owner: Json) -> Json:
     }
 
 
+def owned(
+    owner: Json, api_version: str, kind: str, name: str, labels: dict[str, str], **content: Json
+) -> Json:
+    """A child object of `owner` in its namespace, `content` being its spec (or data), with the
+    hash of that content in an annotation so an unchanged object is never written again."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": owner["metadata"]["namespace"],
+            "labels": labels,
+            "annotations": {ANNOTATION_SPEC_HASH: digest(content)},
+            "ownerReferences": [owner_reference(owner)],
+        },
+        **content,
+    }
+
+
 def restricted_pod_security() -> Json:
     """Pod-level securityContext that Pod Security "restricted" admits."""
     return {

@@ -6,14 +6,12 @@ import json
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
-    ANNOTATION_SPEC_HASH,
     CACHE_ENV,
     LABEL_MODEL,
     Json,
     child_name,
-    digest,
     labels,
-    owner_reference,
+    owned,
     restricted_container_security,
     restricted_pod_security,
     scratch_volumes,
@@ -103,18 +101,9 @@ def build_deployment(
         "selector": {"matchLabels": {LABEL_MODEL: name, "quantfleet.io/component": "serve"}},
         "template": template,
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": serving_name(name),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": pod_labels,
-            "annotations": {ANNOTATION_SPEC_HASH: digest(deployment_spec)},
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": deployment_spec,
-    }
+    return owned(
+        owner, "apps/v1", "Deployment", serving_name(name), pod_labels, spec=deployment_spec
+    )
 
 
 def build_service(owner: Json) -> Json:
@@ -124,15 +113,7 @@ def build_service(owner: Json) -> Json:
         "selector": {LABEL_MODEL: name, "quantfleet.io/component": "serve"},
         "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
     }
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": serving_name(name),
-            "namespace": owner["metadata"]["namespace"],
-            "labels": labels(LABEL_MODEL, name, "serve"),
-            "annotations": {ANNOTATION_SPEC_HASH: digest(service_spec)},
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": service_spec,
-    }
+    return owned(
+        owner, "v1", "Service", serving_name(name), labels(LABEL_MODEL, name, "serve"),
+        spec=service_spec,
+    )  # fmt: skip
