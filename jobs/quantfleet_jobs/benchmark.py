@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantfleet.api.enums import ScenarioKind, WorkloadPreset
+from quantfleet.api.contract import MAX_BENCHMARKS, WORKLOAD_PRESETS
+from quantfleet.api.enums import ScenarioKind
 from quantfleet.api.results import BenchmarkResult, BenchmarkRun, Percentiles
 from quantfleet_jobs.common import (
     JobArgumentParser,
@@ -34,8 +35,6 @@ from quantfleet_jobs.common import (
     workdir_for,
 )
 
-MAX_RUNS = 12  # what BenchmarkResult.runs may hold within the 4 KB termination message
-
 
 @dataclass(frozen=True)
 class Workload:
@@ -48,12 +47,7 @@ class Workload:
     output_tokens: int
 
 
-# The study's workloads (quantization.md §1): image size, prompt tokens, generated tokens.
-PRESETS = {
-    WorkloadPreset.DOCVQA.value: Workload("docvqa", 1680, 2240, 64, 128),
-    WorkloadPreset.VISUAL_REASONING.value: Workload("visual-reasoning", 640, 480, 128, 128),
-    WorkloadPreset.CAPTIONING.value: Workload("captioning", 480, 360, 0, 128),
-}
+PRESETS = {str(preset): Workload(str(preset), *shape) for preset, shape in WORKLOAD_PRESETS.items()}
 SCENARIOS = [s.value for s in ScenarioKind]
 
 
@@ -115,8 +109,10 @@ def benchmark(args: argparse.Namespace) -> BenchmarkResult:
         raise JobError(f"unknown scenario {unknown[0]!r}: want one of {', '.join(SCENARIOS)}")
     rates = [float(r) for r in split_list(args.rates)] if "rate" in scenarios else []
     expected_runs = len(workloads) * sum(_runs_per_scenario(s, rates) for s in scenarios)
-    if not workloads or not scenarios or expected_runs > MAX_RUNS:
-        raise JobError(f"{expected_runs} workload x scenario runs requested; want 1..{MAX_RUNS}")
+    if not workloads or not scenarios or expected_runs > MAX_BENCHMARKS:
+        raise JobError(
+            f"{expected_runs} workload x scenario runs requested; want 1..{MAX_BENCHMARKS}"
+        )
     check_endpoint(args.target)
     workdir = workdir_for(args)
     tokenizer: str | Path = args.tokenizer or args.model

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from quantfleet.api.contract import HUB_TOKEN_ENV, MOUNT_ROOT, TERMINATION_LOG, env_name
 from quantfleet.api.results import (
     AnyResult,
     FailureResult,
@@ -28,9 +29,6 @@ from quantfleet.api.results import (
     one_line,
 )
 
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
-DEFAULT_MOUNT_ROOT = "/mnt/quantfleet"
-DEFAULT_HF_TOKEN_ENV = "HF_TOKEN"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
@@ -47,24 +45,24 @@ class JobArgumentParser(argparse.ArgumentParser):
 
 def env_default(name: str, default: str | None = None) -> str | None:
     """The value of `QF_<NAME>` if set, else `default`: every CLI flag has an env override."""
-    return os.environ.get(f"QF_{name}", default)
+    return os.environ.get(env_name(name), default)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags every program takes: where to write the result, the mount root, the token's env."""
     parser.add_argument(
         "--termination-log",
-        default=env_default("TERMINATION_LOG", DEFAULT_TERMINATION_LOG),
+        default=env_default("TERMINATION_LOG", TERMINATION_LOG),
         help="Where to write the JSON result (the pod's termination-message path).",
     )
     parser.add_argument(
         "--mount-root",
-        default=env_default("MOUNT_ROOT", DEFAULT_MOUNT_ROOT),
+        default=env_default("MOUNT_ROOT", MOUNT_ROOT),
         help="Directory under which pvc://CLAIM/PATH volumes are mounted.",
     )
     parser.add_argument(
         "--hf-token-env",
-        default=env_default("HF_TOKEN_ENV", DEFAULT_HF_TOKEN_ENV),
+        default=env_default("HF_TOKEN_ENV", HUB_TOKEN_ENV),
         help="Name of the env var holding the Hugging Face token (the token is never logged).",
     )
     parser.add_argument(

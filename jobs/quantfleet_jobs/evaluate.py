@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quantfleet.api.enums import EvalTask, ModelKind
+from quantfleet.api.contract import HARNESS_TASKS as CONTRACT_TASKS
+from quantfleet.api.enums import ModelKind
 from quantfleet.api.results import EvaluateResult, TaskScore
 from quantfleet_jobs import checkpoints
 from quantfleet_jobs.common import (
@@ -33,17 +34,9 @@ from quantfleet_jobs.common import (
     workdir_for,
 )
 
-# The study's tasks by their lm-evaluation-harness names (quantization.md §6). Names not listed
-# here are passed through, so local task definitions (--include-path) work too.
-HARNESS_TASKS = {
-    EvalTask.MMMU.value: "mmmu_val",
-    EvalTask.CHARTQA.value: "chartqa",
-    EvalTask.DOCVQA.value: "docvqa_val",  # UNCERTAIN: not among lm-eval 0.4.13's built-in tasks
-    EvalTask.VQAV2.value: "vqav2_val",  # UNCERTAIN: as above; supply a definition via include
-    EvalTask.MATHVISTA.value: "mathvista_testmini",  # UNCERTAIN: as above
-    EvalTask.MMLU.value: "mmlu",
-    EvalTask.MGSM.value: "mgsm_cot_native",
-}
+# The study's tasks by their lm-evaluation-harness names; names not listed there are passed
+# through, so local task definitions (--include-path) work too.
+HARNESS_TASKS = {str(task): harness for task, harness in CONTRACT_TASKS.items()}
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
 
 

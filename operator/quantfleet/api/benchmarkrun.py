@@ -1,6 +1,6 @@
 """BenchmarkRun: serving benchmarks of quantized models against a baseline under the same load."""
 
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
@@ -14,25 +14,9 @@ from quantfleet.api.common import (
     cel,
     validations,
 )
+from quantfleet.api.contract import WORKLOAD_PRESETS, WorkloadShape
 from quantfleet.api.enums import ScenarioKind, WorkloadPreset
 from quantfleet.api.quantizedmodel import OUTPUT_URI
-
-
-class WorkloadShape(NamedTuple):
-    """Image size and token counts of one request."""
-
-    image_width: int
-    image_height: int
-    prompt_tokens: int
-    output_tokens: int
-
-
-# The study's workloads: image width × height, prompt tokens, generated tokens (§1).
-WORKLOAD_PRESETS: dict[WorkloadPreset, WorkloadShape] = {
-    WorkloadPreset.DOCVQA: WorkloadShape(1680, 2240, 64, 128),
-    WorkloadPreset.VISUAL_REASONING: WorkloadShape(640, 480, 128, 128),
-    WorkloadPreset.CAPTIONING: WorkloadShape(480, 360, 0, 128),
-}
 
 
 class Endpoint(ApiModel):

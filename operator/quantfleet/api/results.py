@@ -11,12 +11,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
+from quantfleet.api.contract import MAX_BENCHMARKS, MAX_REASON_CHARS, MAX_RESULT_BYTES, MAX_TASKS
 from quantfleet.api.enums import ModelKind, Scheme
 
 RESULT_SCHEMA_VERSION: Literal["v1"] = "v1"
-# Kubernetes truncates a container's termination message at 4096 bytes.
-MAX_RESULT_BYTES = 4096
-MAX_REASON_CHARS = 512
 
 ProgramName = Literal["quantize", "evaluate", "benchmark"]
 
@@ -85,7 +83,9 @@ class EvaluateResult(_Result):
     quantized: str = Field(description="Quantized checkpoint reference (URI or path).")
     limit: int | None = Field(description="Per-task sample limit; part of the cache key.")
     baseline_cached: bool = Field(description="Whether baseline scores came from a cache.")
-    tasks: list[TaskScore] = Field(max_length=16, description="Per-task scores and recovery.")
+    tasks: list[TaskScore] = Field(
+        max_length=MAX_TASKS, description="Per-task scores and recovery."
+    )
     baseline_average: float = Field(description="Mean of the baseline task scores.")
     quantized_average: float = Field(description="Mean of the quantized task scores.")
     recovery: float | None = Field(
@@ -131,7 +131,7 @@ class BenchmarkResult(_Result):
     target: str = Field(description="OpenAI-compatible endpoint that was benchmarked.")
     model: str = Field(description="Served model name requests were sent for.")
     runs: list[BenchmarkRun] = Field(
-        max_length=12, description="One entry per workload x scenario."
+        max_length=MAX_BENCHMARKS, description="One entry per workload x scenario."
     )
     max_error_rate: float = Field(ge=0, le=1, description="Error rate above which a run fails.")
     report: str = Field(description="Where GuideLLM's full report was written.")

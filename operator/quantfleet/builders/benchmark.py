@@ -7,13 +7,18 @@ from dataclasses import dataclass, field
 
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Scenario, Workload
 from quantfleet.api.common import SecretKeyRef
+from quantfleet.api.contract import (
+    DEFAULT_SWEEP_STEPS,
+    LABEL_BENCHMARK_RUN,
+    LABEL_COMPONENT,
+    LABEL_TARGET,
+    MAX_BENCHMARKS,
+)
 from quantfleet.api.enums import GpuFamily, ScenarioKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
     CACHE_ENV,
-    LABEL_BENCHMARK_RUN,
-    LABEL_COMPONENT,
     Json,
     child_name,
     digest,
@@ -22,8 +27,9 @@ from quantfleet.builders.children import (
     restricted_container_security,
     restricted_pod_security,
     scratch_volumes,
+    token_env,
 )
-from quantfleet.builders.jobs import TOKEN_ENV, build_job
+from quantfleet.builders.jobs import build_job
 from quantfleet.builders.serving import PORT
 from quantfleet.builders.storage import claim_volumes, local_path
 from quantfleet.planning.capacity import (
@@ -45,11 +51,6 @@ from quantfleet.planning.inventory import (
 )
 
 BASELINE = "baseline"  # the baseline's name in results, Jobs and labels
-LABEL_TARGET = "quantfleet.io/benchmark-target"
-# What the benchmark program's result can hold within the 4 KB termination message
-# (quantfleet_jobs.benchmark.MAX_RUNS); a sweep makes up to 10 benchmarks.
-MAX_RUNS_PER_TARGET = 12
-SWEEP_RUNS = 10
 # The program writes GuideLLM's full JSON and HTML reports here (a scratch emptyDir): the spec
 # names no storage for them, so only the compact summary outlives the pod (in the report
 # ConfigMap); see BenchmarkResult.report.
@@ -94,7 +95,11 @@ def runs_per_target(spec: BenchmarkRunSpec) -> int:
     rates = {rate for s in spec.scenarios for rate in (s.rates or [])}
     kinds = {s.kind for s in spec.scenarios}
     per_workload = sum(
-        len(rates) if kind is ScenarioKind.RATE else SWEEP_RUNS if kind is ScenarioKind.SWEEP else 1
+        len(rates)
+        if kind is ScenarioKind.RATE
+        else DEFAULT_SWEEP_STEPS
+        if kind is ScenarioKind.SWEEP
+        else 1
         for kind in kinds
     )
     return len(spec.workloads) * per_workload
@@ -103,11 +108,12 @@ def runs_per_target(spec: BenchmarkRunSpec) -> int:
 def too_many_runs(spec: BenchmarkRunSpec) -> str | None:
     """Why the program could not report this spec in one result, or None."""
     runs = runs_per_target(spec)
-    if runs <= MAX_RUNS_PER_TARGET:
+    if runs <= MAX_BENCHMARKS:
         return None
     return (
-        f"{runs} benchmarks per target (workloads x scenarios, a sweep counts {SWEEP_RUNS}); "
-        f"one Job reports at most {MAX_RUNS_PER_TARGET}: split the run"
+        f"{runs} benchmarks per target (workloads x scenarios, a sweep counts "
+        f"{DEFAULT_SWEEP_STEPS}); "
+        f"one Job reports at most {MAX_BENCHMARKS}: split the run"
     )
 
 
@@ -148,12 +154,7 @@ def build_benchmark_job(
     report = report_location(owner["metadata"]["name"], spec, endpoint)
     args = benchmark_args(spec, endpoint, report)
     inputs = digest(endpoint.name, args)
-    env = list(CACHE_ENV)
-    if endpoint.token_secret_ref is not None:
-        ref = endpoint.token_secret_ref
-        env.append(
-            {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        )
+    env = list(CACHE_ENV) + token_env(endpoint.token_secret_ref)
     volumes, mounts = claim_volumes(writable=[report], read_only=endpoint.read_only_uris)
     job = build_job(
         owner,
@@ -275,11 +276,7 @@ def build_baseline_deployment(
         args.append(
             f"--limit-mm-per-prompt={json.dumps({'image': model.serving.images_per_prompt})}"
         )
-    env = list(CACHE_ENV)
-    if (ref := model.source.token_secret_ref) is not None:
-        env.append(
-            {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        )
+    env = list(CACHE_ENV) + token_env(model.source.token_secret_ref)
     probe = {"httpGet": {"path": "/health", "port": PORT}}
     gpus = {GPU_RESOURCE: str(plan.gpus)}
     container = {

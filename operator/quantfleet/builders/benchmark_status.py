@@ -16,10 +16,10 @@ from quantfleet.api.benchmarkrun import (
 from quantfleet.api.common import Condition, Percentiles
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition as Type
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN, SWEEP_THROUGHPUT
 from quantfleet.api.results import BenchmarkResult, FailureResult
 from quantfleet.builders.benchmark import BASELINE
 from quantfleet.builders.children import (
-    LABEL_BENCHMARK_RUN,
     Json,
     child_name,
     labels,
@@ -58,7 +58,7 @@ def speedup_metric(scenario: str) -> Literal["latency", "throughput"]:
     """Throughput scenarios (and a sweep's throughput step) compare requests/s; the others
     compare latency: synchronous ones by definition, fixed-rate ones because both sides carry
     the same offered load there, so only their latency can differ."""
-    if scenario == "throughput" or scenario == "sweep:throughput":
+    if scenario == "throughput" or scenario == SWEEP_THROUGHPUT:
         return "throughput"
     return "latency"
 

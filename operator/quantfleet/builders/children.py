@@ -5,17 +5,19 @@ import hashlib
 import json
 from typing import Any
 
+from quantfleet.api.common import SecretKeyRef
+from quantfleet.api.contract import (
+    ANNOTATION_SPEC_HASH,
+    HUB_TOKEN_ENV,
+    LABEL_APP_COMPONENT,
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    LABEL_PART_OF,
+    MANAGED_BY,
+)
+
 Json = dict[str, Any]
 
-MANAGED_BY = "quantfleet"
-LABEL_MODEL = "quantfleet.io/model"
-LABEL_BENCHMARK_RUN = "quantfleet.io/benchmark-run"
-LABEL_COMPONENT = "quantfleet.io/component"
-LABEL_INPUTS = "quantfleet.io/inputs"
-ANNOTATION_SPEC_HASH = "quantfleet.io/spec-hash"
-# Job containers write their result (quantfleet.api.results) here; the operator reads it back
-# from the pod's termination message.
-TERMINATION_LOG = "/dev/termination-log"
 MAX_NAME = 63  # DNS-1035 label: Services, Job pod labels
 
 
@@ -38,9 +40,9 @@ def child_name(owner: str, component: str, inputs: str | None = None) -> str:
 def labels(owner_label: str, owner: str, component: str) -> dict[str, str]:
     """Labels on every child and its pods: who manages it, whose it is, what it does."""
     return {
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": "quantfleet",
-        "app.kubernetes.io/component": component,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_PART_OF: MANAGED_BY,
+        LABEL_APP_COMPONENT: component,
         owner_label: owner,
         LABEL_COMPONENT: component,
     }
@@ -115,3 +117,11 @@ CACHE_ENV: list[Json] = [
     {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
     {"name": "HF_HOME", "value": "/tmp/cache/huggingface"},
 ]
+
+
+def token_env(ref: SecretKeyRef | None) -> list[Json]:
+    """The hub token's env var, by secret reference only: the operator never reads the Secret."""
+    if ref is None:
+        return []
+    secret = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
+    return [{"name": HUB_TOKEN_ENV, "valueFrom": secret}]

@@ -5,14 +5,19 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from quantfleet.api.contract import (
+    JOB_CONTAINER,
+    LABEL_INPUTS,
+    LABEL_MODEL,
+    MOUNT_ROOT,
+    TERMINATION_LOG,
+    env_name,
+)
 from quantfleet.api.enums import EvalTask, ModelKind, Scheme
 from quantfleet.api.quantizedmodel import DEFAULT_TASKS, QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
     CACHE_ENV,
-    LABEL_INPUTS,
-    LABEL_MODEL,
-    TERMINATION_LOG,
     Json,
     child_name,
     digest,
@@ -21,14 +26,14 @@ from quantfleet.builders.children import (
     restricted_container_security,
     restricted_pod_security,
     scratch_volumes,
+    token_env,
 )
-from quantfleet.builders.storage import MOUNT_ROOT, claim_volumes
+from quantfleet.builders.storage import claim_volumes
 from quantfleet.planning.capacity import MIB, weight_bytes
 from quantfleet.planning.compat import BF16
 from quantfleet.planning.inventory import GPU_RESOURCE, LABEL_MEMORY_MIB, Taint
 
 RECIPE_DIR = "/etc/quantfleet/recipe"
-TOKEN_ENV = "HF_TOKEN"
 # LLM Compressor onloads one decoder layer at a time (sequential pipeline), so calibration needs
 # the BF16 weights on the GPU only up to a point: cap the memory floor at an 80 GB card.
 QUANTIZE_MEMORY_CAP_MIB = 80 * 1024
@@ -119,7 +124,7 @@ def build_quantize_job(
     volumes, mounts = claim_volumes(writable=[spec.output.uri], read_only=[spec.source.uri])
     recipe = quantization.recipe
     if recipe and recipe.inline is not None:
-        env.append({"name": "QF_RECIPE", "value": recipe.inline})
+        env.append({"name": env_name("recipe"), "value": recipe.inline})
     elif recipe and recipe.config_map_ref is not None:
         ref = recipe.config_map_ref
         volumes.append(
@@ -140,7 +145,7 @@ def build_quantize_job(
         inputs,
         module="quantfleet_jobs.quantize",
         args=args,
-        env=env + _token_env(spec),
+        env=env + token_env(spec.source.token_secret_ref),
         volumes=volumes,
         mounts=mounts,
         placement=placement,
@@ -158,14 +163,6 @@ def _source(spec: QuantizedModelSpec) -> str:
     if spec.source.revision and spec.source.uri.startswith("hf://"):
         return f"{spec.source.uri}@{spec.source.revision}"
     return spec.source.uri
-
-
-def _token_env(spec: QuantizedModelSpec) -> list[Json]:
-    """The hub token, by secret reference only: the operator never reads the Secret."""
-    ref = spec.source.token_secret_ref
-    if ref is None:
-        return []
-    return [{"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}]
 
 
 def build_job(
@@ -211,11 +208,11 @@ def build_job(
                     **placement,
                     "containers": [
                         {
-                            "name": "main",
+                            "name": JOB_CONTAINER,
                             "image": settings.jobs_image,
                             "command": ["python", "-m", module],
                             "args": args,
-                            "env": [*env, {"name": "QF_MOUNT_ROOT", "value": MOUNT_ROOT}],
+                            "env": [*env, {"name": env_name("mount-root"), "value": MOUNT_ROOT}],
                             "resources": resources,
                             "securityContext": restricted_container_security(),
                             "terminationMessagePath": TERMINATION_LOG,
@@ -272,7 +269,7 @@ def build_evaluate_job(
         inputs,
         module="quantfleet_jobs.evaluate",
         args=args,
-        env=list(CACHE_ENV) + _token_env(spec),
+        env=list(CACHE_ENV) + token_env(spec.source.token_secret_ref),
         volumes=volumes,
         mounts=mounts,
         placement=placement,

@@ -3,11 +3,11 @@ scheme natively (the plan's node affinity) and restricted like every other pod."
 
 import json
 
+from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
     CACHE_ENV,
-    LABEL_MODEL,
     Json,
     child_name,
     labels,
@@ -60,7 +60,7 @@ def build_deployment(
 ) -> Json:
     """A Deployment of `spec.serving.replicas` vLLM pods on the plan's GPUs."""
     name = owner["metadata"]["name"]
-    pod_labels = labels(LABEL_MODEL, name, "serve")
+    pod_labels = labels(LABEL_MODEL, name, Component.SERVE)
     scratch, scratch_mounts = scratch_volumes(shm=plan.tensor_parallel_size > 1)
     volumes, mounts = claim_volumes(writable=[], read_only=[spec.output.uri])
     probe = {"httpGet": {"path": "/health", "port": PORT}}
@@ -98,7 +98,7 @@ def build_deployment(
     }
     deployment_spec = {
         "replicas": spec.serving.replicas,
-        "selector": {"matchLabels": {LABEL_MODEL: name, "quantfleet.io/component": "serve"}},
+        "selector": {"matchLabels": {LABEL_MODEL: name, LABEL_COMPONENT: Component.SERVE}},
         "template": template,
     }
     return owned(
@@ -110,10 +110,10 @@ def build_service(owner: Json) -> Json:
     """A ClusterIP Service in front of the vLLM pods."""
     name = owner["metadata"]["name"]
     service_spec = {
-        "selector": {LABEL_MODEL: name, "quantfleet.io/component": "serve"},
+        "selector": {LABEL_MODEL: name, LABEL_COMPONENT: Component.SERVE},
         "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
     }
     return owned(
-        owner, "v1", "Service", serving_name(name), labels(LABEL_MODEL, name, "serve"),
+        owner, "v1", "Service", serving_name(name), labels(LABEL_MODEL, name, Component.SERVE),
         spec=service_spec,
     )  # fmt: skip

@@ -2,10 +2,8 @@
 
 from collections.abc import Sequence
 
+from quantfleet.api.contract import MOUNT_ROOT
 from quantfleet.builders.children import Json
-
-# The Job programs resolve pvc://CLAIM/PATH under this root (quantfleet_jobs.common).
-MOUNT_ROOT = "/mnt/quantfleet"
 
 
 def claim_of(uri: str) -> str | None:

@@ -18,6 +18,7 @@ from quantfleet.api.benchmarkrun import Endpoint as SpecEndpoint
 from quantfleet.api.common import GROUP, VERSION, Condition, LocalObjectRef
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import QuantizedModelCondition
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_MANAGED_BY, MANAGED_BY
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.benchmark import (
     BASELINE,
@@ -39,7 +40,7 @@ from quantfleet.builders.benchmark_status import (
     build_report_config_map,
     is_finished,
 )
-from quantfleet.builders.children import LABEL_BENCHMARK_RUN, Json
+from quantfleet.builders.children import Json
 from quantfleet.builders.serving import endpoint as model_endpoint
 from quantfleet.handlers import metrics
 from quantfleet.handlers.runtime import api_client, settings
@@ -55,7 +56,7 @@ RESYNC_SECONDS = 10  # notices a readiness timeout and targets becoming Ready be
 _torn_down: set[str] = set()
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
-    "app.kubernetes.io/managed-by": "quantfleet",
+    LABEL_MANAGED_BY: MANAGED_BY,
     LABEL_BENCHMARK_RUN: kopf.PRESENT,
 }
 

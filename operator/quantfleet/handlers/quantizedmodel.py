@@ -14,10 +14,11 @@ from pydantic import ValidationError
 
 from quantfleet.api.common import GROUP, VERSION, Condition
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
+from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_MODEL, MANAGED_BY
 from quantfleet.api.enums import ModelKind
 from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelStatus
 from quantfleet.api.results import AnyResult
-from quantfleet.builders.children import LABEL_COMPONENT, LABEL_MODEL, Json
+from quantfleet.builders.children import Json
 from quantfleet.builders.jobs import (
     artifact_id,
     build_evaluate_job,
@@ -48,7 +49,7 @@ RESYNC_SECONDS = 120
 QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
-    "app.kubernetes.io/managed-by": "quantfleet",
+    LABEL_MANAGED_BY: MANAGED_BY,
     LABEL_MODEL: kopf.PRESENT,
 }
 

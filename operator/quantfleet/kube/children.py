@@ -7,8 +7,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from quantfleet.api.contract import ANNOTATION_SPEC_HASH, JOB_CONTAINER
 from quantfleet.api.results import AnyResult, parse_result
-from quantfleet.builders.children import ANNOTATION_SPEC_HASH, Json
+from quantfleet.builders.children import Json
 from quantfleet.builders.status import DeploymentObservation, JobObservation, JobPhase
 from quantfleet.kube.errors import api_errors
 
@@ -139,7 +140,7 @@ def _result(api: client.ApiClient, namespace: str, job: str) -> AnyResult | None
         (status.state.terminated.finished_at, status.state.terminated.message)
         for pod in pods
         for status in (pod.status.container_statuses or [])
-        if status.name == "main"
+        if status.name == JOB_CONTAINER
         and status.state
         and status.state.terminated
         and status.state.terminated.message

@@ -7,9 +7,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from quantfleet.api.common import GROUP, VERSION
+from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, Component
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.results import EvaluateResult
-from quantfleet.builders.children import MANAGED_BY, Json, digest
+from quantfleet.builders.children import Json, digest
 from quantfleet.kube.errors import api_errors
 
 
@@ -60,8 +61,8 @@ def write_baseline_scores(
             "name": name,
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": MANAGED_BY,
-                "quantfleet.io/component": "baseline-cache",
+                LABEL_MANAGED_BY: MANAGED_BY,
+                LABEL_COMPONENT: Component.BASELINE_CACHE,
             },
             "annotations": {"quantfleet.io/source": spec.source.uri},
         },

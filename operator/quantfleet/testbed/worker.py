@@ -15,6 +15,14 @@ from typing import Any
 
 from kubernetes import client
 
+from quantfleet.api.contract import (
+    JOB_CONTAINER,
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    LABEL_MODEL,
+    MANAGED_BY,
+    PROGRAM_COMPONENTS,
+)
 from quantfleet.api.enums import EvalTask, ModelKind, Scheme
 from quantfleet.api.results import (
     AnyResult,
@@ -35,14 +43,9 @@ from quantfleet.testbed.fleet import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
 # message and exit code.
 RESULT_ANNOTATION = "testbed.quantfleet.io/result"
 EXIT_CODE_ANNOTATION = "testbed.quantfleet.io/exit-code"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "quantfleet"
-COMPONENT_LABEL = "quantfleet.io/component"
-MODEL_LABEL = "quantfleet.io/model"
-# Components that run a Job program to completion; serve and baseline pods keep running.
 PROGRAMS: tuple[ProgramName, ...] = ("quantize", "evaluate", "benchmark")
-POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL} in ({','.join(PROGRAMS)})"
-CONTAINER = "main"
+assert PROGRAMS == PROGRAM_COMPONENTS
+POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT} in ({','.join(PROGRAMS)})"
 # Says in every synthesised result, wherever it is shown, that no program ran.
 SIMULATED_VERSIONS = {"simulated": "quantfleet.testbed.worker"}
 
@@ -55,7 +58,7 @@ log = logging.getLogger(__name__)
 
 
 def program_of(pod: Mapping[str, Any]) -> ProgramName | None:
-    component = pod.get("metadata", {}).get("labels", {}).get(COMPONENT_LABEL)
+    component = pod.get("metadata", {}).get("labels", {}).get(LABEL_COMPONENT)
     return next((program for program in PROGRAMS if program == component), None)
 
 
@@ -64,7 +67,7 @@ def container_arguments(pod: Mapping[str, Any]) -> dict[str, str]:
     (the programs' env overrides) underneath; flags without a value map to "true" and a flag
     given more than once (`--task=a --task=b`) joins its values with commas."""
     containers = pod.get("spec", {}).get("containers", [])
-    main: Mapping[str, Any] = next((c for c in containers if c.get("name") == CONTAINER), {})
+    main: Mapping[str, Any] = next((c for c in containers if c.get("name") == JOB_CONTAINER), {})
     found: dict[str, str] = {}
     for env in main.get("env") or []:
         name = str(env.get("name", ""))
@@ -139,7 +142,7 @@ class SimulatedResults:
             if program == "quantize":
                 return 0, dump_simulated(self.quantize(arguments))
             if program == "evaluate":
-                model = pod.get("metadata", {}).get("labels", {}).get(MODEL_LABEL, "")
+                model = pod.get("metadata", {}).get("labels", {}).get(LABEL_MODEL, "")
                 return 0, dump_simulated(self.evaluate(arguments, model))
             return 0, dump_simulated(self.benchmark(arguments, pod["metadata"]["name"]))
         except (ValueError, KeyError) as error:

@@ -1,0 +1,115 @@
+"""The contract between the operator, the Job programs and the test worker: where a Job's pod
+mounts models and leaves its result, how children are labelled, how much one result may hold,
+the study's workload presets, the evaluation tasks' harness names and the labels of benchmark
+runs. Each fact is defined here once; the result schema itself is `quantfleet.api.results`.
+
+Imports only the standard library and the enums, so the Job programs can import it too.
+"""
+
+from enum import StrEnum
+from typing import NamedTuple
+
+from quantfleet.api.enums import EvalTask, WorkloadPreset
+
+# --- Paths and environment inside a Job's pod ---------------------------------------------
+# The Job programs resolve pvc://CLAIM/PATH under this root; the operator mounts claims there.
+MOUNT_ROOT = "/mnt/quantfleet"
+# Where a program writes its result; the operator reads it back as the termination message.
+TERMINATION_LOG = "/dev/termination-log"
+# The container that runs a Job program (the one whose termination message is read).
+JOB_CONTAINER = "main"
+# The env var a program reads the hub token from; the operator fills it from a Secret reference.
+HUB_TOKEN_ENV = "HF_TOKEN"
+# Every program flag --some-flag also reads QF_SOME_FLAG from the environment.
+ENV_PREFIX = "QF_"
+
+
+def env_name(flag: str) -> str:
+    """The environment variable behind a program flag: `--max-seq-length` -> QF_MAX_SEQ_LENGTH."""
+    return ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+
+
+# --- Labels on every child and its pods ----------------------------------------------------
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_APP_COMPONENT = "app.kubernetes.io/component"
+MANAGED_BY = "quantfleet"
+LABEL_MODEL = "quantfleet.io/model"
+LABEL_BENCHMARK_RUN = "quantfleet.io/benchmark-run"
+LABEL_COMPONENT = "quantfleet.io/component"
+LABEL_INPUTS = "quantfleet.io/inputs"
+LABEL_TARGET = "quantfleet.io/benchmark-target"
+ANNOTATION_SPEC_HASH = "quantfleet.io/spec-hash"
+
+
+class Component(StrEnum):
+    """What a child does: the value of LABEL_COMPONENT (and of the app.kubernetes.io one)."""
+
+    QUANTIZE = "quantize"
+    EVALUATE = "evaluate"
+    BENCHMARK = "benchmark"
+    SERVE = "serve"
+    BASELINE = "baseline"
+    REPORT = "report"
+    BASELINE_CACHE = "baseline-cache"
+
+
+# Components whose pods run a Job program to completion (serve and baseline pods keep running).
+PROGRAM_COMPONENTS = (Component.QUANTIZE, Component.EVALUATE, Component.BENCHMARK)
+
+# --- Limits ---------------------------------------------------------------------------------
+# Kubernetes truncates a container's termination message at 4096 bytes.
+MAX_RESULT_BYTES = 4096
+MAX_REASON_CHARS = 512
+# What one benchmark result can hold within the termination message, and one evaluate result.
+MAX_BENCHMARKS = 12
+MAX_TASKS = 16
+# GuideLLM's sweep: one synchronous, one throughput and constant rates between them.
+DEFAULT_SWEEP_STEPS = 10
+
+
+# --- Workload presets -----------------------------------------------------------------------
+class WorkloadShape(NamedTuple):
+    """Image size and token counts of one request (0 × 0: text only)."""
+
+    image_width: int
+    image_height: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+# The study's workloads: image width × height, prompt tokens, generated tokens
+# (docs/benchmarkrun.md).
+WORKLOAD_PRESETS: dict[WorkloadPreset, WorkloadShape] = {
+    WorkloadPreset.DOCVQA: WorkloadShape(1680, 2240, 64, 128),
+    WorkloadPreset.VISUAL_REASONING: WorkloadShape(640, 480, 128, 128),
+    WorkloadPreset.CAPTIONING: WorkloadShape(480, 360, 0, 128),
+}
+
+# --- Evaluation tasks -----------------------------------------------------------------------
+# The study's tasks by their lm-evaluation-harness names. Results and status are keyed by the
+# CRD's names (the keys); the harness names are what the evaluate program runs.
+HARNESS_TASKS: dict[EvalTask, str] = {
+    EvalTask.MMMU: "mmmu_val",
+    EvalTask.CHARTQA: "chartqa",
+    EvalTask.DOCVQA: "docvqa_val",
+    EvalTask.VQAV2: "vqav2_val",
+    EvalTask.MATHVISTA: "mathvista_testmini",
+    EvalTask.MMLU: "mmlu",
+    EvalTask.MGSM: "mgsm_cot_native",
+}
+
+
+# --- Benchmark run labels -------------------------------------------------------------------
+def run_label(scenario: str, strategy: str, rate: float | None) -> str:
+    """The label of one GuideLLM benchmark in results: the scenario; a fixed rate adds
+    `@<rate>`; a sweep's synchronous and throughput ends are `sweep:<strategy>`."""
+    if scenario in ("rate", "sweep") and rate is not None:
+        return f"{scenario}@{rate:.3g}"
+    if scenario == "sweep":
+        return f"sweep:{strategy}"
+    return scenario
+
+
+# The sweep benchmark that measures throughput (compared by requests/s, like `throughput`).
+SWEEP_THROUGHPUT = run_label("sweep", "throughput", None)
