@@ -82,8 +82,9 @@ class Observed:
 
 
 def quantize_result(job: JobObservation | None) -> QuantizeResult | None:
+    """The checkpoint the Job produced, once it succeeded with the scheme it was asked for."""
     if job and job.phase == "Succeeded" and isinstance(job.result, QuantizeResult):
-        return job.result
+        return job.result if scheme_mismatch(job.result) is None else None
     return None
 
 
@@ -93,13 +94,14 @@ def evaluate_result(job: JobObservation | None) -> EvaluateResult | None:
     return None
 
 
-def scheme_mismatch(result: QuantizeResult, scheme: Scheme) -> str | None:
-    """What is wrong when the checkpoint is not what the plan was made for."""
-    if result.scheme == scheme:
+def scheme_mismatch(result: QuantizeResult) -> str | None:
+    """What is wrong when the checkpoint is not the scheme the Job was planned and asked for
+    (a recipe override that produces another scheme)."""
+    if result.scheme == result.requested_scheme:
         return None
     return (
-        f"the checkpoint is {result.scheme or result.format}, not the planned {scheme}; "
-        "fix the recipe override or spec.quantization.scheme"
+        f"the checkpoint is {result.scheme or result.format}, not the planned "
+        f"{result.requested_scheme}; fix the recipe override or spec.quantization.scheme"
     )
 
 
@@ -139,7 +141,7 @@ def build_status(
     plan = observed.plan
     fresh = [
         _planned(plan),
-        _job_condition(Type.QUANTIZED, observed.quantize, _quantized_message),
+        _quantized(observed.quantize),
         _job_condition(Type.EVALUATED, observed.evaluate, _evaluated_message),
         _promoted(observed.promotion),
         _ready(spec, observed),
@@ -167,15 +169,6 @@ def build_status(
     )
 
 
-def is_settled(status: QuantizedModelStatus) -> bool:
-    """Nothing will change without a new event: ready, failed, blocked or awaiting a person."""
-    by_type = {c.type: c for c in status.conditions}
-    ready = by_type[Type.READY]
-    if ready.status == "True" or ready.reason == Reason.SERVING_DISABLED:
-        return True
-    return any(c.status == "False" for t, c in by_type.items() if t != Type.READY)
-
-
 def _simulated(result: AnyResult | None) -> str:
     return " (SIMULATED result)" if getattr(result, "simulated", False) else ""
 
@@ -191,6 +184,14 @@ def _planned(plan: Plan | Unplaceable | None) -> Condition:
     if isinstance(plan, Unplaceable):
         return condition(Type.PLANNED, "False", Reason(plan.reason), plan.message)
     return condition(Type.PLANNED, "True", Reason.PLACED, plan.rationale)
+
+
+def _quantized(job: JobObservation | None) -> Condition:
+    """Quantized: the Job's state, or SchemeMismatch when it made another scheme than planned."""
+    result = job.result if job and job.phase == "Succeeded" else None
+    if job and isinstance(result, QuantizeResult) and (why := scheme_mismatch(result)):
+        return condition(Type.QUANTIZED, "False", Reason.SCHEME_MISMATCH, f"Job {job.name}: {why}")
+    return _job_condition(Type.QUANTIZED, job, _quantized_message)
 
 
 def _quantized_message(result: AnyResult) -> str:
@@ -232,8 +233,13 @@ def _promoted(promotion: Promotion | None) -> Condition:
 
 def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
     promotion = observed.promotion
-    if promotion is None or not promotion.promoted:
-        return condition(Type.READY, "False", Reason.NOT_PROMOTED, "not promoted")
+    if promotion is None:
+        # Not yet decided: "not promoted" would read as a verdict (Argo CD: Degraded).
+        return condition(Type.READY, "False", Reason.WAITING, "waiting for the recovery gate")
+    if not promotion.promoted:
+        return condition(
+            Type.READY, "False", Reason.NOT_PROMOTED, f"not promoted: {promotion.reason}"
+        )
     if not spec.serving.enabled:
         return condition(
             Type.READY, "False", Reason.SERVING_DISABLED, "spec.serving.enabled is false"

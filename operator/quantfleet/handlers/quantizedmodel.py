@@ -34,7 +34,6 @@ from quantfleet.builders.status import (
     decide_promotion,
     evaluate_result,
     quantize_result,
-    scheme_mismatch,
 )
 from quantfleet.handlers import metrics
 from quantfleet.handlers.runtime import api_client, settings
@@ -174,9 +173,6 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
     produced = quantize_result(quantize)
     if produced is None:
         return observed
-    if (mismatch := scheme_mismatch(produced, scheme)) is not None:
-        failed = replace(quantize, phase="Failed", result=None, detail=mismatch)
-        return replace(observed, quantize=failed)
     if plan is None:
         # No size in the spec: a BF16 source holds two bytes per parameter.
         plan = plan_for(max(produced.size_before_bytes // 2, 1))
