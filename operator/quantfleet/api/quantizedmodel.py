@@ -158,7 +158,10 @@ class Quantization(ApiModel):
     )
     resources: Resources | None = Field(
         default=None,
-        description="Resources of the quantization Job; derived from the size if unset.",
+        description=(
+            "CPU and memory of the quantization Job, added to its one GPU; unset, only the GPU is "
+            "requested (on a node whose GPU memory holds the BF16 weights, from the size)."
+        ),
     )
 
     model_config = validations(

@@ -16,7 +16,7 @@ from quantfleet.api.benchmarkrun import (
 from quantfleet.api.common import Condition, Percentiles
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition as Type
-from quantfleet.api.contract import LABEL_BENCHMARK_RUN, SWEEP_THROUGHPUT
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN, MOUNT_ROOT, SWEEP_THROUGHPUT
 from quantfleet.api.results import BenchmarkResult, FailureResult
 from quantfleet.builders.benchmark import BASELINE
 from quantfleet.builders.children import (
@@ -236,13 +236,7 @@ def build_report_config_map(
         "speedups": [s.model_dump(mode="json", by_alias=True) for s in status.speedups],
         "bestSpeedup": status.best_speedup,
     }
-    locations = {
-        target: (
-            f"{result.report} (GuideLLM JSON and HTML, written inside the Job's pod; kept only "
-            "while the pod's volume exists)"
-        )
-        for target, result in results.items()
-    }
+    locations = {target: report_location(result.report) for target, result in results.items()}
     data = {"summary.json": json.dumps(summary, indent=1, sort_keys=True)}
     full = {
         f"{target}.json": result.model_dump_json(by_alias=True)
@@ -261,6 +255,18 @@ def build_report_config_map(
         owner, "v1", "ConfigMap", report_name(owner_name),
         labels(LABEL_BENCHMARK_RUN, owner_name, "report"), data=data,
     )  # fmt: skip
+
+
+def report_location(report: str) -> str:
+    """Where a target's full GuideLLM reports are, and whether they outlive the Job's pod: under
+    spec.reportUri (a claim mounted under the mount root, or s3://) they do, else they were in
+    the pod's scratch volume."""
+    if report.startswith(("s3://", MOUNT_ROOT + "/")):
+        return f"{report} (GuideLLM JSON and HTML, kept under spec.reportUri)"
+    return (
+        f"{report} (GuideLLM JSON and HTML in the Job pod's scratch volume, gone with the pod; "
+        "set spec.reportUri to keep them)"
+    )
 
 
 def _size(data: dict[str, str]) -> int:

@@ -23,7 +23,11 @@ from quantfleet.api.results import (
     QuantizeResult,
     TaskScore,
 )
-from quantfleet.builders.benchmark_status import TargetProgress, build_benchmark_status
+from quantfleet.builders.benchmark_status import (
+    TargetProgress,
+    build_benchmark_status,
+    report_location,
+)
 from quantfleet.builders.status import (
     DeploymentObservation,
     JobObservation,
@@ -304,3 +308,19 @@ def test_every_reason_the_docs_name_is_emitted() -> None:
     assert set(re.findall(r"`(\w+)`", row)) - {"True", "False"} - model_reasons <= {
         Reason.INVALID_SPEC.value
     }
+
+
+@pytest.mark.parametrize(
+    ("report", "want_kept"),
+    [
+        pytest.param("/tmp/reports", False, id="pod-scratch"),
+        pytest.param("/mnt/quantfleet/reports/cmp/fp8", True, id="pvc-reportUri"),
+        pytest.param("s3://reports/cmp/fp8", True, id="s3-reportUri"),
+    ],
+)
+def test_report_location_says_whether_the_reports_outlive_the_pod(
+    report: str, want_kept: bool
+) -> None:
+    text = report_location(report)
+    assert text.startswith(report)
+    assert ("kept under spec.reportUri" in text) == want_kept
