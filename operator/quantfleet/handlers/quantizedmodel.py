@@ -39,6 +39,7 @@ from quantfleet.builders.status import (
 from quantfleet.handlers import metrics
 from quantfleet.handlers.runtime import api_client, settings
 from quantfleet.kube import children, kube_models
+from quantfleet.planning.capacity import source_parameters
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
@@ -137,8 +138,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     inventory = build_inventory(nodes)
-    billions = spec.source.parameters_billions
-    parameters = int(billions * 1e9) if billions else None
+    parameters = source_parameters(spec.source.parameters_billions)
 
     def plan_for(size: int) -> Plan | Unplaceable:
         return plan_placement(
@@ -148,6 +148,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
                 scheme=spec.quantization.scheme,
                 allow_fallback=spec.quantization.allow_fallback,
                 gpus_per_replica=spec.serving.gpus_per_replica,
+                gpu_memory_utilization=config.gpu_memory_utilization,
             ),
             inventory,
         )
@@ -178,8 +179,8 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
         failed = replace(quantize, phase="Failed", result=None, detail=mismatch)
         return replace(observed, quantize=failed)
     if plan is None:
-        # No size in the spec: a BF16 source holds two bytes per parameter.
-        plan = plan_for(max(produced.size_before_bytes // 2, 1))
+        # No size in the spec: sized from the source checkpoint quantization measured.
+        plan = plan_for(source_parameters(None, produced.size_before_bytes))
         observed = replace(observed, plan=plan)
         if isinstance(plan, Unplaceable):
             return observed
