@@ -17,6 +17,7 @@ from quantfleet.planning.inventory import (
     LABEL_COMPUTE_MAJOR,
     LABEL_COMPUTE_MINOR,
     LABEL_FAMILY,
+    LABEL_GPU_PRESENT,
     LABEL_MEMORY_MIB,
     GpuPool,
     Taint,
@@ -24,8 +25,6 @@ from quantfleet.planning.inventory import (
 from quantfleet.planning.planner import Plan
 
 Json = dict[str, Any]
-# GPU Feature Discovery labels every node with a GPU so (§4): "any GPU" for Jobs that need one.
-LABEL_GPU_PRESENT = GPU_RESOURCE + ".present"
 
 
 def build_pod_placement(plan: Plan | BaselinePlan) -> Json:
