@@ -18,8 +18,8 @@ from kubernetes import client
 
 from quantfleet.api.enums import GpuFamily
 from quantfleet.api.results import BenchmarkResult, parse_result
-from quantfleet.builders.benchmark import BaselinePlan, plan_baseline
 from quantfleet.cli import main as cli_main
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.testbed.fleet import build_nodes, load_fleet
 from quantfleet.testbed.processes import free_port

@@ -10,7 +10,7 @@ from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
-from quantfleet.builders.benchmark import Endpoint, build_benchmark_job
+from quantfleet.builders.benchmark import SystemUnderTest, build_benchmark_job
 from quantfleet.builders.jobs import (
     artifact_id,
     build_evaluate_job,
@@ -61,7 +61,7 @@ def benchmark_job() -> dict[str, Any]:
             "reportUri": "pvc://reports/bench",
         }
     )  # fmt: skip
-    endpoint = Endpoint("fp8", "http://q-vllm.ml.svc:8000", "q", "hf://Qwen/Qwen2.5-VL-7B")
+    endpoint = SystemUnderTest("fp8", "http://q-vllm.ml.svc:8000", "q", "hf://Qwen/Qwen2.5-VL-7B")
     owner = {**OWNER, "kind": "BenchmarkRun", "metadata": {**OWNER["metadata"], "name": "b"}}
     return build_benchmark_job(owner, spec, endpoint, OperatorSettings())
 

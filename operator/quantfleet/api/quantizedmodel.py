@@ -324,6 +324,15 @@ class PlanStatus(ApiModel):
     )
     gpus_per_replica: int | None = Field(default=None, description="GPUs per vLLM replica.")
     tensor_parallel_size: int | None = Field(default=None, description="vLLM tensor-parallel size.")
+    parameters: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Source parameter count the plan was sized for: spec.source.parametersBillions, else "
+            "the source checkpoint's BF16 bytes / 2 once quantization reported them. A "
+            "BenchmarkRun sizes its BF16 baseline with it."
+        ),
+    )
     rationale: str = Field(default="", max_length=512, description="One line: why this plan.")
 
 

@@ -1,6 +1,12 @@
 """Operator-wide settings: the images and bounds every child gets, from flags or environment."""
 
+from typing import Final
+
 from pydantic import BaseModel, Field
+
+# vLLM's own default --gpu-memory-utilization: the share of each GPU it may use. The planner sizes
+# with the operator's setting, which defaults to this (planning.capacity).
+DEFAULT_GPU_MEMORY_UTILIZATION: Final = 0.90
 
 
 class OperatorSettings(BaseModel):
@@ -20,8 +26,11 @@ class OperatorSettings(BaseModel):
         default=6 * 3600, ge=60, description="activeDeadlineSeconds of evaluation Jobs."
     )
     gpu_memory_utilization: float = Field(
-        default=0.90,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
         gt=0,
         le=1,
-        description="vLLM --gpu-memory-utilization; the planner sizes with the same share.",
+        description=(
+            "vLLM --gpu-memory-utilization; the planner sizes replicas and the BF16 baseline "
+            "with the same share of each GPU."
+        ),
     )

@@ -5,6 +5,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from quantfleet.api.common import SecretKeyRef
 from quantfleet.api.contract import (
     JOB_CONTAINER,
     LABEL_INPUTS,
@@ -28,10 +29,11 @@ from quantfleet.builders.children import (
     scratch_volumes,
     token_env,
 )
+from quantfleet.builders.placement import build_any_gpu_placement
 from quantfleet.builders.storage import claim_volumes
 from quantfleet.planning.capacity import MIB, weight_bytes
 from quantfleet.planning.compat import BF16
-from quantfleet.planning.inventory import GPU_RESOURCE, LABEL_MEMORY_MIB, Taint
+from quantfleet.planning.inventory import GPU_RESOURCE, Taint
 
 RECIPE_DIR = "/etc/quantfleet/recipe"
 # LLM Compressor onloads one decoder layer at a time (sequential pipeline), so calibration needs
@@ -76,24 +78,7 @@ def quantize_memory_floor_mib(parameters: int | None) -> int:
 
 def build_gpu_job_placement(min_memory_mib: int, gpu_taints: Iterable[Taint]) -> Json:
     """One GPU of any kind with at least `min_memory_mib`; GPU taints tolerated."""
-    expressions: list[Json] = [
-        {"key": GPU_RESOURCE + ".present", "operator": "In", "values": ["true"]}
-    ]
-    if min_memory_mib > 0:
-        expressions.append(
-            {"key": LABEL_MEMORY_MIB, "operator": "Gt", "values": [str(min_memory_mib - 1)]}
-        )
-    keys = dict.fromkeys((taint.key, taint.effect) for taint in gpu_taints)
-    return {
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchExpressions": expressions}]
-                }
-            }
-        },
-        "tolerations": [{"key": k, "operator": "Exists", "effect": e} for k, e in keys],
-    }
+    return build_any_gpu_placement(min_memory_mib, gpu_taints)
 
 
 def build_quantize_job(
@@ -120,7 +105,7 @@ def build_quantize_job(
     ]
     if calibration.dataset:
         args.append(f"--dataset={calibration.dataset}")
-    env = list(CACHE_ENV)
+    env: list[Json] = []
     volumes, mounts = claim_volumes(writable=[spec.output.uri], read_only=[spec.source.uri])
     recipe = quantization.recipe
     if recipe and recipe.inline is not None:
@@ -145,7 +130,8 @@ def build_quantize_job(
         inputs,
         module="quantfleet_jobs.quantize",
         args=args,
-        env=env + token_env(spec.source.token_secret_ref),
+        env=env,
+        token_secret_ref=spec.source.token_secret_ref,
         volumes=volumes,
         mounts=mounts,
         placement=placement,
@@ -174,6 +160,7 @@ def build_job(
     module: str,
     args: list[str],
     env: list[Json],
+    token_secret_ref: SecretKeyRef | None,
     volumes: list[Json],
     mounts: list[Json],
     placement: Json,
@@ -183,7 +170,8 @@ def build_job(
     owner_label: str = LABEL_MODEL,
 ) -> Json:
     """A restricted Job owned by `owner` running `python -m module args`; its pod leaves the
-    program's result in the termination message. Shared by every kind's Jobs."""
+    program's result in the termination message. Shared by every kind's Jobs: each gets the
+    cache variables, `env`, the hub token by reference (children.token_env) and the mount root."""
     owner_name = owner["metadata"]["name"]
     pod_labels = {**labels(owner_label, owner_name, component), LABEL_INPUTS: inputs}
     scratch, scratch_mounts = scratch_volumes()
@@ -212,7 +200,12 @@ def build_job(
                             "image": settings.jobs_image,
                             "command": ["python", "-m", module],
                             "args": args,
-                            "env": [*env, {"name": env_name("mount-root"), "value": MOUNT_ROOT}],
+                            "env": [
+                                *CACHE_ENV,
+                                *env,
+                                *token_env(token_secret_ref),
+                                {"name": env_name("mount-root"), "value": MOUNT_ROOT},
+                            ],
                             "resources": resources,
                             "securityContext": restricted_container_security(),
                             "terminationMessagePath": TERMINATION_LOG,
@@ -269,7 +262,8 @@ def build_evaluate_job(
         inputs,
         module="quantfleet_jobs.evaluate",
         args=args,
-        env=list(CACHE_ENV) + token_env(spec.source.token_secret_ref),
+        env=[],
+        token_secret_ref=spec.source.token_secret_ref,
         volumes=volumes,
         mounts=mounts,
         placement=placement,

@@ -1,28 +1,33 @@
-"""Pod scheduling terms for a plan: a required node affinity admitting only GPUs that run the
-scheme (by compute capability or family and memory labels, never the product string, §4), a
-preferred affinity ranking them for the objective, GPU tolerations and `nvidia.com/gpu` requests.
+"""Pod scheduling terms, written in one place for every GPU pod: a required node affinity
+admitting only GPUs that run the scheme (by compute capability or family and memory labels, never
+the product string, §4), a preferred affinity ranking them for the objective, GPU tolerations and
+`nvidia.com/gpu` requests. Fed by a QuantizedModel's Plan, a BenchmarkRun's BaselinePlan, or a
+bare memory floor for Jobs that take any GPU.
 
 Pure: a plan in, Kubernetes JSON (camelCase) out, ready to merge into a pod spec.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import groupby
 from typing import Any
 
+from quantfleet.planning.baseline import BaselinePlan
 from quantfleet.planning.inventory import (
     GPU_RESOURCE,
     LABEL_COMPUTE_MAJOR,
     LABEL_COMPUTE_MINOR,
     LABEL_FAMILY,
+    LABEL_GPU_PRESENT,
     LABEL_MEMORY_MIB,
     GpuPool,
+    Taint,
 )
 from quantfleet.planning.planner import Plan
 
 Json = dict[str, Any]
 
 
-def build_pod_placement(plan: Plan) -> Json:
+def build_pod_placement(plan: Plan | BaselinePlan) -> Json:
     """`affinity` and `tolerations` for the pod spec of every replica of `plan`."""
     return {
         "affinity": {"nodeAffinity": build_node_affinity(plan)},
@@ -30,52 +35,87 @@ def build_pod_placement(plan: Plan) -> Json:
     }
 
 
-def build_gpu_resources(plan: Plan) -> Json:
+def build_any_gpu_placement(min_gpu_memory_mib: int, gpu_taints: Iterable[Taint]) -> Json:
+    """`affinity` and `tolerations` for a pod that takes one GPU of any kind with at least
+    `min_gpu_memory_mib` (none when 0), tolerating `gpu_taints`."""
+    present = [_expression(LABEL_GPU_PRESENT, "In", ["true"])]
+    return {
+        "affinity": {"nodeAffinity": _node_affinity([present], min_gpu_memory_mib)},
+        "tolerations": _tolerations(gpu_taints),
+    }
+
+
+def build_gpu_resources(plan: Plan | BaselinePlan) -> Json:
     """The container's `resources`: whole GPUs, requests equal to limits as extended resources
     require."""
     gpus = {GPU_RESOURCE: str(plan.gpus_per_replica)}
     return {"requests": dict(gpus), "limits": dict(gpus)}
 
 
-def build_node_affinity(plan: Plan) -> Json:
+def build_node_affinity(plan: Plan | BaselinePlan) -> Json:
     """Required: a compatible GPU with enough memory for its share. Preferred: the plan's targets,
-    best first, so the scheduler picks the better GPU when it has a choice."""
+    best first, so the scheduler picks the better GPU when it has a choice (a BaselinePlan has
+    no ranking: it admits its family's pools alike)."""
+    if isinstance(plan, BaselinePlan):
+        return _node_affinity(_gpu_selectors(plan.pools), plan.min_gpu_memory_mib)
     pools = [target.pool for target in plan.targets]
-    # Gt is strict: the label must be at least the minimum. A fresh dict per term, so no two
-    # places in the manifest share one object.
-    minimum = str(plan.min_gpu_memory_mib - 1)
+    preferred = [(target.pool, target.weight) for target in plan.targets]
+    return _node_affinity(
+        _gpu_selectors(pools), plan.min_gpu_memory_mib, preferred if len(preferred) > 1 else ()
+    )
+
+
+def build_tolerations(plan: Plan | BaselinePlan) -> list[Json]:
+    """Tolerate the GPU taints (`nvidia.com/...`) of the target nodes, whatever their value."""
+    return _tolerations(plan.gpu_taints)
+
+
+def _node_affinity(
+    selectors: list[list[Json]],
+    min_gpu_memory_mib: int,
+    preferred: Sequence[tuple[GpuPool, int]] = (),
+) -> Json:
+    """One required term per selector, each with the memory floor; preferred terms by weight."""
     required = {
         "nodeSelectorTerms": [
-            {"matchExpressions": [*selector, _expression(LABEL_MEMORY_MIB, "Gt", [minimum])]}
-            for selector in _gpu_selectors(pools)
+            {"matchExpressions": [*selector, *_memory_floor(min_gpu_memory_mib)]}
+            for selector in selectors
         ]
     }
     affinity: Json = {"requiredDuringSchedulingIgnoredDuringExecution": required}
-    if len(plan.targets) > 1:
+    if preferred:
         affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
             {
-                "weight": target.weight,
+                "weight": weight,
                 "preference": {
                     "matchExpressions": [
-                        *_pool_selector(target.pool),
-                        _expression(LABEL_MEMORY_MIB, "In", [str(target.pool.memory_mib)]),
+                        *_pool_selector(pool),
+                        _expression(LABEL_MEMORY_MIB, "In", [str(pool.memory_mib)]),
                     ]
                 },
             }
-            for target in plan.targets
+            for pool, weight in preferred
         ]
     return affinity
 
 
-def build_tolerations(plan: Plan) -> list[Json]:
-    """Tolerate the GPU taints (`nvidia.com/...`) of the target nodes, whatever their value."""
-    keys = dict.fromkeys((taint.key, taint.effect) for taint in plan.gpu_taints)
+def _memory_floor(min_gpu_memory_mib: int) -> list[Json]:
+    """At least `min_gpu_memory_mib` per GPU (Gt is strict), or no floor when 0. A fresh dict per
+    call, so no two places in the manifest share one object."""
+    if min_gpu_memory_mib <= 0:
+        return []
+    return [_expression(LABEL_MEMORY_MIB, "Gt", [str(min_gpu_memory_mib - 1)])]
+
+
+def _tolerations(gpu_taints: Iterable[Taint]) -> list[Json]:
+    keys = dict.fromkeys((taint.key, taint.effect) for taint in gpu_taints)
     return [{"key": key, "operator": "Exists", "effect": effect} for key, effect in keys]
 
 
 def _gpu_selectors(pools: Iterable[GpuPool]) -> list[list[Json]]:
     """One selector per GPU major version (compute capability labels), plus one on the family
     label for nodes that carry only that (§4: the family follows from the capability)."""
+    pools = list(pools)
     labelled = sorted({p.compute_capability for p in pools if p.labelled_compute_capability})
     selectors = [
         [

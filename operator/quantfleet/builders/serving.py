@@ -1,10 +1,13 @@
-"""The vLLM Deployment and Service for a promoted checkpoint, placed on GPUs that run its
-scheme natively (the plan's node affinity) and restricted like every other pod."""
+"""The vLLM pods, written in one place: a promoted checkpoint's Deployment and Service, and the
+pod template a BenchmarkRun's BF16 baseline reuses. Placed on GPUs that run the scheme natively
+(the plan's node affinity) and restricted like every other pod."""
 
 import json
+from dataclasses import dataclass
 
+from quantfleet.api.common import SecretKeyRef
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
-from quantfleet.api.quantizedmodel import QuantizedModelSpec
+from quantfleet.api.quantizedmodel import QuantizedModelSpec, Serving
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
     CACHE_ENV,
@@ -15,12 +18,27 @@ from quantfleet.builders.children import (
     restricted_container_security,
     restricted_pod_security,
     scratch_volumes,
+    token_env,
 )
 from quantfleet.builders.placement import build_gpu_resources, build_pod_placement
 from quantfleet.builders.storage import claim_volumes, local_path
+from quantfleet.planning.baseline import BaselinePlan
 from quantfleet.planning.planner import Plan
 
 PORT = 8000  # vLLM's OpenAI server: /health, /v1/..., /metrics (quantization.md §3)
+
+
+@dataclass(frozen=True)
+class VllmModel:
+    """What one vLLM server loads and how it answers; the GPUs come from the plan."""
+
+    uri: str  # hf://, s3:// or pvc:// location of the weights
+    served_name: str  # the model name the OpenAI API answers to
+    serving: Serving  # image, context length, images per prompt
+    dtype: str | None = None  # vLLM's --dtype; its own choice when None
+    revision: str | None = None  # hub revision (hf:// only)
+    token_secret_ref: SecretKeyRef | None = None  # hub token, by reference
+    extra_args: tuple[str, ...] = ()  # appended last, so they win
 
 
 def serving_name(owner_name: str) -> str:
@@ -33,43 +51,57 @@ def endpoint(owner_name: str, namespace: str) -> str:
     return f"http://{serving_name(owner_name)}.{namespace}.svc:{PORT}/v1"
 
 
-def vllm_args(
-    spec: QuantizedModelSpec, plan: Plan, served_name: str, settings: OperatorSettings
-) -> list[str]:
-    """`vllm serve` arguments derived from the plan and the serving spec."""
-    serving = spec.serving
+def checkpoint_model(owner_name: str, spec: QuantizedModelSpec) -> VllmModel:
+    """The promoted checkpoint, served under the QuantizedModel's name with the spec's extra
+    arguments."""
+    return VllmModel(
+        uri=spec.output.uri,
+        served_name=owner_name,
+        serving=spec.serving,
+        extra_args=tuple(spec.serving.extra_args),
+    )
+
+
+def vllm_args(model: VllmModel, tensor_parallel_size: int, settings: OperatorSettings) -> list[str]:
+    """`vllm serve` arguments for `model` on `tensor_parallel_size` GPUs."""
+    serving = model.serving
     args = [
-        local_path(spec.output.uri),
-        f"--served-model-name={served_name}",
+        local_path(model.uri.removeprefix("hf://")),  # vLLM takes a hub name as is
+        f"--served-model-name={model.served_name}",
         f"--port={PORT}",
-        f"--tensor-parallel-size={plan.tensor_parallel_size}",
+        *([f"--dtype={model.dtype}"] if model.dtype else []),
+        f"--tensor-parallel-size={tensor_parallel_size}",
         f"--gpu-memory-utilization={settings.gpu_memory_utilization}",
     ]
-    if spec.output.uri.startswith("s3://"):
+    if model.uri.startswith("s3://"):
         args.append("--load-format=runai_streamer")
+    if model.revision:
+        args.append(f"--revision={model.revision}")
     if serving.max_model_length:
         args.append(f"--max-model-len={serving.max_model_length}")
     if serving.images_per_prompt is not None:
         # Current vLLM takes JSON here; `image=N` is rejected (quantization.md §3).
         args.append(f"--limit-mm-per-prompt={json.dumps({'image': serving.images_per_prompt})}")
-    return args + list(serving.extra_args)
+    return args + list(model.extra_args)
 
 
-def build_deployment(
-    owner: Json, spec: QuantizedModelSpec, plan: Plan, settings: OperatorSettings
+def build_vllm_pod_template(
+    model: VllmModel,
+    plan: Plan | BaselinePlan,
+    pod_labels: dict[str, str],
+    settings: OperatorSettings,
 ) -> Json:
-    """A Deployment of `spec.serving.replicas` vLLM pods on the plan's GPUs."""
-    name = owner["metadata"]["name"]
-    pod_labels = labels(LABEL_MODEL, name, Component.SERVE)
+    """One vLLM pod on the plan's GPUs: probes, scratch volumes (and /dev/shm for NCCL when
+    tensor-parallel), the weights' claim read-only, restricted security and placement."""
     scratch, scratch_mounts = scratch_volumes(shm=plan.tensor_parallel_size > 1)
-    volumes, mounts = claim_volumes(writable=[], read_only=[spec.output.uri])
+    volumes, mounts = claim_volumes(writable=[], read_only=[model.uri])
     probe = {"httpGet": {"path": "/health", "port": PORT}}
     container = {
         "name": "vllm",
-        "image": spec.serving.image,
+        "image": model.serving.image,
         "command": ["vllm", "serve"],
-        "args": vllm_args(spec, plan, name, settings),
-        "env": list(CACHE_ENV),
+        "args": vllm_args(model, plan.tensor_parallel_size, settings),
+        "env": list(CACHE_ENV) + token_env(model.token_secret_ref),
         "ports": [{"name": "http", "containerPort": PORT}],
         "resources": build_gpu_resources(plan),
         "securityContext": restricted_container_security(),
@@ -79,15 +111,8 @@ def build_deployment(
         "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4},
         "volumeMounts": scratch_mounts + mounts,
     }
-    template = {
-        "metadata": {
-            "labels": pod_labels,
-            "annotations": {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": str(PORT),
-                "prometheus.io/path": "/metrics",
-            },
-        },
+    return {
+        "metadata": {"labels": pod_labels},
         "spec": {
             "automountServiceAccountToken": False,
             "securityContext": restricted_pod_security(),
@@ -95,6 +120,21 @@ def build_deployment(
             "containers": [container],
             "volumes": scratch + volumes,
         },
+    }
+
+
+def build_deployment(
+    owner: Json, spec: QuantizedModelSpec, plan: Plan, settings: OperatorSettings
+) -> Json:
+    """A Deployment of `spec.serving.replicas` vLLM pods on the plan's GPUs, scraped by
+    Prometheus."""
+    name = owner["metadata"]["name"]
+    pod_labels = labels(LABEL_MODEL, name, Component.SERVE)
+    template = build_vllm_pod_template(checkpoint_model(name, spec), plan, pod_labels, settings)
+    template["metadata"]["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics",
     }
     deployment_spec = {
         "replicas": spec.serving.replicas,
@@ -109,11 +149,20 @@ def build_deployment(
 def build_service(owner: Json) -> Json:
     """A ClusterIP Service in front of the vLLM pods."""
     name = owner["metadata"]["name"]
+    return build_vllm_service(
+        owner,
+        serving_name(name),
+        {LABEL_MODEL: name, LABEL_COMPONENT: Component.SERVE},
+        labels(LABEL_MODEL, name, Component.SERVE),
+    )
+
+
+def build_vllm_service(
+    owner: Json, name: str, selector: dict[str, str], service_labels: dict[str, str]
+) -> Json:
+    """A ClusterIP Service named `name` sending the vLLM port to the pods `selector` picks."""
     service_spec = {
-        "selector": {LABEL_MODEL: name, LABEL_COMPONENT: Component.SERVE},
+        "selector": selector,
         "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
     }
-    return owned(
-        owner, "v1", "Service", serving_name(name), labels(LABEL_MODEL, name, Component.SERVE),
-        spec=service_spec,
-    )  # fmt: skip
+    return owned(owner, "v1", "Service", name, service_labels, spec=service_spec)

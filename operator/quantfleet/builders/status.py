@@ -263,6 +263,7 @@ def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
         gpu_families=families,
         gpus_per_replica=plan.gpus_per_replica,
         tensor_parallel_size=plan.tensor_parallel_size,
+        parameters=plan.parameters,
         rationale=plan.rationale[:512],
     )
 

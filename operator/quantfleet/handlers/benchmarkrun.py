@@ -22,14 +22,12 @@ from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_MANAGED_BY, MANAG
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.benchmark import (
     BASELINE,
-    Endpoint,
+    SystemUnderTest,
     base_url,
     baseline_endpoint,
     build_baseline_deployment,
     build_baseline_service,
     build_benchmark_job,
-    plan_baseline,
-    source_parameters,
     too_many_runs,
 )
 from quantfleet.builders.benchmark_status import (
@@ -46,6 +44,7 @@ from quantfleet.handlers import metrics
 from quantfleet.handlers.runtime import api_client, settings
 from quantfleet.kube import benchmark as runs
 from quantfleet.kube import children, kube_models
+from quantfleet.planning.baseline import plan_baseline
 from quantfleet.planning.inventory import build_inventory
 
 # None when a target serves; else why not (str), or a failure that no waiting mends.
@@ -204,7 +203,7 @@ def _target(
     """One target's Job if it has one, else why it cannot start, else its new Job."""
     api, namespace = api_client(), body["metadata"]["namespace"]
     if plain is not None:
-        endpoint = Endpoint(name, base_url(plain.url), plain.model, plain.model)
+        endpoint = SystemUnderTest(name, base_url(plain.url), plain.model, plain.model)
         return _job(body, run, endpoint, None, may_start)
     assert ref is not None
     model_body = kube_models.read_quantized_model(api, namespace, ref.name)
@@ -219,17 +218,19 @@ def _target(
     uris = (source.uri,)
     if name == BASELINE:
         url = baseline_endpoint(body["metadata"]["name"], namespace)
-        endpoint = Endpoint(name, url, f"{ref.name}-bf16", tokenizer, source.token_secret_ref, uris)
+        endpoint = SystemUnderTest(
+            name, url, f"{ref.name}-bf16", tokenizer, source.token_secret_ref, uris
+        )
         return _job(body, run, endpoint, lambda: _baseline_ready(body, model, nodes), may_start)
     url = base_url(model_endpoint(ref.name, namespace))
-    endpoint = Endpoint(name, url, ref.name, tokenizer, source.token_secret_ref, uris)
+    endpoint = SystemUnderTest(name, url, ref.name, tokenizer, source.token_secret_ref, uris)
     return _job(body, run, endpoint, lambda: _model_ready(model), may_start)
 
 
 def _job(
     body: Json,
     run: BenchmarkRun,
-    endpoint: Endpoint,
+    endpoint: SystemUnderTest,
     readiness: Readiness | None,
     may_start: bool,
 ) -> TargetProgress:
@@ -273,18 +274,14 @@ def _baseline_ready(
     family = status.plan.gpu_family if status and status.plan else None
     if family is None:
         return f"QuantizedModel {name} has no GPU plan yet"
-    artifact = status.artifact if status else None
-    parameters = source_parameters(
-        model.spec,
-        artifact.size_bytes if artifact else None,
-        str(artifact.scheme) if artifact and artifact.scheme else None,
-    )
+    parameters = status.plan.parameters if status and status.plan else None  # as it was planned
     if parameters is None:
         return f"QuantizedModel {name} has no size yet (parametersBillions or a checkpoint)"
-    plan = plan_baseline(parameters, family, build_inventory(nodes))
+    config = settings()
+    plan = plan_baseline(parameters, family, build_inventory(nodes), config.gpu_memory_utilization)
     if isinstance(plan, str):
         return TargetProgress(BASELINE, failure=(Why.BASELINE_UNPLACEABLE, plan))
-    deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, settings())
+    deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, config)
     fresh = children.read(api, deployment) is None
     live = children.ensure_applied(api, deployment)
     children.ensure_applied(api, build_baseline_service(body))

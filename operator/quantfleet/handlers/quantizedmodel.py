@@ -38,6 +38,7 @@ from quantfleet.builders.status import (
 from quantfleet.handlers import metrics
 from quantfleet.handlers.runtime import api_client, settings
 from quantfleet.kube import children, kube_models
+from quantfleet.planning.capacity import source_parameters
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
@@ -136,8 +137,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     inventory = build_inventory(nodes)
-    billions = spec.source.parameters_billions
-    parameters = int(billions * 1e9) if billions else None
+    parameters = source_parameters(spec.source.parameters_billions)
 
     def plan_for(size: int) -> Plan | Unplaceable:
         return plan_placement(
@@ -147,6 +147,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
                 scheme=spec.quantization.scheme,
                 allow_fallback=spec.quantization.allow_fallback,
                 gpus_per_replica=spec.serving.gpus_per_replica,
+                gpu_memory_utilization=config.gpu_memory_utilization,
             ),
             inventory,
         )
@@ -174,8 +175,8 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
     if produced is None:
         return observed
     if plan is None:
-        # No size in the spec: a BF16 source holds two bytes per parameter.
-        plan = plan_for(max(produced.size_before_bytes // 2, 1))
+        # No size in the spec: sized from the source checkpoint quantization measured.
+        plan = plan_for(source_parameters(None, produced.size_before_bytes))
         observed = replace(observed, plan=plan)
         if isinstance(plan, Unplaceable):
             return observed

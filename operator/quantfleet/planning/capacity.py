@@ -1,4 +1,5 @@
-"""How many GPUs one replica needs: weight bytes per scheme, headroom, tensor-parallel size.
+"""How big a model is and how many GPUs one replica needs: the source's parameter count, weight
+bytes per scheme, headroom, tensor-parallel size.
 
 Checked against the study (../shared/reference/quantization.md §1): on 80 GB cards a 72B model
 needs 4 GPUs at BF16, 2 at 8 bits and 1 at W4A16.
@@ -6,9 +7,10 @@ needs 4 GPUs at BF16, 2 at 8 bits and 1 at W4A16.
 
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, overload
 
 from quantfleet.api.enums import Scheme
+from quantfleet.api.settings import DEFAULT_GPU_MEMORY_UTILIZATION
 from quantfleet.planning.compat import BF16, Precision
 
 MIB: Final = 2**20
@@ -29,8 +31,25 @@ UNQUANTIZED_SHARE: Final = 0.05
 # KV cache and activations, as a share of the weights. Large enough that 72B W4A16 still fits
 # one 80 GB card with room for a batch, as the study served it (§1).
 KV_HEADROOM: Final = 0.20
-# vLLM's default --gpu-memory-utilization (§3 lists the flag): the share of a GPU it may use.
-GPU_MEMORY_UTILIZATION: Final = 0.90
+# The share of a GPU vLLM may use (--gpu-memory-utilization, §3) when the caller names none; the
+# operator passes its OperatorSettings.gpu_memory_utilization, which defaults to the same value.
+GPU_MEMORY_UTILIZATION: Final = DEFAULT_GPU_MEMORY_UTILIZATION
+
+
+@overload
+def source_parameters(billions: float | None, source_bytes: int) -> int: ...
+@overload
+def source_parameters(billions: float | None, source_bytes: None = None) -> int | None: ...
+def source_parameters(billions: float | None, source_bytes: int | None = None) -> int | None:
+    """The source model's parameter count, the one every plan of it is sized with:
+    `spec.source.parametersBillions` when given, else the source checkpoint's BF16 weight bytes
+    (`size_before_bytes`, once quantization reported them) at two bytes per parameter; None
+    until one of them is known."""
+    if billions:
+        return round(billions * 1e9)
+    if source_bytes is None:
+        return None
+    return max(round(source_bytes / BYTES_PER_PARAMETER[BF16]), 1)
 
 
 @dataclass(frozen=True)
@@ -64,15 +83,20 @@ def required_bytes(parameters: int, precision: Precision) -> float:
     return weight_bytes(parameters, precision) * (1 + KV_HEADROOM)
 
 
-def usable_bytes(gpu_memory_mib: int) -> float:
-    """What vLLM may use of one GPU."""
-    return gpu_memory_mib * MIB * GPU_MEMORY_UTILIZATION
+def usable_bytes(gpu_memory_mib: int, utilization: float = GPU_MEMORY_UTILIZATION) -> float:
+    """What vLLM may use of one GPU at `--gpu-memory-utilization=utilization`."""
+    return gpu_memory_mib * MIB * utilization
 
 
-def min_gpu_memory_mib(parameters: int, precision: Precision, tensor_parallel_size: int) -> int:
+def min_gpu_memory_mib(
+    parameters: int,
+    precision: Precision,
+    tensor_parallel_size: int,
+    utilization: float = GPU_MEMORY_UTILIZATION,
+) -> int:
     """The smallest `nvidia.com/gpu.memory` label (MiB) on which `tensor_parallel_size` fits."""
     per_gpu = required_bytes(parameters, precision) / tensor_parallel_size
-    return math.ceil(per_gpu / GPU_MEMORY_UTILIZATION / MIB)
+    return math.ceil(per_gpu / utilization / MIB)
 
 
 def tensor_parallel_sizes(max_gpus: int, attention_heads: int | None = None) -> tuple[int, ...]:
@@ -92,9 +116,11 @@ def size_replica(
     max_gpus: int,
     attention_heads: int | None = None,
     gpus: int | None = None,
+    utilization: float = GPU_MEMORY_UTILIZATION,
 ) -> Sizing | None:
     """The smallest TP size that fits on GPUs of `gpu_memory_mib`, at most `max_gpus` of them
-    (exactly `gpus` when the spec fixes it); None when no TP size a node offers fits."""
+    (exactly `gpus` when the spec fixes it), vLLM using `utilization` of each; None when no TP
+    size a node offers fits."""
     needed = required_bytes(parameters, precision)
     sizes = tensor_parallel_sizes(max_gpus, attention_heads)
     if gpus is not None:
@@ -103,14 +129,14 @@ def size_replica(
         heads_ok = attention_heads is None or attention_heads % gpus == 0
         sizes = (gpus,) if gpus <= max_gpus and heads_ok else ()
     for tp in sizes:
-        if needed <= tp * usable_bytes(gpu_memory_mib):
+        if needed <= tp * usable_bytes(gpu_memory_mib, utilization):
             return Sizing(
                 precision=precision,
                 parameters=parameters,
                 tensor_parallel_size=tp,
                 weight_bytes=weight_bytes(parameters, precision),
                 required_bytes=needed,
-                min_gpu_memory_mib=min_gpu_memory_mib(parameters, precision, tp),
+                min_gpu_memory_mib=min_gpu_memory_mib(parameters, precision, tp, utilization),
             )
     return None
 

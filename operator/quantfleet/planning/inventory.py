@@ -21,6 +21,7 @@ LABEL_COMPUTE_MINOR: Final = "nvidia.com/gpu.compute.minor"
 LABEL_MEMORY_MIB: Final = "nvidia.com/gpu.memory"
 LABEL_COUNT: Final = "nvidia.com/gpu.count"
 LABEL_PRODUCT: Final = "nvidia.com/gpu.product"
+LABEL_GPU_PRESENT: Final = "nvidia.com/gpu.present"  # "true" on every node with a GPU
 
 # Taints under this domain guard GPUs (the GPU operator's `nvidia.com/gpu`); a GPU workload
 # tolerates them. Any other hard taint reserves the node for something else and rules it out.

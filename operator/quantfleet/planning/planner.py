@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.planning.capacity import (
+    GPU_MEMORY_UTILIZATION,
     Sizing,
     format_bytes,
     required_bytes,
@@ -34,6 +35,8 @@ class PlanRequest:
     allow_fallback: bool = False
     attention_heads: int | None = None
     gpus_per_replica: int | None = None  # fixed by the spec; derived when None
+    # vLLM's --gpu-memory-utilization: the operator passes its setting, so plans and pods agree.
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
 
     def __post_init__(self) -> None:
         if self.parameters <= 0:
@@ -42,6 +45,10 @@ class PlanRequest:
             raise ValueError(f"attention head count must be positive, got {self.attention_heads}")
         if self.gpus_per_replica is not None and self.gpus_per_replica <= 0:
             raise ValueError(f"GPUs per replica must be positive, got {self.gpus_per_replica}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(
+                f"GPU memory utilization must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
 
 
 class UnplaceableReason(StrEnum):
@@ -65,6 +72,7 @@ class Target:
 class Plan:
     scheme: Scheme
     objective: Objective
+    parameters: int  # the source's parameter count it was sized for (capacity.source_parameters)
     gpus_per_replica: int
     tensor_parallel_size: int
     min_gpu_memory_mib: int  # a GPU with less memory than this cannot hold its share
@@ -216,6 +224,7 @@ def _plan_around(best: _Candidate, request: PlanRequest, pools: tuple[GpuPool, .
     return Plan(
         scheme=best.scheme,
         objective=request.objective,
+        parameters=request.parameters,
         gpus_per_replica=gpus,
         tensor_parallel_size=best.sizing.tensor_parallel_size,
         min_gpu_memory_mib=best.sizing.min_gpu_memory_mib,
@@ -272,8 +281,12 @@ def _incompatible(request: PlanRequest, pools: tuple[GpuPool, ...]) -> str:
 def _too_small(request: PlanRequest, scheme: Scheme, pools: tuple[GpuPool, ...]) -> str:
     """Name the biggest compatible node, and what it would take to fit."""
     need = required_bytes(request.parameters, scheme)
-    biggest = max(pools, key=lambda p: p.max_gpus_per_node * usable_bytes(p.memory_mib))
-    offered = biggest.max_gpus_per_node * usable_bytes(biggest.memory_mib)
+
+    def usable(pool: GpuPool) -> float:
+        return usable_bytes(pool.memory_mib, request.gpu_memory_utilization)
+
+    biggest = max(pools, key=lambda p: p.max_gpus_per_node * usable(p))
+    offered = biggest.max_gpus_per_node * usable(biggest)
     message = (
         f"{_params(request.parameters)} at {scheme} needs {format_bytes(need)} with KV headroom; "
         f"the largest compatible node has {biggest.max_gpus_per_node} x {biggest.family} "
@@ -282,7 +295,7 @@ def _too_small(request: PlanRequest, scheme: Scheme, pools: tuple[GpuPool, ...])
     if request.gpus_per_replica is not None:
         message += f"; the spec fixes {request.gpus_per_replica} GPUs per replica"
     sizes = tensor_parallel_sizes(_MAX_SUGGESTED_GPUS, request.attention_heads)
-    enough = [tp for tp in sizes if need <= tp * usable_bytes(biggest.memory_mib)]
+    enough = [tp for tp in sizes if need <= tp * usable(biggest)]
     if enough:
         message += f"; it needs nodes with {enough[0]} such GPUs"
     smaller = [
@@ -308,6 +321,7 @@ def _size(request: PlanRequest, scheme: Scheme, pool: GpuPool) -> Sizing | None:
         pool.max_gpus_per_node,
         request.attention_heads,
         request.gpus_per_replica,
+        request.gpu_memory_utilization,
     )
 
 

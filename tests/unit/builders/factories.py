@@ -3,6 +3,7 @@
 from typing import Any
 
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
+from quantfleet.planning.capacity import source_parameters
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
 from quantfleet.testbed.fleet import build_nodes, load_fleet
@@ -35,10 +36,9 @@ def make_spec(**overrides: Any) -> QuantizedModelSpec:
 
 def make_plan(spec: QuantizedModelSpec) -> Plan:
     """The planner's plan for `spec` on the default simulated fleet."""
-    billions = spec.source.parameters_billions or 8.3
     plan = plan_placement(
         PlanRequest(
-            parameters=int(billions * 1e9),
+            parameters=source_parameters(spec.source.parameters_billions or 8.3),
             scheme=spec.quantization.scheme,
             objective=spec.quantization.resolved_objective,
         ),

@@ -1,5 +1,6 @@
-"""BenchmarkRun builders: the benchmark Job's arguments, the BF16 baseline's placement and GPU
-count, and the status derived from Job observations (results, speed-ups, conditions, report)."""
+"""BenchmarkRun builders: the benchmark Job's arguments, the BF16 baseline's pod, sized as its
+model was planned, and the status derived from Job observations (results, speed-ups,
+conditions, report)."""
 
 import json
 from datetime import UTC, datetime
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from factories import make_spec
+from factories import make_owner, make_plan, make_spec
 
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
 from quantfleet.api.common import Percentiles
@@ -19,14 +20,11 @@ from quantfleet.api.results import Percentiles as ResultPercentiles
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.benchmark import (
     REPORT_DIR,
-    BaselinePlan,
-    Endpoint,
+    SystemUnderTest,
     base_url,
     benchmark_args,
     build_baseline_deployment,
     build_benchmark_job,
-    plan_baseline,
-    source_parameters,
     too_many_runs,
 )
 from quantfleet.builders.benchmark_status import (
@@ -38,9 +36,14 @@ from quantfleet.builders.benchmark_status import (
     speedup,
     speedups,
 )
-from quantfleet.builders.status import JobObservation
+from quantfleet.builders.serving import build_deployment
+from quantfleet.builders.status import JobObservation, Observed, build_status
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
+from quantfleet.planning.capacity import source_parameters
 from quantfleet.planning.inventory import build_inventory
+from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
 from quantfleet.testbed.fleet import build_nodes, load_fleet
+from quantfleet.testbed.worker import SimulatedResults
 
 Json = dict[str, Any]
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
@@ -68,8 +71,10 @@ def make_run_spec(**overrides: Any) -> BenchmarkRunSpec:
     return BenchmarkRunSpec.model_validate(spec)
 
 
-def make_endpoint(name: str = "fp8") -> Endpoint:
-    return Endpoint(name, "http://qwen-fp8-vllm.ml.svc:8000", "qwen-fp8", "hf://Qwen/Qwen2.5-VL-7B")
+def make_endpoint(name: str = "fp8") -> SystemUnderTest:
+    return SystemUnderTest(
+        name, "http://qwen-fp8-vllm.ml.svc:8000", "qwen-fp8", "hf://Qwen/Qwen2.5-VL-7B"
+    )
 
 
 def make_result(
@@ -228,34 +233,6 @@ def test_base_url_drops_the_v1_suffix_the_program_adds_itself(url: str, want: st
 # --- the BF16 baseline ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("billions", "family", "want_gpus", "want_memory_at_least"),
-    [
-        pytest.param(8.3, GpuFamily.HOPPER, 1, 20_000, id="7b-on-one-hopper"),
-        # 72B BF16 needs ~173 GB: 2 x H200 rather than 4 x H100 (fewest GPUs first).
-        pytest.param(72, GpuFamily.HOPPER, 2, 90_000, id="72b-on-two-h200"),
-        pytest.param(72, GpuFamily.AMPERE, 4, 45_000, id="72b-on-four-ampere"),
-        pytest.param(8.3, GpuFamily.ADA_LOVELACE, 1, 20_000, id="7b-on-one-l40s"),
-    ],
-)
-def test_baseline_gets_the_gpu_count_bf16_needs_on_the_same_family(
-    billions: float, family: GpuFamily, want_gpus: int, want_memory_at_least: int
-) -> None:
-    plan = plan_baseline(int(billions * 1e9), family, FLEET)
-    assert isinstance(plan, BaselinePlan), plan
-    assert plan.gpus == want_gpus
-    assert plan.min_gpu_memory_mib >= want_memory_at_least
-    assert {pool.family for pool in plan.pools} == {family}
-    assert plan.dtype == "bfloat16"
-
-
-def test_baseline_too_big_for_the_family_says_what_it_needs() -> None:
-    plan = plan_baseline(400 * 10**9, GpuFamily.TURING, FLEET)
-    assert isinstance(plan, str)
-    assert "BF16 baseline needs" in plan
-    assert "turing" in plan
-
-
 def test_baseline_deployment_serves_the_source_on_the_family_with_its_gpus() -> None:
     plan = plan_baseline(72 * 10**9, GpuFamily.HOPPER, FLEET)
     assert isinstance(plan, BaselinePlan)
@@ -274,31 +251,52 @@ def test_baseline_deployment_serves_the_source_on_the_family_with_its_gpus() -> 
     assert pod["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]  # TP 2: NCCL
 
 
-@pytest.mark.parametrize(
-    ("billions", "artifact_bytes", "scheme", "want_billions"),
-    [
-        pytest.param(8.3, None, None, 8.3, id="from-the-spec"),
-        pytest.param(
-            None, int(7e9 * (0.95 + 0.1)), "FP8_DYNAMIC", 7.0, id="from-an-fp8-checkpoint"
-        ),
-        pytest.param(None, None, None, None, id="unknown"),
-    ],
-)
-def test_source_size_from_the_spec_or_the_checkpoint(
-    billions: float | None, artifact_bytes: int | None, scheme: str | None,
-    want_billions: float | None,
-) -> None:  # fmt: skip
-    source: Json = {"uri": "hf://x/y"}
-    if billions:
-        source["parametersBillions"] = billions
-    model = make_spec(source=source, quantization={"scheme": "FP8_DYNAMIC"})
-    found = source_parameters(model, artifact_bytes, scheme)
-    if want_billions is None:
-        assert found is None
-    else:
-        assert found == pytest.approx(want_billions * 1e9, rel=1e-3)
+def test_the_baseline_pod_is_the_model_pod_serving_the_source() -> None:
+    # Issue 10 §5: the baseline's pod was typed out a second time and had lost the liveness
+    # probe; both come from serving.build_vllm_pod_template now.
+    spec = make_spec(source={"uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct", "parametersBillions": 8.3,
+                             "tokenSecretRef": {"name": "hf", "key": "token"}})  # fmt: skip
+    plan = plan_baseline(source_parameters(8.3), GpuFamily.HOPPER, FLEET)
+    assert isinstance(plan, BaselinePlan)
+    baseline = build_baseline_deployment(make_run_owner(), spec, "qwen-bf16", plan, SETTINGS)
+    model = build_deployment(make_owner(), spec, make_plan(spec), SETTINGS)
+    baseline_pod, model_pod = (d["spec"]["template"]["spec"] for d in (baseline, model))
+    baseline_vllm, model_vllm = baseline_pod["containers"][0], model_pod["containers"][0]
+    assert baseline_vllm["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+    for key in ("image", "command", "ports", "securityContext", "startupProbe", "readinessProbe",
+                "livenessProbe"):  # fmt: skip
+        assert baseline_vllm[key] == model_vllm[key], key
+    for key in ("securityContext", "automountServiceAccountToken"):
+        assert baseline_pod[key] == model_pod[key], key
+    assert baseline_vllm["args"][:4] == [
+        "Qwen/Qwen2.5-VL-7B-Instruct", "--served-model-name=qwen-bf16", "--port=8000",
+        "--dtype=bfloat16",
+    ]  # fmt: skip
+    token = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
+    assert token in baseline_vllm["env"]
+    assert token not in model_vllm["env"]  # the checkpoint is on pvc:// or s3://, not the hub
+
+
+def test_the_baseline_is_sized_with_the_count_the_model_was_planned_with() -> None:
+    # Issue 10 §3: with no parametersBillions the model was planned at 8.0B from the source's
+    # 16 GB, while the baseline inverted the FP8 checkpoint's size and got 7.92B. Now the count
+    # is derived once (capacity.source_parameters), kept in status.plan, and read from there.
+    spec = make_spec(source={"uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct"})
+    produced = SimulatedResults().quantize({"scheme": "FP8_DYNAMIC"})
+    parameters = source_parameters(spec.source.parameters_billions, produced.size_before_bytes)
+    plan = plan_placement(PlanRequest(parameters, scheme=spec.quantization.scheme), FLEET)
+    assert isinstance(plan, Plan)
+    quantize = JobObservation("qwen-quantize-1", "Succeeded", produced)
+    status = build_status(spec, Observed(1, plan, "a1", quantize=quantize), [], NOW)
+    assert status.plan is not None
+    assert status.plan.parameters == 8 * 10**9
+    assert status.plan.gpu_family is not None
+    baseline = plan_baseline(status.plan.parameters, status.plan.gpu_family, FLEET)
+    assert isinstance(baseline, BaselinePlan)
+    assert baseline.rationale.startswith("BF16 8B needs")
 
 
 # --- speed-ups and status ------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Pod scheduling terms from a plan, checked against a small model of the scheduler's node
-filter (required node affinity, taints and tolerations, allocatable nvidia.com/gpu)."""
+"""Pod scheduling terms from a Plan, a BaselinePlan or a bare memory floor, checked against a
+small model of the scheduler's node filter (required node affinity, taints and tolerations,
+allocatable nvidia.com/gpu)."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -8,13 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantfleet.api.enums import Objective, Scheme
+from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.builders.placement import (
+    build_any_gpu_placement,
     build_gpu_resources,
     build_node_affinity,
     build_pod_placement,
     build_tolerations,
 )
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.compat import compatibility
 from quantfleet.planning.gpu import ComputeCapability
 from quantfleet.planning.inventory import build_inventory
@@ -44,7 +47,11 @@ def make_node(
     family_label_only: bool = False,
 ) -> Node:
     family, major, minor, memory = GPUS[gpu]
-    labels = {"nvidia.com/gpu.family": family, "nvidia.com/gpu.memory": str(memory)}
+    labels = {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.family": family,
+        "nvidia.com/gpu.memory": str(memory),
+    }
     if not family_label_only:
         labels |= {
             "nvidia.com/gpu.compute.major": str(major),
@@ -226,6 +233,59 @@ def test_no_two_places_share_one_object() -> None:
     expressions = [e for t in _all_terms(placement) for e in t["matchExpressions"]]
 
     assert len({id(e) for e in expressions}) == len(expressions)
+
+
+# --- The same builder serves the BF16 baseline and the Jobs that take any GPU.
+@pytest.mark.parametrize(
+    ("nodes", "parameters", "family", "want_admitted"),
+    [
+        pytest.param(
+            [make_node("a100-40gb"), make_node("a100", taints=[GPU_TAINT]), make_node("h100")],
+            72 * B,
+            GpuFamily.AMPERE,
+            ["a100"],
+            id="72b bf16 takes four 80 gb a100s: the 40 gb ones and other families are out",
+        ),
+        pytest.param(
+            [make_node("l40s", name="old-gfd", gpus=4, family_label_only=True), make_node("h100")],
+            7 * B,
+            GpuFamily.ADA_LOVELACE,
+            ["old-gfd"],
+            id="a node labelled only with its family is selected by family",
+        ),
+    ],
+)
+def test_a_baseline_plan_admits_its_family_where_bf16_fits(
+    nodes: list[Node], parameters: int, family: GpuFamily, want_admitted: list[str]
+) -> None:
+    plan = plan_baseline(parameters, family, build_inventory(nodes))
+    assert isinstance(plan, BaselinePlan), plan
+
+    placement, resources = build_pod_placement(plan), build_gpu_resources(plan)
+
+    assert [n["metadata"]["name"] for n in nodes if admits(n, placement, resources)] == (
+        want_admitted
+    )
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in build_node_affinity(plan)
+
+
+@pytest.mark.parametrize(
+    ("floor_mib", "want_admitted"),
+    [
+        pytest.param(0, ["t4", "a100-40gb", "a100", "l40s", "h100", "h100-busy"], id="any-gpu"),
+        pytest.param(45_000, ["a100", "l40s", "h100", "h100-busy"], id="a-memory-floor"),
+    ],
+)
+def test_any_gpu_placement_takes_every_gpu_node_above_the_floor(
+    floor_mib: int, want_admitted: list[str]
+) -> None:
+    taints = [t for pool in build_inventory(MIXED).pools for t in pool.gpu_taints]
+    placement = build_any_gpu_placement(floor_mib, taints)
+    one_gpu = {"requests": {"nvidia.com/gpu": "1"}}
+
+    assert [n["metadata"]["name"] for n in MIXED if admits(n, placement, one_gpu)] == (
+        want_admitted
+    )
 
 
 def _all_terms(placement: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,11 +1,85 @@
-"""The vLLM Deployment and Service: args from the plan, scheme-matched placement, restricted."""
+"""The vLLM pods and Service: `vllm serve` args from the plan and the model, scheme-matched
+placement, restricted."""
 
 import json
+from typing import Any
 
+import pytest
 from factories import make_owner, make_plan, make_spec
 
+from quantfleet.api.quantizedmodel import Serving
 from quantfleet.api.settings import OperatorSettings
-from quantfleet.builders.serving import build_deployment, build_service, endpoint
+from quantfleet.builders.serving import (
+    VllmModel,
+    build_deployment,
+    build_service,
+    endpoint,
+    vllm_args,
+)
+
+SERVING = Serving.model_validate({"maxModelLength": 4096})
+
+
+@pytest.mark.parametrize(
+    ("model", "tensor_parallel_size", "want_args"),
+    [
+        pytest.param(
+            VllmModel("pvc://models/q-fp8", "q", SERVING, extra_args=("--max-num-seqs=8",)),
+            1,
+            ["/mnt/quantfleet/models/q-fp8", "--served-model-name=q", "--port=8000",
+             "--tensor-parallel-size=1", "--gpu-memory-utilization=0.9", "--max-model-len=4096",
+             "--max-num-seqs=8"],
+            id="a-checkpoint-on-a-claim-with-extra-args-last",
+        ),
+        pytest.param(
+            VllmModel("hf://Qwen/Qwen2.5-VL-7B", "q-bf16", Serving(), dtype="half",
+                      revision="abc123"),
+            2,
+            ["Qwen/Qwen2.5-VL-7B", "--served-model-name=q-bf16", "--port=8000", "--dtype=half",
+             "--tensor-parallel-size=2", "--gpu-memory-utilization=0.9", "--revision=abc123"],
+            id="a-hub-source-by-name-at-its-revision-and-dtype",
+        ),
+        pytest.param(
+            VllmModel("s3://bucket/q", "q", Serving.model_validate({"imagesPerPrompt": 0})),
+            4,
+            ["s3://bucket/q", "--served-model-name=q", "--port=8000",
+             "--tensor-parallel-size=4", "--gpu-memory-utilization=0.9",
+             "--load-format=runai_streamer", '--limit-mm-per-prompt={"image": 0}'],
+            id="s3-streams-and-zero-images-is-still-said",
+        ),
+    ],
+)  # fmt: skip
+def test_vllm_args_are_built_in_one_place(
+    model: VllmModel, tensor_parallel_size: int, want_args: list[str]
+) -> None:
+    assert vllm_args(model, tensor_parallel_size, OperatorSettings()) == want_args
+
+
+def test_the_operator_setting_is_the_gpu_share_vllm_gets() -> None:
+    model = VllmModel("pvc://models/q", "q", SERVING)
+    args = vllm_args(model, 1, OperatorSettings(gpu_memory_utilization=0.8))
+    assert "--gpu-memory-utilization=0.8" in args
+
+
+def _pod(spec: Any) -> Any:
+    return build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())["spec"][
+        "template"
+    ]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("billions", "want_shm"),
+    [
+        pytest.param(8.3, False, id="one-gpu-needs-no-shared-memory"),
+        pytest.param(400, True, id="tensor-parallel-gets-a-memory-backed-dev-shm"),
+    ],
+)
+def test_dev_shm_only_when_tensor_parallel(billions: float, want_shm: bool) -> None:
+    spec = make_spec(source={"uri": "hf://x/y", "parametersBillions": billions})
+    pod = _pod(spec)
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert ({"name": "shm", "mountPath": "/dev/shm"} in mounts) is want_shm
+    assert ({"name": "shm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]) is want_shm
 
 
 def test_vllm_args_come_from_the_plan_and_the_spec() -> None:

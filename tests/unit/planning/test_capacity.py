@@ -13,6 +13,7 @@ from quantfleet.planning.capacity import (
     parse_parameter_count,
     required_bytes,
     size_replica,
+    source_parameters,
     tensor_parallel_sizes,
     usable_bytes,
     weight_bytes,
@@ -105,6 +106,42 @@ def test_fixed_gpus_per_replica(
 )
 def test_tensor_parallel_sizes(max_gpus: int, heads: int | None, want: tuple[int, ...]) -> None:
     assert tensor_parallel_sizes(max_gpus, heads) == want
+
+
+@pytest.mark.parametrize(
+    ("billions", "source_bytes", "want"),
+    [
+        pytest.param(8.3, None, 8_300_000_000, id="the spec's size"),
+        pytest.param(7.1, None, 7_100_000_000, id="rounded, not truncated to 7099999999"),
+        pytest.param(8.3, 16 * B, 8_300_000_000, id="the spec wins over the checkpoint"),
+        pytest.param(None, 16 * B, 8 * B, id="two bytes per parameter of the bf16 source"),
+        pytest.param(None, 0, 1, id="an empty checkpoint still counts one"),
+        pytest.param(None, None, None, id="unknown until quantization reports it"),
+    ],
+)
+def test_source_parameters(
+    billions: float | None, source_bytes: int | None, want: int | None
+) -> None:
+    assert source_parameters(billions, source_bytes) == want
+
+
+@pytest.mark.parametrize(
+    ("utilization", "want_gpus"),
+    [
+        pytest.param(0.90, 2, id="vllm's default share"),
+        pytest.param(0.50, 4, id="half of each gpu"),
+        pytest.param(1.00, 2, id="the whole gpu"),
+    ],
+)
+def test_size_replica_uses_the_given_gpu_memory_utilization(
+    utilization: float, want_gpus: int
+) -> None:
+    sizing = size_replica(72 * B, Scheme.W8A8, A100_80GB, 8, utilization=utilization)
+
+    assert sizing is not None
+    assert sizing.gpus_per_replica == want_gpus
+    per_gpu = sizing.required_bytes / want_gpus
+    assert per_gpu <= usable_bytes(sizing.min_gpu_memory_mib, utilization)
 
 
 def test_scheme_bytes_rank_as_their_bit_widths() -> None:

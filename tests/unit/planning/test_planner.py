@@ -1,6 +1,7 @@
 """The planner: the study's scheme per objective and GPU, sizes that fit, and refusals that say
 what to do."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
+from quantfleet.api.settings import OperatorSettings
 from quantfleet.planning.capacity import usable_bytes
 from quantfleet.planning.compat import Support, compatibility
 from quantfleet.planning.gpu import ComputeCapability
@@ -351,11 +353,41 @@ def test_all_nodes_skipped_names_why() -> None:
         pytest.param(
             {"parameters": 7 * B, "gpus_per_replica": 0}, "GPUs per replica", id="zero gpus"
         ),
+        pytest.param(
+            {"parameters": 7 * B, "gpu_memory_utilization": 1.5}, "utilization", id="over 100%"
+        ),
     ],
 )
-def test_nonsense_requests_are_rejected(fields: dict[str, int], want_error: str) -> None:
+def test_nonsense_requests_are_rejected(fields: dict[str, float], want_error: str) -> None:
     with pytest.raises(ValueError, match=want_error):
         PlanRequest(**fields)
+
+
+@pytest.mark.parametrize(
+    ("utilization", "want_gpus", "want_min_memory_mib"),
+    [
+        # 72B W8A8 with headroom is 90.7 GB: two 80 GB A100s at vLLM's 90%, four at half.
+        pytest.param(0.90, 2, math.ceil(90.72e9 / 2 / 0.90 / 2**20), id="vllm-default-share"),
+        pytest.param(0.50, 4, math.ceil(90.72e9 / 4 / 0.50 / 2**20), id="half-of-each-gpu"),
+    ],
+)
+def test_plans_are_sized_with_the_requested_gpu_memory_utilization(
+    utilization: float, want_gpus: int, want_min_memory_mib: int
+) -> None:
+    request = ask(72 * B, scheme=INT8, gpu_memory_utilization=utilization)
+
+    result = plan_placement(request, make_inventory("a100"))
+
+    assert isinstance(result, Plan), result
+    assert result.gpus_per_replica == want_gpus
+    assert result.min_gpu_memory_mib == want_min_memory_mib
+    assert result.parameters == 72 * B
+
+
+def test_the_operator_setting_and_the_planner_default_to_one_share() -> None:
+    # OperatorSettings.gpu_memory_utilization is what vLLM is started with and what the
+    # handlers plan with; a plan made without it (quantfleet plan) uses the same default.
+    assert PlanRequest(7 * B).gpu_memory_utilization == OperatorSettings().gpu_memory_utilization
 
 
 # Property tests over random fleets drawn from the catalogue.
