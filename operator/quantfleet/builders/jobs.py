@@ -63,11 +63,6 @@ def evaluation_id(spec: QuantizedModelSpec, artifact: str, kind: ModelKind) -> s
     return digest(artifact, evaluation_tasks(spec, kind), spec.evaluation.limit)
 
 
-def baseline_cache_key(spec: QuantizedModelSpec, task: str) -> str:
-    """Baseline scores are shared by every scheme of one model revision, task and limit."""
-    return digest(spec.source.uri, spec.source.revision, task, spec.evaluation.limit)
-
-
 def quantize_memory_floor_mib(parameters: int | None) -> int:
     """Per-GPU memory the quantization Job asks for: the BF16 weights plus headroom, capped."""
     if parameters is None:

@@ -38,13 +38,13 @@ CC = ComputeCapability
 # capability applies; below the last floor the precision is unsupported.
 COMPATIBILITY: Final[dict[Precision, tuple[_Band, ...]]] = {
     Scheme.FP8_DYNAMIC: (
-        _Band(CC(8, 9), Support.NATIVE, "FP8 W8A8 uses native FP8 tensor cores from 8.9 (§3)"),
+        _Band(CC(8, 9), Support.NATIVE, "FP8 W8A8 uses native FP8 tensor cores from 8.9"),
         # §3: below 8.9 vLLM silently falls back to FP8 weight-only Marlin; vLLM's
         # is_fp8_marlin_supported() needs capability 8.0.
         _Band(
             CC(8, 0),
             Support.FALLBACK,
-            "below 8.9 vLLM runs FP8 as weight-only Marlin: it loads without FP8 speed (§3)",
+            "below 8.9 vLLM runs FP8 as weight-only Marlin: it loads without FP8 speed",
         ),
     ),
     Scheme.W8A8: (
@@ -52,28 +52,28 @@ COMPATIBILITY: Final[dict[Precision, tuple[_Band, ...]]] = {
         _Band(
             CC(10, 0),
             Support.FALLBACK,
-            "UNCERTAIN (§3): INT8 W8A8 kernels on Blackwell are unconfirmed; prefer FP8 or NVFP4",
+            "INT8 W8A8 kernels on Blackwell are unconfirmed; prefer FP8 or NVFP4",
         ),
-        _Band(CC(7, 5), Support.NATIVE, "INT8 W8A8 runs natively from 7.5 (§3)"),
+        _Band(CC(7, 5), Support.NATIVE, "INT8 W8A8 runs natively from 7.5"),
     ),
     Scheme.W4A16: (
-        _Band(CC(10, 0), Support.NATIVE, "W4A16 runs on the Marlin kernel (§3)"),
-        _Band(CC(9, 0), Support.NATIVE, "W4A16 runs on Machete, its fastest kernel, on 9.0 (§3)"),
-        _Band(CC(8, 0), Support.NATIVE, "W4A16 runs on the Marlin kernel from 8.0 (§3)"),
+        _Band(CC(10, 0), Support.NATIVE, "W4A16 runs on the Marlin kernel"),
+        _Band(CC(9, 0), Support.NATIVE, "W4A16 runs on Machete, its fastest kernel, on 9.0"),
+        _Band(CC(8, 0), Support.NATIVE, "W4A16 runs on the Marlin kernel from 8.0"),
         # §3: min capability 8.0 in older vLLM, 7.5 in newer; the serving image pins a newer one.
         _Band(
             CC(7, 5),
             Support.NATIVE,
-            "W4A16 runs on Marlin from 7.5 in newer vLLM (8.0 in older ones, §3)",
+            "W4A16 runs on Marlin from 7.5 in newer vLLM (8.0 in older ones)",
         ),
     ),
     Scheme.NVFP4: (
-        _Band(CC(10, 0), Support.NATIVE, "NVFP4 uses native FP4 tensor cores from 10.0 (§3)"),
+        _Band(CC(10, 0), Support.NATIVE, "NVFP4 uses native FP4 tensor cores from 10.0"),
         # §3: newer vLLM emulates NVFP4 below 10.0; its FP4 Marlin path needs capability 8.0.
         _Band(
             CC(8, 0),
             Support.FALLBACK,
-            "below 10.0 vLLM emulates NVFP4 (FP4 weight-only): it loads without FP4 speed (§3)",
+            "below 10.0 vLLM emulates NVFP4 (FP4 weight-only): it loads without FP4 speed",
         ),
     ),
     BF16: (
@@ -109,7 +109,7 @@ def compatibility(precision: Precision, cc: ComputeCapability) -> Compatibility:
         if cc >= band.floor:
             return Compatibility(precision, cc, band.support, f"{band.reason}; GPU is {cc}")
     lowest = bands[-1].floor
-    reason = f"{precision} needs compute capability {lowest} or newer (§3); GPU is {cc}"
+    reason = f"{precision} needs compute capability {lowest} or newer; GPU is {cc}"
     return Compatibility(precision, cc, Support.UNSUPPORTED, reason)
 
 

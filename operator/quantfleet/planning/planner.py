@@ -165,7 +165,7 @@ def _auto_candidates(
             f"{scheme} needs {'/'.join(native_families(scheme)[:1])} or newer"
             for scheme in CONCRETE_SCHEMES
         )
-        message = f"auto found no scheme that runs natively on {present} ({needs}, §3)"
+        message = f"auto found no scheme that runs natively on {present} ({needs})"
         return _unplaceable(request, UnplaceableReason.NO_COMPATIBLE_GPU, message)
     smallest = min(tried, key=lambda s: required_bytes(request.parameters, s))
     return _unplaceable(

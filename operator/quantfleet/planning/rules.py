@@ -28,13 +28,13 @@ class AutoRule:
     why: str
 
 
-_MOST_RPS = "W8A8-class serves the most requests/s (§1)"
-_BALANCED = "8-bit recovers >99% of BF16 and speeds both latency and throughput (§1)"
-_LOW_LATENCY = "4-bit weights give the lowest single-stream latency (1.3-1.7x, §1)"
-_FP8 = "{family} runs FP8 natively (§3)"
-_INT8 = "INT8 is the 8-bit scheme of {family} (§1, §3)"
-_FP4 = "{family} runs NVFP4 natively (§3)"
-_W4 = "{family} runs W4A16 natively (§3)"
+_MOST_RPS = "W8A8-class serves the most requests/s"
+_BALANCED = "8-bit recovers >99% of BF16 and speeds both latency and throughput"
+_LOW_LATENCY = "4-bit weights give the lowest single-stream latency (1.3-1.7x)"
+_FP8 = "{family} runs FP8 natively"
+_INT8 = "INT8 is the 8-bit scheme of {family}"
+_FP4 = "{family} runs NVFP4 natively"
+_W4 = "{family} runs W4A16 natively"
 FP8, INT8, W4A16, NVFP4 = Scheme.FP8_DYNAMIC, Scheme.W8A8, Scheme.W4A16, Scheme.NVFP4
 THROUGHPUT, BALANCED, LATENCY = Objective.THROUGHPUT, Objective.BALANCED, Objective.LATENCY
 
@@ -54,7 +54,7 @@ AUTO_RULES: Final[tuple[AutoRule, ...]] = (
 )
 # fmt: on
 
-MEMORY_BOUND_WHY: Final = "memory-bound: {first} does not fit a node, and 4-bit weights do (§1)"
+MEMORY_BOUND_WHY: Final = "memory-bound: {first} does not fit a node, and 4-bit weights do"
 
 
 def auto_rule(objective: Objective, family: GpuFamily) -> AutoRule | None:
