@@ -13,9 +13,8 @@ from factories import make_spec
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
 from quantfleet.api.common import Percentiles
 from quantfleet.api.enums import GpuFamily
+from quantfleet.api.results import BenchmarkMeasurement as Run
 from quantfleet.api.results import BenchmarkResult, FailureResult
-from quantfleet.api.results import BenchmarkRun as Run
-from quantfleet.api.results import Percentiles as ResultPercentiles
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.benchmark import (
     REPORT_DIR,
@@ -91,7 +90,7 @@ def make_result(
 
 def make_program_result(*scenarios: str, rps: float = 1.0, latency: float = 2.0,
                         errored: int = 0, simulated: bool = False) -> BenchmarkResult:  # fmt: skip
-    p = ResultPercentiles(p50=latency, p90=latency, p99=latency)
+    p = Percentiles(p50=latency, p90=latency, p99=latency)
     runs = [
         Run(workload=w, scenario=s, requests_per_second=rps, output_tokens_per_second=rps * 128,
             ttft_ms=p, itl_ms=p, latency_s=p, successful=100 - errored, errored=errored,
