@@ -14,18 +14,25 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantfleet.api.contract import MAX_BENCHMARKS, WORKLOAD_PRESETS
+from quantfleet.api.contract import (
+    DEFAULT_SWEEP_STEPS,
+    MAX_BENCHMARKS,
+    WORKLOAD_PRESETS,
+    benchmarks_per_scenario,
+    run_label,
+)
 from quantfleet.api.enums import ScenarioKind
-from quantfleet.api.results import BenchmarkResult, BenchmarkRun, Percentiles
+from quantfleet.api.results import BenchmarkMeasurement, BenchmarkResult, Percentiles
 from quantfleet_jobs.common import (
     JobArgumentParser,
     JobError,
     add_common_arguments,
-    env_default,
+    env_defaults,
     fetch_source,
     library_versions,
     publish,
@@ -47,11 +54,25 @@ class Workload:
     output_tokens: int
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What the arguments ask GuideLLM for, checked: each workload under each scenario."""
+
+    workloads: list[Workload]
+    scenarios: list[str]
+    rates: list[float]
+
+
 PRESETS = {str(preset): Workload(str(preset), *shape) for preset, shape in WORKLOAD_PRESETS.items()}
 SCENARIOS = [s.value for s in ScenarioKind]
+# GuideLLM 0.8.1's throughput profile requires a bound on requests in flight (its sweep defaults
+# to 512); one bound for both, so a sweep's throughput step measures what `throughput` does.
+DEFAULT_MAX_CONCURRENCY = 64
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The program's flags; defaults from QF_* in `environ` (the process's env unless given)."""
+    env_default = env_defaults(environ)
     parser = JobArgumentParser(prog="quantfleet-benchmark", description=__doc__)
     parser.add_argument("--target", default=env_default("TARGET"), help="Endpoint base URL")
     parser.add_argument("--model", default=env_default("MODEL"), help="Served model name")
@@ -62,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workloads",
-        default=env_default("WORKLOADS", "docvqa,visual-reasoning,captioning"),
+        default=env_default("WORKLOADS", ",".join(PRESETS)),
         help="Comma list of presets (docvqa, visual-reasoning, captioning) or "
         "NAME:WIDTHxHEIGHT:PROMPT_TOKENS:OUTPUT_TOKENS (0x0 = text only)",
     )
@@ -73,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rates", default=env_default("RATES", "1,2,4"), help="Requests/s for the rate scenario"
+    )
+    parser.add_argument(
+        "--sweep-steps",
+        type=int,
+        default=int(env_default("SWEEP_STEPS") or DEFAULT_SWEEP_STEPS),
+        help="Benchmarks a sweep makes: synchronous, throughput and constant rates between them "
+        f"(GuideLLM's sweep_size; at least 2, default {DEFAULT_SWEEP_STEPS})",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(env_default("MAX_CONCURRENCY") or DEFAULT_MAX_CONCURRENCY),
+        help="Most requests in flight in the throughput scenario and a sweep (GuideLLM's "
+        f"max_concurrency, default {DEFAULT_MAX_CONCURRENCY})",
     )
     parser.add_argument("--max-requests", type=int, default=_int(env_default("MAX_REQUESTS")))
     parser.add_argument(
@@ -93,26 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="vllm: exact output lengths via vLLM's ignore_eos (the default); openai: a strict "
         "OpenAI server that rejects ignore_eos (e.g. transformers serve): max_tokens caps output",
     )
-    add_common_arguments(parser)
+    add_common_arguments(parser, env_default)
     return parser
 
 
 def benchmark(args: argparse.Namespace) -> BenchmarkResult:
     started = time.monotonic()
-    if not args.target or not args.model or not args.output:
-        raise JobError("--target, --model and --output are required")
-    if args.server_kind not in ("vllm", "openai"):
-        raise JobError(f"unknown server kind {args.server_kind!r}: want vllm or openai")
-    workloads = [parse_workload(spec) for spec in split_list(args.workloads)]
-    scenarios = split_list(args.scenarios)
-    if unknown := [s for s in scenarios if s not in SCENARIOS]:
-        raise JobError(f"unknown scenario {unknown[0]!r}: want one of {', '.join(SCENARIOS)}")
-    rates = [float(r) for r in split_list(args.rates)] if "rate" in scenarios else []
-    expected_runs = len(workloads) * sum(_runs_per_scenario(s, rates) for s in scenarios)
-    if not workloads or not scenarios or expected_runs > MAX_BENCHMARKS:
-        raise JobError(
-            f"{expected_runs} workload x scenario runs requested; want 1..{MAX_BENCHMARKS}"
-        )
+    plan = plan_runs(args)
     check_endpoint(args.target)
     workdir = workdir_for(args)
     tokenizer: str | Path = args.tokenizer or args.model
@@ -121,12 +143,12 @@ def benchmark(args: argparse.Namespace) -> BenchmarkResult:
             str(tokenizer), mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env
         )
 
-    runs: list[BenchmarkRun] = []
+    runs: list[BenchmarkMeasurement] = []
     with staging_dir(args.output, mount_root=args.mount_root, workdir=workdir) as staging:
-        for workload in workloads:
-            for scenario in scenarios:
+        for workload in plan.workloads:
+            for scenario in plan.scenarios:
                 report = staging / f"{workload.name}-{scenario}.json"
-                run_guidellm(args, workload, scenario, rates, str(tokenizer), report)
+                run_guidellm(args, workload, scenario, plan.rates, str(tokenizer), report)
                 runs.extend(summarise(json.loads(report.read_text()), workload.name, scenario))
         for run in runs:
             if run.successful == 0 or run.error_rate > args.max_error_rate:
@@ -140,15 +162,59 @@ def benchmark(args: argparse.Namespace) -> BenchmarkResult:
         )
         output = publish(staging, args.output, mount_root=args.mount_root, marker="summary.json")
 
+    return result_of(
+        args,
+        runs,
+        report=output,
+        duration_seconds=round(time.monotonic() - started, 3),
+        versions=library_versions("guidellm"),
+    )
+
+
+def result_of(
+    args: argparse.Namespace,
+    runs: list[BenchmarkMeasurement],
+    *,
+    report: str,
+    duration_seconds: float,
+    versions: dict[str, str],
+) -> BenchmarkResult:
+    """The program's result: every measurement and where the full reports went."""
     return BenchmarkResult(
         target=args.target,
         model=args.model,
         runs=runs,
         max_error_rate=args.max_error_rate,
-        report=output,
-        duration_seconds=round(time.monotonic() - started, 3),
-        library_versions=library_versions("guidellm"),
+        report=report,
+        duration_seconds=duration_seconds,
+        library_versions=versions,
     )
+
+
+def plan_runs(args: argparse.Namespace) -> RunPlan:
+    """The runs the arguments ask for; refused when a flag is missing, a name unknown or they
+    would not fit in one result (at most MAX_BENCHMARKS benchmarks)."""
+    if not args.target or not args.model or not args.output:
+        raise JobError("--target, --model and --output are required")
+    if args.server_kind not in ("vllm", "openai"):
+        raise JobError(f"unknown server kind {args.server_kind!r}: want vllm or openai")
+    workloads = [parse_workload(spec) for spec in split_list(args.workloads)]
+    scenarios = split_list(args.scenarios)
+    if unknown := [s for s in scenarios if s not in SCENARIOS]:
+        raise JobError(f"unknown scenario {unknown[0]!r}: want one of {', '.join(SCENARIOS)}")
+    if args.sweep_steps < 2:
+        raise JobError(f"--sweep-steps {args.sweep_steps}: a sweep takes at least 2 benchmarks")
+    if args.max_concurrency < 1:
+        raise JobError(f"--max-concurrency {args.max_concurrency}: want at least 1")
+    rates = [float(r) for r in split_list(args.rates)] if ScenarioKind.RATE in scenarios else []
+    expected_runs = len(workloads) * sum(
+        benchmarks_per_scenario(s, len(rates), args.sweep_steps) for s in scenarios
+    )
+    if not workloads or not scenarios or expected_runs > MAX_BENCHMARKS:
+        raise JobError(
+            f"{expected_runs} workload x scenario runs requested; want 1..{MAX_BENCHMARKS}"
+        )
+    return RunPlan(workloads, scenarios, rates)
 
 
 def parse_workload(spec: str) -> Workload:
@@ -207,13 +273,7 @@ def run_guidellm(
         if workload.prompt_tokens == 0:  # image-only prompt (captioning): tokens go here
             image += output_tokens
         data += ["--data", image]
-    profile = {
-        "latency": ["--profile", "kind=synchronous"],
-        "throughput": ["--profile", "kind=throughput"],
-        "sweep": ["--profile", "kind=sweep"],
-        "rate": ["--profile", "kind=constant", "--override", "profile.rate",
-                 ",".join(f"{r:g}" for r in rates)],
-    }[scenario]  # fmt: skip
+    profile = profile_args(scenario, rates, args.sweep_steps, args.max_concurrency)
     constraints = ["--constraint", f"kind=max_duration,seconds={args.max_seconds:g}"]
     if args.max_requests:
         constraints += ["--constraint", f"kind=max_requests,count={args.max_requests}"]
@@ -236,23 +296,33 @@ def run_guidellm(
         )
 
 
-def summarise(report: dict[str, Any], workload: str, scenario: str) -> list[BenchmarkRun]:
-    """One BenchmarkRun per benchmark in a GuideLLM report (a rate list or sweep gives several)."""
+def profile_args(
+    scenario: str, rates: list[float], sweep_steps: int, max_concurrency: int
+) -> list[str]:
+    """GuideLLM 0.8.1's profile flags for one scenario."""
+    bound = f"max_concurrency={max_concurrency}"
+    return {
+        ScenarioKind.LATENCY: ["--profile", "kind=synchronous"],
+        ScenarioKind.THROUGHPUT: ["--profile", f"kind=throughput,{bound}"],
+        ScenarioKind.SWEEP: ["--profile", f"kind=sweep,sweep_size={sweep_steps},{bound}"],
+        ScenarioKind.RATE: ["--profile", "kind=constant", "--override", "profile.rate",
+                            ",".join(f"{r:g}" for r in rates)],
+    }[ScenarioKind(scenario)]  # fmt: skip
+
+
+def summarise(report: dict[str, Any], workload: str, scenario: str) -> list[BenchmarkMeasurement]:
+    """One measurement per benchmark in a GuideLLM report (a rate list or sweep gives several),
+    labelled with contract.run_label."""
     runs = []
     for bench in report.get("benchmarks", []):
         metrics = bench["metrics"]
         totals = metrics["request_totals"]
         successful, errored = int(totals["successful"]), int(totals["errored"])
         strategy = bench["config"]["strategy"]
-        label = scenario
-        if strategy.get("rate") is not None and scenario in ("rate", "sweep"):
-            label = f"{scenario}@{strategy['rate']:.3g}"
-        elif scenario == "sweep":
-            label = f"sweep:{strategy['type_']}"
         runs.append(
-            BenchmarkRun(
+            BenchmarkMeasurement(
                 workload=workload,
-                scenario=label,
+                scenario=run_label(scenario, strategy["type_"], strategy.get("rate")),
                 requests_per_second=_mean(metrics, "requests_per_second"),
                 output_tokens_per_second=_mean(metrics, "output_tokens_per_second"),
                 ttft_ms=_percentiles(metrics, "time_to_first_token_ms"),
@@ -279,10 +349,6 @@ def _percentiles(metrics: dict[str, Any], name: str) -> Percentiles:
         p90=round(float(p["p90"] or 0.0), 4),
         p99=round(float(p["p99"] or 0.0), 4),
     )
-
-
-def _runs_per_scenario(scenario: str, rates: list[float]) -> int:
-    return {"rate": len(rates), "sweep": 10}.get(scenario, 1)
 
 
 def _looks_like_location(reference: str) -> bool:

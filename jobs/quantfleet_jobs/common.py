@@ -15,10 +15,10 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from quantfleet.api.contract import HUB_TOKEN_ENV, MOUNT_ROOT, TERMINATION_LOG, env_name
 from quantfleet.api.results import (
@@ -43,31 +43,44 @@ class JobArgumentParser(argparse.ArgumentParser):
         raise JobError(f"bad arguments: {message}")
 
 
-def env_default(name: str, default: str | None = None) -> str | None:
-    """The value of `QF_<NAME>` if set, else `default`: every CLI flag has an env override."""
-    return os.environ.get(env_name(name), default)
+class EnvDefault(Protocol):
+    """Reads a flag's env override: `env("MAX_SEQ_LENGTH", "2048")`."""
+
+    def __call__(self, name: str, default: str | None = None) -> str | None: ...
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def env_defaults(environ: Mapping[str, str] | None = None) -> EnvDefault:
+    """`env(NAME, default)`: the value of `QF_<NAME>` in `environ` (the process's environment
+    unless given, e.g. a pod's env for the test worker) if set, else `default`. Every CLI flag
+    has such an env override."""
+    source = os.environ if environ is None else environ
+
+    def env(name: str, default: str | None = None) -> str | None:
+        return source.get(env_name(name), default)
+
+    return env
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, env: EnvDefault) -> None:
     """Flags every program takes: where to write the result, the mount root, the token's env."""
     parser.add_argument(
         "--termination-log",
-        default=env_default("TERMINATION_LOG", TERMINATION_LOG),
+        default=env("TERMINATION_LOG", TERMINATION_LOG),
         help="Where to write the JSON result (the pod's termination-message path).",
     )
     parser.add_argument(
         "--mount-root",
-        default=env_default("MOUNT_ROOT", MOUNT_ROOT),
+        default=env("MOUNT_ROOT", MOUNT_ROOT),
         help="Directory under which pvc://CLAIM/PATH volumes are mounted.",
     )
     parser.add_argument(
         "--hf-token-env",
-        default=env_default("HF_TOKEN_ENV", HUB_TOKEN_ENV),
+        default=env("HF_TOKEN_ENV", HUB_TOKEN_ENV),
         help="Name of the env var holding the Hugging Face token (the token is never logged).",
     )
     parser.add_argument(
         "--workdir",
-        default=env_default("WORKDIR"),
+        default=env("WORKDIR"),
         help="Scratch directory for downloads and temporary outputs (default: system temp).",
     )
 

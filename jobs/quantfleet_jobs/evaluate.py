@@ -14,10 +14,11 @@ import importlib.util
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from quantfleet.api.contract import HARNESS_TASKS as CONTRACT_TASKS
+from quantfleet.api.contract import HARNESS_TASKS, MAX_TASKS, harness_task
 from quantfleet.api.enums import ModelKind
 from quantfleet.api.results import EvaluateResult, TaskScore
 from quantfleet_jobs import checkpoints
@@ -25,7 +26,7 @@ from quantfleet_jobs.common import (
     JobArgumentParser,
     JobError,
     add_common_arguments,
-    env_default,
+    env_defaults,
     fetch_source,
     library_versions,
     run_program,
@@ -34,13 +35,16 @@ from quantfleet_jobs.common import (
     workdir_for,
 )
 
-# The study's tasks by their lm-evaluation-harness names; names not listed there are passed
-# through, so local task definitions (--include-path) work too.
-HARNESS_TASKS = {str(task): harness for task, harness in CONTRACT_TASKS.items()}
+# Tasks are named as the QuantizedModel's spec names them (contract.HARNESS_TASKS' keys) in the
+# result, the cache and --baseline-scores; lm-eval runs their harness names. Other names are
+# their own harness names, so local task definitions (--include-path) work too.
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
+Scores = dict[str, tuple[str, float]]  # task -> (metric, score)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The program's flags; defaults from QF_* in `environ` (the process's env unless given)."""
+    env_default = env_defaults(environ)
     parser = JobArgumentParser(prog="quantfleet-evaluate", description=__doc__)
     parser.add_argument("--baseline", default=env_default("BASELINE"), help="Unquantized model")
     parser.add_argument("--baseline-revision", default=env_default("BASELINE_REVISION"))
@@ -48,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tasks",
         default=env_default("TASKS"),
-        help=f"Comma list: {', '.join(HARNESS_TASKS)} or any lm-eval task name",
+        help=f"Comma list: {', '.join(map(str, HARNESS_TASKS))} (run as their harness tasks) "
+        "or any lm-eval task name",
     )
     parser.add_argument("--limit", type=int, default=_int(env_default("LIMIT")))
     parser.add_argument(
@@ -75,31 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=env_default("DEVICE", "auto"), help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=int(env_default("BATCH_SIZE", "8") or 8))
     parser.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        default=int(env_default("TENSOR_PARALLEL_SIZE", "1") or 1),
+        help="GPUs one model runs across: vLLM's tensor_parallel_size; transformers (hf) spreads "
+        "the layers over them (device_map=auto)",
+    )
+    parser.add_argument(
         "--apply-chat-template", action="store_true", default=env_default("CHAT_TEMPLATE") == "1"
     )
-    add_common_arguments(parser)
+    add_common_arguments(parser, env_default)
     return parser
 
 
 def evaluate(args: argparse.Namespace) -> EvaluateResult:
     started = time.monotonic()
-    if not args.baseline or not args.quantized or not args.tasks:
-        raise JobError("--baseline, --quantized and --tasks are required")
-    tasks = [HARNESS_TASKS.get(name, name) for name in split_list(args.tasks)]
-    if len(tasks) > 16:
-        raise JobError(f"{len(tasks)} tasks requested; at most 16 fit in a result")
+    tasks = requested_tasks(args)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     device = select_device(args.device)
-    # auto: vLLM on a GPU where the image has it (the serving image does), transformers else.
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    engine = (
-        args.engine
-        if args.engine != "auto"
-        else ("vllm" if device == "cuda" and has_vllm else "hf")
-    )
-    if engine not in ("hf", "vllm"):
-        raise JobError(f"unknown engine {engine!r}: want auto, hf or vllm")
+    engine = engine_for(args.engine, device, has_vllm=importlib.util.find_spec("vllm") is not None)
     workdir = workdir_for(args)
 
     def fetch(uri: str) -> Path:
@@ -112,18 +112,20 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
     task_manager = TaskManager(
         include_path=args.include_path, include_defaults=not args.no_builtin_tasks
     )
-    if unknown := [t for t in tasks if not task_manager.match_tasks([t])]:
-        raise JobError(f"unknown task {unknown[0]!r}: not in lm-eval or --include-path")
+    if unknown := [t for t in tasks if not task_manager.match_tasks([harness_task(t)])]:
+        name, harness = unknown[0], harness_task(unknown[0])
+        runs_as = f" (lm-eval's {harness!r})" if harness != name else ""
+        raise JobError(f"unknown task {name!r}{runs_as}: not in lm-eval or --include-path")
 
     # Baseline: cached scores where this (model, revision, task, limit) was scored before.
     cache = Path(args.baseline_cache) if args.baseline_cache else None
-    baseline: dict[str, tuple[str, float]] = {}
+    baseline: Scores = {}
     for task in tasks:
         cached = _cache_file(cache, args, task)
         if cached is not None and cached.is_file():
             entry = json.loads(cached.read_text())
             baseline[task] = (entry["metric"], float(entry["score"]))
-    for task, entry in _known_scores(args.baseline_scores).items():
+    for task, entry in known_scores(args.baseline_scores).items():
         if task in tasks and task not in baseline:
             baseline[task] = (entry["metric"], float(entry["score"]))
     missing = [t for t in tasks if t not in baseline]
@@ -140,6 +142,53 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
 
     quantized = score(fetch(args.quantized), tasks, args, engine, device, task_manager)
 
+    return summarise(
+        args,
+        tasks,
+        baseline,
+        quantized,
+        engine=engine,
+        baseline_cached=not missing,
+        duration_seconds=round(time.monotonic() - started, 3),
+        versions=library_versions("lm-eval", "transformers", "torch", "vllm"),
+    )
+
+
+def requested_tasks(args: argparse.Namespace) -> list[str]:
+    """The tasks asked for, once the required flags are there and the tasks fit in a result."""
+    if not args.baseline or not args.quantized or not args.tasks:
+        raise JobError("--baseline, --quantized and --tasks are required")
+    tasks = list(dict.fromkeys(split_list(args.tasks)))
+    if len(tasks) > MAX_TASKS:
+        raise JobError(f"{len(tasks)} tasks requested; at most {MAX_TASKS} fit in a result")
+    if args.tensor_parallel_size < 1:
+        raise JobError(f"--tensor-parallel-size {args.tensor_parallel_size}: want at least 1")
+    return tasks
+
+
+def engine_for(requested: str, device: str, *, has_vllm: bool) -> str:
+    """auto: vLLM on a GPU where the image has it (the serving image does), transformers else."""
+    engine = (
+        requested if requested != "auto" else ("vllm" if device == "cuda" and has_vllm else "hf")
+    )
+    if engine not in ("hf", "vllm"):
+        raise JobError(f"unknown engine {engine!r}: want auto, hf or vllm")
+    return engine
+
+
+def summarise(
+    args: argparse.Namespace,
+    tasks: Sequence[str],
+    baseline: Mapping[str, tuple[str, float]],
+    quantized: Mapping[str, tuple[str, float]],
+    *,
+    engine: str,
+    baseline_cached: bool,
+    duration_seconds: float,
+    versions: dict[str, str],
+) -> EvaluateResult:
+    """The result from both models' (metric, score) per task: recovery per task, and overall
+    as the ratio of the averages (not the mean of per-task ratios)."""
     scores = [
         TaskScore(
             task=task,
@@ -158,14 +207,31 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
         baseline_revision=args.baseline_revision,
         quantized=args.quantized,
         limit=args.limit,
-        baseline_cached=not missing,
+        baseline_cached=baseline_cached,
         tasks=scores,
         baseline_average=round(baseline_average, 6),
         quantized_average=round(quantized_average, 6),
         recovery=_recovery(quantized_average, baseline_average),
-        duration_seconds=round(time.monotonic() - started, 3),
-        library_versions=library_versions("lm-eval", "transformers", "torch", "vllm"),
+        duration_seconds=duration_seconds,
+        library_versions=versions,
     )
+
+
+def read_scores(results: Mapping[str, Any], tasks: Sequence[str]) -> Scores:
+    """(metric, score) per task from lm-eval's results, which name the harness tasks: the score
+    of a task is the first metric lm-eval reports for it."""
+    scores = {}
+    for task in tasks:
+        row = results["results"].get(harness_task(task))
+        if not row:
+            raise JobError(f"lm-eval reported nothing for task {harness_task(task)}")
+        metric, value = next(
+            (key, float(val))
+            for key, val in row.items()
+            if key not in _NOT_METRICS and "_stderr" not in key and isinstance(val, int | float)
+        )
+        scores[task] = (metric, value)
+    return scores
 
 
 def score(
@@ -180,10 +246,10 @@ def score(
     from lm_eval import simple_evaluate
 
     kind = checkpoints.model_kind_of(checkpoints.read_config(directory))
-    model = _language_model(directory, kind, engine, device, args.batch_size)
+    model = _language_model(directory, kind, engine, device, args)
     results = simple_evaluate(
         model=model,
-        tasks=tasks,
+        tasks=list(dict.fromkeys(harness_task(task) for task in tasks)),
         limit=args.limit,
         task_manager=task_manager,
         apply_chat_template=args.apply_chat_template,
@@ -196,21 +262,27 @@ def score(
     )
     if results is None:
         raise JobError("lm-eval returned no results")
-    scores = {}
-    for task in tasks:
-        row = results["results"].get(task)
-        if not row:
-            raise JobError(f"lm-eval reported nothing for task {task}")
-        metric, value = next(
-            (key, float(val))
-            for key, val in row.items()
-            if key not in _NOT_METRICS and "_stderr" not in key and isinstance(val, int | float)
-        )
-        scores[task] = (metric, value)
-    return scores
+    return read_scores(results, tasks)
 
 
-def _language_model(directory: Path, kind: ModelKind, engine: str, device: str, batch: int) -> Any:
+def vllm_model_args(directory: Path, tensor_parallel_size: int) -> dict[str, Any]:
+    """lm-eval's vllm / vllm-vlm model arguments: the model across the Job's GPUs."""
+    return {
+        "pretrained": str(directory),
+        "batch_size": "auto",
+        "tensor_parallel_size": tensor_parallel_size,
+    }
+
+
+def hf_device_map(device: str, tensor_parallel_size: int) -> str:
+    """Where transformers puts the model: it has no tensor parallelism here, so with several
+    GPUs it spreads the layers over them (`auto`); else the one device."""
+    return "auto" if device == "cuda" and tensor_parallel_size > 1 else device
+
+
+def _language_model(
+    directory: Path, kind: ModelKind, engine: str, device: str, args: argparse.Namespace
+) -> Any:
     """The lm-eval model: vLLM on GPUs; on the CPU transformers with our loader (which keeps a
     quantized VLM's vision tower unquantized on load, see checkpoints.load_model)."""
     if engine == "vllm":
@@ -218,10 +290,13 @@ def _language_model(directory: Path, kind: ModelKind, engine: str, device: str, 
 
         name = "vllm-vlm" if kind is ModelKind.VISION_LANGUAGE else "vllm"
         return get_model(name).create_from_arg_obj(
-            {"pretrained": str(directory), "batch_size": "auto"}
+            vllm_model_args(directory, args.tensor_parallel_size)
         )
-    model = checkpoints.load_model(directory, device=device)
+    model = checkpoints.load_model(
+        directory, device=hf_device_map(device, args.tensor_parallel_size)
+    )
     processor = checkpoints.load_processor(directory, kind)
+    batch = args.batch_size
     if kind is ModelKind.VISION_LANGUAGE:
         from lm_eval.models.hf_vlms import HFMultimodalLM
 
@@ -244,7 +319,7 @@ def _key(args: argparse.Namespace, task: str) -> dict[str, Any]:
     }
 
 
-def _known_scores(text: str | None) -> dict[str, dict[str, Any]]:
+def known_scores(text: str | None) -> dict[str, dict[str, Any]]:
     """Parse --baseline-scores; a malformed value is a bad argument, not a crash."""
     if not text:
         return {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from quantfleet.api.enums import ModelKind, Scheme
@@ -18,7 +19,7 @@ from quantfleet_jobs.common import (
     JobArgumentParser,
     JobError,
     add_common_arguments,
-    env_default,
+    env_defaults,
     fetch_source,
     library_versions,
     publish,
@@ -34,7 +35,9 @@ SCHEMES = [s.value for s in Scheme if s is not Scheme.AUTO]
 DATA_FREE = {Scheme.FP8_DYNAMIC}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The program's flags; defaults from QF_* in `environ` (the process's env unless given)."""
+    env_default = env_defaults(environ)
     parser = JobArgumentParser(prog="quantfleet-quantize", description=__doc__)
     parser.add_argument(
         "--source", default=env_default("SOURCE"), help="Model: path, pvc://, hf://, s3://"
@@ -76,17 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=int(env_default("SEED", "42") or 42))
     parser.add_argument("--device", default=env_default("DEVICE", "auto"), help="auto, cpu or cuda")
-    add_common_arguments(parser)
+    add_common_arguments(parser, env_default)
     return parser
 
 
 def quantize(args: argparse.Namespace) -> QuantizeResult:
     started = time.monotonic()
-    if not args.source or not args.output or not args.scheme:
-        raise JobError("--source, --output and --scheme are required")
-    if args.scheme not in SCHEMES:
-        raise JobError(f"unknown scheme {args.scheme!r}: want one of {', '.join(SCHEMES)}")
-    scheme = Scheme(args.scheme)
+    scheme = requested_scheme(args)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # calibrate on the CPU even where a GPU is visible
     device = select_device(args.device)
@@ -149,33 +148,86 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
             **vision_arguments,
         )
         saved = checkpoints.read_config(staging)
-        produced, fmt = checkpoints.classify(saved)
-        if fmt == "none":
-            raise JobError("the recipe produced no compressed-tensors quantization_config")
-        if args.recipe is None and produced is not scheme:
-            raise JobError(f"asked for {scheme.value} but the checkpoint is {fmt} ({produced})")
+        produced_scheme(args, saved)  # refused before it is published
         size_after = weights_size(staging)
-        ignored = len(saved["quantization_config"].get("ignore") or [])
         output = publish(staging, args.output, mount_root=args.mount_root)
 
-    size_before = weights_size(source)
+    return summarise(
+        args,
+        kind=kind,
+        saved_config=saved,
+        output=output,
+        calibration_samples=len(dataset) if dataset is not None else 0,
+        size_before=weights_size(source),
+        size_after=size_after,
+        duration_seconds=round(time.monotonic() - started, 3),
+        device=device,
+        versions=library_versions("llmcompressor", "compressed-tensors", "transformers", "torch"),
+    )
+
+
+def requested_scheme(args: argparse.Namespace) -> Scheme:
+    """The scheme asked for, once the required flags are there and the scheme is one of ours."""
+    if not args.source or not args.output or not args.scheme:
+        raise JobError("--source, --output and --scheme are required")
+    if args.scheme not in SCHEMES:
+        raise JobError(f"unknown scheme {args.scheme!r}: want one of {', '.join(SCHEMES)}")
+    return Scheme(args.scheme)
+
+
+def ignore_patterns(kind: ModelKind, ignore: list[str] | None) -> list[str]:
+    """Modules kept in high precision: `--ignore` where given, else the kind's defaults (the
+    vision tower and projector of a vision-language model)."""
+    if ignore is not None:
+        return ignore
+    return (
+        checkpoints.VISION_IGNORE if kind is ModelKind.VISION_LANGUAGE else checkpoints.TEXT_IGNORE
+    )
+
+
+def produced_scheme(
+    args: argparse.Namespace, saved_config: dict[str, Any]
+) -> tuple[Scheme | None, str]:
+    """(scheme, format) the saved config.json says was produced; refused when there is no
+    compressed-tensors quantization or the default recipe made another scheme than asked."""
+    produced, fmt = checkpoints.classify(saved_config)
+    if fmt == "none":
+        raise JobError("the recipe produced no compressed-tensors quantization_config")
+    if args.recipe is None and produced is not Scheme(args.scheme):
+        raise JobError(f"asked for {args.scheme} but the checkpoint is {fmt} ({produced})")
+    return produced, fmt
+
+
+def summarise(
+    args: argparse.Namespace,
+    *,
+    kind: ModelKind,
+    saved_config: dict[str, Any],
+    output: str,
+    calibration_samples: int,
+    size_before: int,
+    size_after: int,
+    duration_seconds: float,
+    device: str,
+    versions: dict[str, str],
+) -> QuantizeResult:
+    """The result, classified from the saved checkpoint's config.json."""
+    produced, fmt = produced_scheme(args, saved_config)
     return QuantizeResult(
         output=output,
         model_kind=kind,
-        requested_scheme=scheme,
+        requested_scheme=Scheme(args.scheme),
         scheme=produced,
         format=fmt,
         recipe_overridden=args.recipe is not None,
-        ignored_modules=ignored,
-        calibration_samples=len(dataset) if dataset is not None else 0,
+        ignored_modules=len(saved_config["quantization_config"].get("ignore") or []),
+        calibration_samples=calibration_samples,
         size_before_bytes=size_before,
         size_after_bytes=size_after,
         compression_ratio=round(size_before / size_after, 4) if size_after else 0.0,
-        duration_seconds=round(time.monotonic() - started, 3),
+        duration_seconds=duration_seconds,
         device=device,
-        library_versions=library_versions(
-            "llmcompressor", "compressed-tensors", "transformers", "torch"
-        ),
+        library_versions=versions,
     )
 
 
@@ -185,12 +237,7 @@ def default_recipe(scheme: Scheme, kind: ModelKind, ignore: list[str] | None = N
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
     from llmcompressor.modifiers.transform.smoothquant import SmoothQuantModifier
 
-    if ignore is None:
-        ignore = (
-            checkpoints.VISION_IGNORE
-            if kind is ModelKind.VISION_LANGUAGE
-            else checkpoints.TEXT_IGNORE
-        )
+    ignore = ignore_patterns(kind, ignore)
     if scheme is Scheme.FP8_DYNAMIC:
         return [QuantizationModifier(targets="Linear", scheme="FP8_DYNAMIC", ignore=ignore)]
     if scheme is Scheme.W8A8:

@@ -28,8 +28,8 @@ from quantfleet.testbed.worker import (
     Outcome,
     SimulatedResults,
     SimulatedWorker,
-    container_arguments,
     dump_simulated,
+    pod_arguments,
 )
 
 from .test_quantizedmodel import Models, make_model
@@ -158,7 +158,7 @@ class FixedBenchmarks:
         if target in self.hold:
             return None
         latency, rps = self.numbers[target]
-        made = self.default.benchmark(container_arguments(pod), pod["metadata"]["name"])
+        made = self.default.benchmark(pod_arguments(pod), pod["metadata"]["name"])
         runs = [
             run.model_copy(
                 update={

@@ -71,7 +71,12 @@ def test_quantfleet_job_pod_waits_for_the_worker_then_completes_with_its_result(
         job(
             "quantize",
             QUANTFLEET_LABELS,
-            ["--scheme=W8A8", "--output=pvc://models/tiny-int8", "--model-kind=text"],
+            [
+                "--source=pvc://models/tiny",
+                "--scheme=W8A8",
+                "--output=pvc://models/tiny-int8",
+                "--model-kind=text",
+            ],
         ),
     )
     # Another Job's pod, without our label, still completes through kwok's generic stage.

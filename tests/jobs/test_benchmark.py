@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from quantfleet.api.contract import SWEEP_THROUGHPUT
 from quantfleet.api.results import BenchmarkResult, FailureResult, parse_result
 from quantfleet_jobs import benchmark
 
@@ -121,6 +122,34 @@ def test_summary_per_workload_and_scenario_against_the_mock_server(
         "summary.json",
     }
     assert result.library_versions == {"guidellm": "0.8.1"}
+
+
+def test_throughput_and_a_sweep_run_and_are_labelled_for_the_speedups(
+    mock_server: str, tiny_llama: Path, tmp_path: Path
+) -> None:
+    # GuideLLM 0.8.1's throughput profile refuses to start without max_concurrency; a sweep
+    # makes --sweep-steps benchmarks, labelled as the operator's speed-up code reads them.
+    code, result = run(
+        tmp_path,
+        f"--target={mock_server}",
+        "--model=tiny",
+        f"--tokenizer={tiny_llama}",
+        "--workloads=text:0x0:16:8",
+        "--scenarios=throughput,sweep",
+        "--sweep-steps=3",
+        "--max-concurrency=4",
+        "--max-requests=4",
+        "--max-seconds=60",
+        f"--output={tmp_path / 'reports'}",
+    )
+
+    assert code == 0, result
+    assert isinstance(result, BenchmarkResult)
+    labels = [r.scenario for r in result.runs]
+    assert labels[:3] == ["throughput", "sweep:synchronous", SWEEP_THROUGHPUT]
+    assert len(labels) == 4
+    assert labels[3].startswith("sweep@")
+    assert all(r.successful == 4 and r.requests_per_second > 0 for r in result.runs)
 
 
 def test_a_server_returning_errors_fails_the_run(

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from quantfleet.api.contract import HARNESS_TASKS, harness_task
+from quantfleet.api.enums import EvalTask
 from quantfleet.api.results import EvaluateResult, FailureResult, parse_result
 from quantfleet_jobs import evaluate, quantize
 
@@ -151,11 +153,94 @@ def test_unreadable_quantized_checkpoint_fails(
     assert "is not a readable directory" in result.reason
 
 
-def test_study_task_names_map_to_harness_tasks() -> None:
-    assert evaluate.HARNESS_TASKS["mmlu"] == "mmlu"
-    assert evaluate.HARNESS_TASKS["mmmu"] == "mmmu_val"
-    assert set(evaluate.HARNESS_TASKS) == {"mmmu", "chartqa", "docvqa", "vqav2", "mathvista",
-                                           "mmlu", "mgsm"}  # fmt: skip
+@pytest.mark.parametrize(
+    ("task", "want_harness"),
+    [
+        pytest.param("mmlu", "mmlu", id="same name in the CRD and the harness"),
+        pytest.param("mmmu", "mmmu_val", id="the study's split"),
+        pytest.param("mgsm", "mgsm_cot_native", id="the study's prompt variant"),
+        pytest.param("qf_fox", "qf_fox", id="a local task is its own harness name"),
+    ],
+)
+def test_study_task_names_map_to_harness_tasks(task: str, want_harness: str) -> None:
+    assert harness_task(task) == want_harness
+    assert {str(t) for t in HARNESS_TASKS} == {t.value for t in EvalTask}
+
+
+def test_lm_eval_results_are_read_back_under_the_names_asked_for() -> None:
+    results = {
+        "results": {
+            "mgsm_cot_native": {"alias": "mgsm", "exact_match,flexible": 0.4,
+                                "exact_match_stderr,flexible": 0.01},
+            "qf_fox": {"alias": "qf_fox", "acc,none": 0.75},
+        }
+    }  # fmt: skip
+
+    scores = evaluate.read_scores(results, ["mgsm", "qf_fox"])
+
+    assert scores == {"mgsm": ("exact_match,flexible", 0.4), "qf_fox": ("acc,none", 0.75)}
+
+
+@pytest.mark.parametrize(
+    ("tensor_parallel_size", "device", "want_tp", "want_device_map"),
+    [
+        pytest.param(1, "cuda", 1, "cuda", id="one GPU"),
+        pytest.param(4, "cuda", 4, "auto", id="four GPUs: vLLM splits, transformers spreads"),
+        pytest.param(1, "cpu", 1, "cpu", id="the CPU"),
+    ],
+)
+def test_the_engine_runs_across_the_gpus_it_was_given(
+    tensor_parallel_size: int, device: str, want_tp: int, want_device_map: str
+) -> None:
+    args = evaluate.vllm_model_args(Path("/models/q"), tensor_parallel_size)
+
+    assert args == {
+        "pretrained": "/models/q",
+        "batch_size": "auto",
+        "tensor_parallel_size": want_tp,
+    }
+    assert evaluate.hf_device_map(device, tensor_parallel_size) == want_device_map
+
+
+@pytest.fixture(scope="module")
+def harness_named_task(local_tasks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local task under the harness name of the CRD's `mgsm` (mgsm_cot_native), so the name
+    mapping runs for real without the hub."""
+    directory = tmp_path_factory.mktemp("harness-tasks")
+    fox = (local_tasks / "qf_fox.yaml").read_text()
+    (directory / "mgsm_cot_native.yaml").write_text(
+        fox.replace("task: qf_fox", "task: mgsm_cot_native")
+    )
+    return directory
+
+
+def test_study_tasks_are_reported_and_cached_by_the_crd_names(
+    tiny_llama: Path, harness_named_task: Path, tmp_path: Path
+) -> None:
+    # lm-eval runs mgsm_cot_native; the result, the cache and --baseline-scores say mgsm, the
+    # name the QuantizedModel's spec and status use.
+    cache = tmp_path / "cache"
+    common = ["--tasks=mgsm", "--limit=4", f"--include-path={harness_named_task}",
+              "--no-builtin-tasks", "--device=cpu"]  # fmt: skip
+    code, first = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}",
+        f"--baseline-cache={cache}", *common,
+    )  # fmt: skip
+    assert code == 0, first
+    assert isinstance(first, EvaluateResult)
+    assert [t.task for t in first.tasks] == ["mgsm"]
+    (entry,) = [json.loads(p.read_text()) for p in cache.glob("*.json")]
+    assert entry["task"] == "mgsm"
+
+    # The operator hands back what it cached from that result, keyed the same way.
+    known = {"mgsm": {"metric": first.tasks[0].metric, "score": 0.5}}
+    code, second = run(
+        tmp_path, f"--baseline={tmp_path / 'absent-baseline'}", f"--quantized={tiny_llama}",
+        f"--baseline-scores={json.dumps(known)}", *common,
+    )  # fmt: skip
+    assert code == 0, second
+    assert isinstance(second, EvaluateResult)
+    assert [(t.task, t.baseline) for t in second.tasks] == [("mgsm", 0.5)]
 
 
 def test_known_baseline_scores_from_the_operator_skip_scoring_the_baseline(

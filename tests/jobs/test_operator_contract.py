@@ -10,13 +10,19 @@ from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
-from quantfleet.builders.benchmark import SystemUnderTest, build_benchmark_job
+from quantfleet.builders.benchmark import (
+    SystemUnderTest,
+    build_benchmark_job,
+    runs_per_target,
+    too_many_runs,
+)
 from quantfleet.builders.jobs import (
     artifact_id,
     build_evaluate_job,
     build_gpu_job_placement,
     build_quantize_job,
 )
+from quantfleet.planning.inventory import GPU_RESOURCE
 from quantfleet_jobs import benchmark, evaluate, quantize
 
 OWNER = {
@@ -89,3 +95,53 @@ def test_the_program_accepts_the_jobs_arguments(
     assert container["command"] == ["python", "-m", module]
     parsed = parser().parse_args(container["args"])  # a JobError on anything unknown
     assert parsed.termination_log == "/dev/termination-log"
+
+
+def sweep_spec(steps: int | None, workloads: int = 2) -> BenchmarkRunSpec:
+    scenario: dict[str, Any] = {"kind": "sweep"}
+    if steps is not None:
+        scenario["steps"] = steps
+    return BenchmarkRunSpec.model_validate(
+        {
+            "targets": [{"name": "fp8", "modelRef": {"name": "q"}}],
+            "workloads": [{"name": f"w{i}", "preset": "docvqa"} for i in range(workloads)],
+            "scenarios": [scenario],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("steps", "want_sweep_steps", "want_runs", "want_refused"),
+    [
+        pytest.param(4, 4, 8, False, id="the spec's steps reach the program and are counted"),
+        pytest.param(None, 10, 20, True, id="no steps: GuideLLM's ten, too many for two workloads"),
+    ],
+)
+def test_sweep_steps_reach_the_program_and_count_against_the_cap(
+    steps: int | None, want_sweep_steps: int, want_runs: int, want_refused: bool
+) -> None:
+    spec = sweep_spec(steps)
+    endpoint = SystemUnderTest("fp8", "http://q-vllm.ml.svc:8000", "q", "hf://Qwen/Qwen2.5-VL-7B")
+    owner = {**OWNER, "kind": "BenchmarkRun", "metadata": {**OWNER["metadata"], "name": "b"}}
+    job = build_benchmark_job(owner, spec, endpoint, OperatorSettings())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+
+    parsed = benchmark.build_parser().parse_args(container["args"])
+
+    assert parsed.sweep_steps == want_sweep_steps
+    assert runs_per_target(spec) == want_runs
+    assert (too_many_runs(spec) is not None) == want_refused
+
+
+@pytest.mark.parametrize("gpus", [pytest.param(1, id="one GPU"), pytest.param(4, id="four GPUs")])
+def test_the_evaluate_job_runs_its_engine_across_the_gpus_it_asks_for(gpus: int) -> None:
+    job = build_evaluate_job(
+        OWNER, SPEC, artifact_id(SPEC, Scheme.W8A8), ModelKind.VISION_LANGUAGE,
+        build_gpu_job_placement(0, []), gpus, {}, OperatorSettings(),
+    )  # fmt: skip
+    container = job["spec"]["template"]["spec"]["containers"][0]
+
+    parsed = evaluate.build_parser().parse_args(container["args"])
+
+    assert parsed.tensor_parallel_size == gpus
+    assert container["resources"]["limits"][GPU_RESOURCE] == str(gpus)

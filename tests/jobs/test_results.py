@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.results import (
     MAX_RESULT_BYTES,
+    BenchmarkMeasurement,
     BenchmarkResult,
-    BenchmarkRun,
     FailureResult,
     Percentiles,
     QuantizeResult,
@@ -45,9 +45,9 @@ def make_quantize_result(**overrides: object) -> QuantizeResult:
     return QuantizeResult.model_validate(fields)
 
 
-def make_run(i: int) -> BenchmarkRun:
+def make_run(i: int) -> BenchmarkMeasurement:
     p = Percentiles(p50=1.0, p90=2.0, p99=3.0)
-    return BenchmarkRun(
+    return BenchmarkMeasurement(
         workload=f"docvqa-{i}", scenario="throughput", requests_per_second=1.5,
         output_tokens_per_second=190.0, ttft_ms=p, itl_ms=p, latency_s=p,
         successful=100, errored=0, error_rate=0.0,
@@ -131,10 +131,15 @@ def test_classify_reads_the_scheme_from_config_json(
 
 
 def test_a_program_whose_result_is_too_large_fails_with_a_reason(tmp_path: Path) -> None:
-    from quantfleet_jobs.common import JobArgumentParser, add_common_arguments, run_program
+    from quantfleet_jobs.common import (
+        JobArgumentParser,
+        add_common_arguments,
+        env_defaults,
+        run_program,
+    )
 
     parser = JobArgumentParser()
-    add_common_arguments(parser)
+    add_common_arguments(parser, env_defaults())
     log = tmp_path / "log"
     too_large = make_quantize_result(library_versions={f"lib{i}": "x" * 40 for i in range(100)})
 

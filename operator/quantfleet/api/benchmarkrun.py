@@ -14,7 +14,12 @@ from quantfleet.api.common import (
     cel,
     validations,
 )
-from quantfleet.api.contract import WORKLOAD_PRESETS, WorkloadShape
+from quantfleet.api.contract import (
+    DEFAULT_SWEEP_STEPS,
+    MAX_BENCHMARKS,
+    WORKLOAD_PRESETS,
+    WorkloadShape,
+)
 from quantfleet.api.enums import ScenarioKind, WorkloadPreset
 from quantfleet.api.quantizedmodel import OUTPUT_URI
 
@@ -138,7 +143,12 @@ class Scenario(ApiModel):
         description="Requests per second for kind rate, one benchmark per rate.",
     )
     steps: int | None = Field(
-        default=None, ge=2, le=20, description="Rates a sweep tries between latency and throughput."
+        default=None,
+        ge=2,
+        le=20,
+        description="Benchmarks a sweep makes: one synchronous, one throughput and constant "
+        f"rates between them (GuideLLM's sweep_size); {DEFAULT_SWEEP_STEPS} when unset. Each "
+        f"counts against the {MAX_BENCHMARKS} benchmarks one Job reports.",
     )
 
     model_config = validations(

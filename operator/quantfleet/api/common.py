@@ -6,6 +6,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+# One class for a latency distribution, in Job results and in status alike (re-exported).
+from quantfleet.api.results import Percentiles as Percentiles
+
 GROUP = "quantfleet.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -88,14 +91,6 @@ class Resources(ApiModel):
         default_factory=dict,
         description='Maximum resources, e.g. {memory: 128Gi, "nvidia.com/gpu": 1}.',
     )
-
-
-class Percentiles(ApiModel):
-    """A latency distribution summarised by three percentiles."""
-
-    p50: float = Field(description="Median.")
-    p90: float = Field(description="90th percentile.")
-    p99: float = Field(description="99th percentile.")
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:

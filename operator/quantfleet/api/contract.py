@@ -9,7 +9,7 @@ Imports only the standard library and the enums, so the Job programs can import 
 from enum import StrEnum
 from typing import NamedTuple
 
-from quantfleet.api.enums import EvalTask, WorkloadPreset
+from quantfleet.api.enums import EvalTask, ScenarioKind, WorkloadPreset
 
 # --- Paths and environment inside a Job's pod ---------------------------------------------
 # The Job programs resolve pvc://CLAIM/PATH under this root; the operator mounts claims there.
@@ -64,8 +64,16 @@ MAX_REASON_CHARS = 512
 # What one benchmark result can hold within the termination message, and one evaluate result.
 MAX_BENCHMARKS = 12
 MAX_TASKS = 16
-# GuideLLM's sweep: one synchronous, one throughput and constant rates between them.
+# GuideLLM's sweep (its sweep_size): one synchronous, one throughput and constant rates between
+# them, all counted. A Scenario's `steps` overrides it.
 DEFAULT_SWEEP_STEPS = 10
+
+
+def benchmarks_per_scenario(scenario: str, rates: int, sweep_steps: int) -> int:
+    """How many benchmarks one workload x scenario makes: one per rate, a sweep's steps, or 1."""
+    return {ScenarioKind.RATE: rates, ScenarioKind.SWEEP: sweep_steps}.get(
+        ScenarioKind(scenario), 1
+    )
 
 
 # --- Workload presets -----------------------------------------------------------------------
@@ -100,16 +108,23 @@ HARNESS_TASKS: dict[EvalTask, str] = {
 }
 
 
+def harness_task(task: str) -> str:
+    """The harness name lm-eval runs for a task: the study's tasks map to their harness names;
+    any other name (a local --include-path task) is its own."""
+    names: dict[str, str] = {str(crd): harness for crd, harness in HARNESS_TASKS.items()}
+    return names.get(task, task)
+
+
 # --- Benchmark run labels -------------------------------------------------------------------
 def run_label(scenario: str, strategy: str, rate: float | None) -> str:
     """The label of one GuideLLM benchmark in results: the scenario; a fixed rate adds
     `@<rate>`; a sweep's synchronous and throughput ends are `sweep:<strategy>`."""
-    if scenario in ("rate", "sweep") and rate is not None:
+    if scenario in (ScenarioKind.RATE, ScenarioKind.SWEEP) and rate is not None:
         return f"{scenario}@{rate:.3g}"
-    if scenario == "sweep":
-        return f"sweep:{strategy}"
+    if scenario == ScenarioKind.SWEEP:
+        return f"{ScenarioKind.SWEEP}:{strategy}"
     return scenario
 
 
 # The sweep benchmark that measures throughput (compared by requests/s, like `throughput`).
-SWEEP_THROUGHPUT = run_label("sweep", "throughput", None)
+SWEEP_THROUGHPUT = run_label(ScenarioKind.SWEEP, "throughput", None)

@@ -19,8 +19,24 @@ RESULT_SCHEMA_VERSION: Literal["v1"] = "v1"
 ProgramName = Literal["quantize", "evaluate", "benchmark"]
 
 
+# Results are read by an operator that may be older than the program: unknown fields are
+# ignored rather than refused, and a parsed result is a value (frozen).
+_RESULT_CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class Percentiles(BaseModel):
+    """A latency distribution summarised by three percentiles (of successful requests): in a
+    benchmark result and, unchanged, in a BenchmarkRun's status."""
+
+    model_config = _RESULT_CONFIG
+
+    p50: float = Field(description="Median.")
+    p90: float = Field(description="90th percentile.")
+    p99: float = Field(description="99th percentile.")
+
+
 class _Result(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = _RESULT_CONFIG
 
     schema_version: Literal["v1"] = Field(
         default=RESULT_SCHEMA_VERSION, description="Version of this result schema."
@@ -59,9 +75,13 @@ class QuantizeResult(_Result):
 class TaskScore(BaseModel):
     """One task's baseline and quantized score and their ratio."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = _RESULT_CONFIG
 
-    task: str = Field(max_length=64, description="Task name as the harness knows it.")
+    task: str = Field(
+        max_length=64,
+        description="Task name as the QuantizedModel's spec gives it (mmmu, mgsm, ...); a name "
+        "outside the CRD's vocabulary (a local task) as given.",
+    )
     metric: str = Field(max_length=64, description="Metric reported for the task.")
     baseline: float = Field(description="Baseline score (0..1 for accuracy-like metrics).")
     quantized: float = Field(description="Quantized checkpoint's score on the same samples.")
@@ -96,23 +116,17 @@ class EvaluateResult(_Result):
     library_versions: dict[str, str] = Field(description="Versions of lm-eval and the engine.")
 
 
-class Percentiles(BaseModel):
-    """p50/p90/p99 of one latency metric over successful requests."""
+class BenchmarkMeasurement(BaseModel):
+    """One GuideLLM benchmark (a workload under one scenario, rate or sweep step), summarised."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
-
-    p50: float = Field(description="Median.")
-    p90: float = Field(description="90th percentile.")
-    p99: float = Field(description="99th percentile.")
-
-
-class BenchmarkRun(BaseModel):
-    """One workload x scenario of a GuideLLM run, summarised."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = _RESULT_CONFIG
 
     workload: str = Field(max_length=64, description="Workload name (image size, tokens).")
-    scenario: str = Field(max_length=64, description="Scenario (latency, throughput, rate@R...).")
+    scenario: str = Field(
+        max_length=64,
+        description="The run's label (contract.run_label): latency, throughput, rate@R, "
+        "sweep:synchronous, sweep:throughput, sweep@R.",
+    )
     requests_per_second: float = Field(description="Successful requests per second.")
     output_tokens_per_second: float = Field(description="Generated tokens per second.")
     ttft_ms: Percentiles = Field(description="Time to first token, milliseconds.")
@@ -130,7 +144,7 @@ class BenchmarkResult(_Result):
     outcome: Literal["Succeeded"] = Field(default="Succeeded", description="How the run ended.")
     target: str = Field(description="OpenAI-compatible endpoint that was benchmarked.")
     model: str = Field(description="Served model name requests were sent for.")
-    runs: list[BenchmarkRun] = Field(
+    runs: list[BenchmarkMeasurement] = Field(
         max_length=MAX_BENCHMARKS, description="One entry per workload x scenario."
     )
     max_error_rate: float = Field(ge=0, le=1, description="Error rate above which a run fails.")

@@ -12,6 +12,7 @@ from quantfleet.api.contract import (
     LABEL_COMPONENT,
     LABEL_TARGET,
     MAX_BENCHMARKS,
+    benchmarks_per_scenario,
 )
 from quantfleet.api.enums import ScenarioKind
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
@@ -68,19 +69,18 @@ def workload_arg(workload: Workload) -> str:
     )
 
 
+def sweep_steps(spec: BenchmarkRunSpec) -> int:
+    """The benchmarks a sweep makes: the most any sweep scenario asks for, else GuideLLM's."""
+    steps = [s.steps for s in spec.scenarios if s.kind is ScenarioKind.SWEEP and s.steps]
+    return max(steps, default=DEFAULT_SWEEP_STEPS)
+
+
 def runs_per_target(spec: BenchmarkRunSpec) -> int:
     """How many benchmarks one target's Job makes: workloads x (rates, sweep steps, 1)."""
-    rates = {rate for s in spec.scenarios for rate in (s.rates or [])}
+    rates = len({rate for s in spec.scenarios for rate in (s.rates or [])})
     kinds = {s.kind for s in spec.scenarios}
-    per_workload = sum(
-        len(rates)
-        if kind is ScenarioKind.RATE
-        else DEFAULT_SWEEP_STEPS
-        if kind is ScenarioKind.SWEEP
-        else 1
-        for kind in kinds
-    )
-    return len(spec.workloads) * per_workload
+    steps = sweep_steps(spec)
+    return len(spec.workloads) * sum(benchmarks_per_scenario(k, rates, steps) for k in kinds)
 
 
 def too_many_runs(spec: BenchmarkRunSpec) -> str | None:
@@ -89,9 +89,8 @@ def too_many_runs(spec: BenchmarkRunSpec) -> str | None:
     if runs <= MAX_BENCHMARKS:
         return None
     return (
-        f"{runs} benchmarks per target (workloads x scenarios, a sweep counts "
-        f"{DEFAULT_SWEEP_STEPS}); "
-        f"one Job reports at most {MAX_BENCHMARKS}: split the run"
+        f"{runs} benchmarks per target (workloads x scenarios, a sweep counts its steps, "
+        f"{sweep_steps(spec)} here); one Job reports at most {MAX_BENCHMARKS}: split the run"
     )
 
 
@@ -117,6 +116,8 @@ def benchmark_args(spec: BenchmarkRunSpec, endpoint: SystemUnderTest, report: st
     rates = _rates(spec.scenarios)
     if rates:
         args.append(f"--rates={','.join(f'{rate:g}' for rate in rates)}")
+    if ScenarioKind.SWEEP in kinds:
+        args.append(f"--sweep-steps={sweep_steps(spec)}")
     if spec.limits.max_requests is not None:
         args.append(f"--max-requests={spec.limits.max_requests}")
     if spec.limits.max_seconds is not None:

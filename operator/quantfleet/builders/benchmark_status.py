@@ -13,7 +13,7 @@ from quantfleet.api.benchmarkrun import (
     Result,
     Speedup,
 )
-from quantfleet.api.common import Condition, Percentiles
+from quantfleet.api.common import Condition
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition as Type
 from quantfleet.api.contract import LABEL_BENCHMARK_RUN, MOUNT_ROOT, SWEEP_THROUGHPUT
@@ -101,9 +101,9 @@ def results_of(target: str, result: BenchmarkResult) -> list[Result]:
             scenario=run.scenario,
             requests_per_second=run.requests_per_second,
             output_tokens_per_second=run.output_tokens_per_second,
-            ttft_ms=Percentiles.model_validate(run.ttft_ms.model_dump()),
-            itl_ms=Percentiles.model_validate(run.itl_ms.model_dump()),
-            latency_seconds=Percentiles.model_validate(run.latency_s.model_dump()),
+            ttft_ms=run.ttft_ms,
+            itl_ms=run.itl_ms,
+            latency_seconds=run.latency_s,
             error_rate=run.error_rate,
             simulated=result.simulated,
         )

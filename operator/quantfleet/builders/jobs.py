@@ -239,14 +239,16 @@ def build_evaluate_job(
         # auto: vLLM where the Job image has it, transformers otherwise (both on the GPU).
         "--engine=auto",
         "--device=cuda",
+        # The engine runs across every GPU the Job asks for.
+        f"--tensor-parallel-size={gpus}",
     ]
     if kind is ModelKind.VISION_LANGUAGE:
         args.append("--apply-chat-template")
     if spec.evaluation.limit is not None:
         args.append(f"--limit={spec.evaluation.limit}")
     if cached_baseline:
-        # The whole cache for this source, revision and limit: the program keys it by its own
-        # task names (mgsm -> mgsm_cot_native) and takes what it needs.
+        # The whole cache for this source, revision and limit, keyed by the spec's task names
+        # as the program's results are; it takes what it needs.
         args.append(f"--baseline-scores={json.dumps(cached_baseline, sort_keys=True)}")
     volumes, mounts = claim_volumes(writable=[], read_only=[spec.source.uri, spec.output.uri])
     inputs = evaluation_id(spec, artifact, kind)

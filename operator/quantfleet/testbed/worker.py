@@ -4,6 +4,7 @@ runs. It gives each quantfleet Job pod an exit code and a schema-valid result (m
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -22,22 +23,22 @@ from quantfleet.api.contract import (
     LABEL_MODEL,
     MANAGED_BY,
     PROGRAM_COMPONENTS,
+    harness_task,
 )
-from quantfleet.api.enums import EvalTask, ModelKind, Scheme
+from quantfleet.api.enums import ModelKind, ScenarioKind, Scheme
 from quantfleet.api.results import (
     AnyResult,
     BenchmarkResult,
     EvaluateResult,
     FailureResult,
-    Percentiles,
     ProgramName,
     QuantizeResult,
-    TaskScore,
     dump_result,
     one_line,
 )
-from quantfleet.api.results import BenchmarkRun as BenchmarkRunResult
 from quantfleet.testbed.fleet import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
+from quantfleet_jobs import benchmark, evaluate, quantize
+from quantfleet_jobs.common import JobError
 
 # Read by kwok's pod-complete-with-result Stage (kwok-stages.yaml): the container's termination
 # message and exit code.
@@ -48,6 +49,12 @@ assert PROGRAMS == PROGRAM_COMPONENTS
 POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT} in ({','.join(PROGRAMS)})"
 # Says in every synthesised result, wherever it is shown, that no program ran.
 SIMULATED_VERSIONS = {"simulated": "quantfleet.testbed.worker"}
+# Each program's own argument parser, given the environment its flags' QF_* defaults come from.
+PARSERS: dict[ProgramName, Callable[[Mapping[str, str]], argparse.ArgumentParser]] = {
+    "quantize": quantize.build_parser,
+    "evaluate": evaluate.build_parser,
+    "benchmark": benchmark.build_parser,
+}
 
 Outcome = tuple[int, str]
 # Given a pod (the API's JSON, camelCase), the exit code and result JSON for it, or None to
@@ -62,34 +69,17 @@ def program_of(pod: Mapping[str, Any]) -> ProgramName | None:
     return next((program for program in PROGRAMS if program == component), None)
 
 
-def container_arguments(pod: Mapping[str, Any]) -> dict[str, str]:
-    """The `main` container's `--flag value` / `--flag=value` pairs, with `QF_<FLAG>` env values
-    (the programs' env overrides) underneath; flags without a value map to "true" and a flag
-    given more than once (`--task=a --task=b`) joins its values with commas."""
+def pod_arguments(pod: Mapping[str, Any]) -> argparse.Namespace:
+    """The Job container's arguments as its program reads them: the program's own parser over
+    the container's args, with the container's env underneath (each flag's QF_* default).
+    Arguments the program would refuse raise its JobError."""
+    program = program_of(pod)
+    if program is None:
+        raise ValueError("not a Job program's pod")
     containers = pod.get("spec", {}).get("containers", [])
     main: Mapping[str, Any] = next((c for c in containers if c.get("name") == JOB_CONTAINER), {})
-    found: dict[str, str] = {}
-    for env in main.get("env") or []:
-        name = str(env.get("name", ""))
-        if name.startswith("QF_") and "value" in env:
-            found[name.removeprefix("QF_").lower().replace("_", "-")] = str(env["value"])
-    words = [str(word) for word in [*(main.get("command") or []), *(main.get("args") or [])]]
-    given: set[str] = set()
-    for index, word in enumerate(words):
-        if not word.startswith("--"):
-            continue
-        key, equals, value = word[2:].partition("=")
-        if not equals:
-            following = words[index + 1] if index + 1 < len(words) else None
-            value = following if following is not None and not following.startswith("--") else ""
-        value = value or "true"
-        found[key] = f"{found[key]},{value}" if key in given else value
-        given.add(key)
-    return found
-
-
-def _split(value: str | None) -> list[str]:
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
+    environ = {str(e["name"]): str(e["value"]) for e in main.get("env") or [] if "value" in e}
+    return PARSERS[program](environ).parse_args([str(word) for word in main.get("args") or []])
 
 
 def _jitter(seed: str, spread: float) -> float:
@@ -109,22 +99,38 @@ def simulated_failure(program: ProgramName, reason: str, exit_code: int = 1) -> 
     return exit_code, dump_simulated(failure)
 
 
-# Scheme -> (compressed-tensors format, weight bytes after / before): FP8 and INT8 halve BF16
-# weights, 4-bit ones take a little over a quarter (group scales).
-_FORMATS: dict[Scheme, tuple[str, float]] = {
-    Scheme.FP8_DYNAMIC: ("float-quantized", 0.52),
-    Scheme.W8A8: ("int-quantized", 0.52),
-    Scheme.W4A16: ("pack-quantized", 0.28),
-    Scheme.NVFP4: ("nvfp4-pack-quantized", 0.30),
-}
+# What LLM Compressor writes into config.json per scheme (the program classifies it back), and
+# weight bytes after / before: FP8 and INT8 halve BF16 weights, 4-bit ones take a little over
+# a quarter (group scales).
+_FP8 = {"num_bits": 8, "type": "float"}
+_INT8 = {"num_bits": 8, "type": "int"}
+_SCHEMES: dict[Scheme, tuple[str, dict[str, Any], float]] = {
+    Scheme.FP8_DYNAMIC: (
+        "float-quantized", {"weights": _FP8, "input_activations": {**_FP8, "dynamic": True}}, 0.52
+    ),
+    Scheme.W8A8: (
+        "int-quantized", {"weights": _INT8, "input_activations": {**_INT8, "dynamic": True}}, 0.52
+    ),
+    Scheme.W4A16: ("pack-quantized", {"weights": {"num_bits": 4, "type": "int"}}, 0.28),
+    Scheme.NVFP4: (
+        "nvfp4-pack-quantized",
+        {"weights": {"num_bits": 4, "type": "float"},
+         "input_activations": {"num_bits": 4, "type": "float", "dynamic": "local"}},
+        0.30,
+    ),
+}  # fmt: skip
 _SIMULATED_SOURCE_BYTES = 16_000_000_000
-# GuideLLM's sweep makes ten benchmarks (quantfleet_jobs.benchmark).
-SWEEP_STEPS = 10
+# Latency percentiles of every simulated benchmark: (p50, p90, p99).
+_TTFT_MS = (180.0, 240.0, 320.0)
+_ITL_MS = (12.0, 15.0, 21.0)
+_LATENCY_S = (1.8, 2.3, 3.1)
+_REQUESTS = 200
 
 
 @dataclass
 class SimulatedResults:
-    """The default producer: schema-valid results synthesised from the pod's arguments.
+    """The default producer: schema-valid results synthesised from the pod's arguments (read
+    with the program's own parser) and summarised by the program's own code.
 
     `recovery` is the overall recovery (percent) evaluate reports; `recovery_by_model` overrides
     it per QuantizedModel (the pod's `quantfleet.io/model` label). Numbers are deterministic per
@@ -137,122 +143,145 @@ class SimulatedResults:
         program = program_of(pod)
         if program is None:
             return None
-        arguments = container_arguments(pod)
         try:
+            arguments = pod_arguments(pod)
             if program == "quantize":
                 return 0, dump_simulated(self.quantize(arguments))
             if program == "evaluate":
                 model = pod.get("metadata", {}).get("labels", {}).get(LABEL_MODEL, "")
                 return 0, dump_simulated(self.evaluate(arguments, model))
             return 0, dump_simulated(self.benchmark(arguments, pod["metadata"]["name"]))
-        except (ValueError, KeyError) as error:
+        except (JobError, ValueError, KeyError) as error:
             return simulated_failure(program, f"could not simulate {program}: {error}")
 
-    def quantize(self, arguments: Mapping[str, str]) -> QuantizeResult:
-        scheme = Scheme(arguments.get("scheme", Scheme.FP8_DYNAMIC.value))
-        if scheme is Scheme.AUTO:
-            raise ValueError("the quantize program takes a resolved scheme, not auto")
-        kind = arguments.get("model-kind", "auto")
-        model_kind = ModelKind(kind) if kind != "auto" else ModelKind.VISION_LANGUAGE
-        format_name, ratio = _FORMATS[scheme]
-        after = int(_SIMULATED_SOURCE_BYTES * ratio)
-        return QuantizeResult(
-            output=arguments.get("output", "simulated://output"),
-            model_kind=model_kind,
-            requested_scheme=scheme,
-            scheme=scheme,
-            format=format_name,
-            recipe_overridden="recipe" in arguments,
-            ignored_modules=1 if model_kind is ModelKind.TEXT else 2,
-            calibration_samples=0 if scheme is Scheme.FP8_DYNAMIC else 512,
-            size_before_bytes=_SIMULATED_SOURCE_BYTES,
-            size_after_bytes=after,
-            compression_ratio=round(_SIMULATED_SOURCE_BYTES / after, 3),
+    def quantize(self, args: argparse.Namespace) -> QuantizeResult:
+        """A checkpoint of the requested scheme, as config.json would describe it."""
+        scheme = quantize.requested_scheme(args)
+        kind = (
+            ModelKind(args.model_kind) if args.model_kind != "auto" else ModelKind.VISION_LANGUAGE
+        )
+        format_name, group, ratio = _SCHEMES[scheme]
+        saved = {
+            "quantization_config": {
+                "quant_method": "compressed-tensors",
+                "format": format_name,
+                "config_groups": {"group_0": group},
+                "ignore": quantize.ignore_patterns(kind, args.ignore),
+            }
+        }
+        return quantize.summarise(
+            args,
+            kind=kind,
+            saved_config=saved,
+            output=args.output,
+            calibration_samples=0 if scheme in quantize.DATA_FREE else args.num_samples,
+            size_before=_SIMULATED_SOURCE_BYTES,
+            size_after=int(_SIMULATED_SOURCE_BYTES * ratio),
             duration_seconds=0.0,
             device="simulated",
-            library_versions=SIMULATED_VERSIONS,
+            versions=SIMULATED_VERSIONS,
         )
 
-    def evaluate(self, arguments: Mapping[str, str], model: str) -> EvaluateResult:
+    def evaluate(self, args: argparse.Namespace, model: str) -> EvaluateResult:
+        """Scores per task at the configured recovery; baseline scores the operator passed are
+        used as the program uses them."""
+        tasks = evaluate.requested_tasks(args)
         recovery = self.recovery_by_model.get(model, self.recovery)
-        tasks = _split(arguments.get("tasks")) or [EvalTask.CHARTQA.value]
-        # Cached baseline scores arrive as JSON, task -> {metric, score} (the operator's cache).
-        known: dict[str, dict[str, Any]] = json.loads(arguments.get("baseline-scores") or "{}")
-        cached = {task: float(entry["score"]) for task, entry in known.items()}
-        scores = []
-        for task in tasks:
-            baseline = round(float(cached.get(task, 0.80 + _jitter(task, 0.1))), 4)
-            scores.append(
-                TaskScore(
-                    task=task,
-                    metric="acc",
-                    baseline=baseline,
-                    quantized=round(baseline * recovery / 100, 4),
-                    recovery=round(recovery, 2) if baseline else None,
-                )
+        known = evaluate.known_scores(args.baseline_scores)
+        baseline = {
+            task: (
+                (str(known[task]["metric"]), float(known[task]["score"]))
+                if task in known
+                else ("acc,none", round(0.80 + _jitter(task, 0.1), 4))
             )
-        baseline_average = sum(score.baseline for score in scores) / len(scores)
-        quantized_average = sum(score.quantized for score in scores) / len(scores)
-        limit = arguments.get("limit")
-        return EvaluateResult(
-            engine="vllm" if arguments.get("engine", "vllm") == "vllm" else "hf",
-            baseline=arguments.get("baseline", "simulated://baseline"),
-            baseline_revision=arguments.get("baseline-revision"),
-            quantized=arguments.get("quantized", "simulated://quantized"),
-            limit=int(limit) if limit else None,
-            baseline_cached=all(task in cached for task in tasks),
-            tasks=scores,
-            baseline_average=round(baseline_average, 4),
-            quantized_average=round(quantized_average, 4),
-            recovery=(
-                round(quantized_average / baseline_average * 100, 2) if baseline_average else None
-            ),
+            for task in tasks
+        }
+        # What lm-eval would answer for the quantized model: keyed by the harness names.
+        harness_results = {
+            "results": {
+                harness_task(task): {"alias": task, metric: score * recovery / 100}
+                for task, (metric, score) in baseline.items()
+            }
+        }
+        return evaluate.summarise(
+            args,
+            tasks,
+            baseline,
+            evaluate.read_scores(harness_results, tasks),
+            # The simulated GPU nodes run the serving image, which has vLLM.
+            engine=evaluate.engine_for(args.engine, args.device, has_vllm=True),
+            baseline_cached=all(task in known for task in tasks),
             duration_seconds=0.0,
-            library_versions=SIMULATED_VERSIONS,
+            versions=SIMULATED_VERSIONS,
         )
 
-    def benchmark(self, arguments: Mapping[str, str], pod_name: str) -> BenchmarkResult:
-        # Workloads come as NAME or NAME:WIDTHxHEIGHT:PROMPT:OUTPUT; results carry the NAME.
-        workloads = [workload.split(":")[0] for workload in _split(arguments.get("workloads"))] or [
-            "docvqa"
-        ]
-        labels: list[str] = []
-        for scenario in _split(arguments.get("scenarios")) or ["latency"]:
-            # Labelled as the benchmark program labels GuideLLM's runs: one per rate.
-            if scenario == "rate":
-                rates = _split(arguments.get("rates")) or ["1", "2", "4"]
-                labels.extend(f"rate@{float(rate):.3g}" for rate in rates)
-            elif scenario == "sweep":
-                labels.extend(f"sweep@{step + 1:.3g}" for step in range(SWEEP_STEPS))
-            else:
-                labels.append(scenario)
+    def benchmark(self, args: argparse.Namespace, pod_name: str) -> BenchmarkResult:
+        """Each workload x scenario as GuideLLM would report it, summarised by the program."""
+        plan = benchmark.plan_runs(args)
         runs = []
-        for workload in workloads:
-            for scenario in labels:
-                rate = round(4.0 + _jitter(f"{pod_name}/{workload}/{scenario}", 1.0), 3)
-                runs.append(
-                    BenchmarkRunResult(
-                        workload=workload,
-                        scenario=scenario,
-                        requests_per_second=rate,
-                        output_tokens_per_second=round(rate * 128, 1),
-                        ttft_ms=Percentiles(p50=180.0, p90=240.0, p99=320.0),
-                        itl_ms=Percentiles(p50=12.0, p90=15.0, p99=21.0),
-                        latency_s=Percentiles(p50=1.8, p90=2.3, p99=3.1),
-                        successful=200,
-                        errored=0,
-                        error_rate=0.0,
-                    )
-                )
-        return BenchmarkResult(
-            target=arguments.get("target", "simulated://endpoint"),
-            model=arguments.get("model", "simulated"),
-            runs=runs[:12],
-            max_error_rate=float(arguments.get("max-error-rate", "0.01")),
-            report=arguments.get("output", "simulated://report"),
-            duration_seconds=0.0,
-            library_versions=SIMULATED_VERSIONS,
+        for workload in plan.workloads:
+            for scenario in plan.scenarios:
+                seed = f"{pod_name}/{workload.name}/{scenario}"
+                report = {
+                    "benchmarks": [
+                        _guidellm_benchmark(strategy, rate, workload.output_tokens)
+                        for strategy, rate in _strategies(scenario, plan.rates, args, seed)
+                    ]
+                }
+                runs.extend(benchmark.summarise(report, workload.name, scenario))
+        return benchmark.result_of(
+            args, runs, report=args.output, duration_seconds=0.0, versions=SIMULATED_VERSIONS
         )
+
+
+def _strategies(
+    scenario: str, rates: list[float], args: argparse.Namespace, seed: str
+) -> list[tuple[dict[str, Any], float]]:
+    """GuideLLM's strategies for one scenario, each with the requests/s it would measure: a
+    sweep runs synchronous, throughput, then constant rates evenly between the two."""
+    synchronous = round(0.5 + _jitter(seed + "/synchronous", 0.1), 3)
+    throughput = round(4.0 + _jitter(seed + "/throughput", 1.0), 3)
+    if scenario == ScenarioKind.LATENCY:
+        return [({"type_": "synchronous"}, synchronous)]
+    if scenario == ScenarioKind.THROUGHPUT:
+        return [({"type_": "throughput", "max_concurrency": args.max_concurrency}, throughput)]
+    if scenario == ScenarioKind.RATE:
+        return [({"type_": "constant", "rate": rate}, min(rate, throughput)) for rate in rates]
+    between = args.sweep_steps - 2
+    constant = [
+        synchronous + (throughput - synchronous) * i / between for i in range(1, between + 1)
+    ]
+    return [
+        ({"type_": "synchronous"}, synchronous),
+        ({"type_": "throughput", "max_concurrency": args.max_concurrency}, throughput),
+        *(({"type_": "constant", "rate": rate}, rate) for rate in constant),
+    ]
+
+
+def _guidellm_benchmark(
+    strategy: dict[str, Any], requests_per_second: float, output_tokens: int
+) -> dict[str, Any]:
+    """One benchmark shaped as GuideLLM 0.8.1's JSON report holds it (the fields the program's
+    summariser reads)."""
+
+    def metric(mean: float, percentiles: tuple[float, float, float]) -> dict[str, Any]:
+        p50, p90, p99 = percentiles
+        return {"successful": {"mean": mean, "percentiles": {"p50": p50, "p90": p90, "p99": p99}}}
+
+    rps = (requests_per_second,) * 3
+    return {
+        "config": {"strategy": strategy},
+        "metrics": {
+            "request_totals": {"successful": _REQUESTS, "errored": 0},
+            "requests_per_second": metric(requests_per_second, rps),
+            "output_tokens_per_second": metric(
+                requests_per_second * output_tokens, (requests_per_second * output_tokens,) * 3
+            ),
+            "time_to_first_token_ms": metric(_TTFT_MS[0], _TTFT_MS),
+            "inter_token_latency_ms": metric(_ITL_MS[0], _ITL_MS),
+            "request_latency": metric(_LATENCY_S[0], _LATENCY_S),
+        },
+    }
 
 
 default_producer: Producer = SimulatedResults()

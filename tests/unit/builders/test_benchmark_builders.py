@@ -14,9 +14,8 @@ from factories import make_owner, make_plan, make_spec
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
 from quantfleet.api.common import Percentiles
 from quantfleet.api.enums import GpuFamily
+from quantfleet.api.results import BenchmarkMeasurement as Run
 from quantfleet.api.results import BenchmarkResult, FailureResult
-from quantfleet.api.results import BenchmarkRun as Run
-from quantfleet.api.results import Percentiles as ResultPercentiles
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.benchmark import (
     REPORT_DIR,
@@ -44,6 +43,7 @@ from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
 from quantfleet.testbed.fleet import build_nodes, load_fleet
 from quantfleet.testbed.worker import SimulatedResults
+from quantfleet_jobs import quantize as quantize_program
 
 Json = dict[str, Any]
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
@@ -96,7 +96,7 @@ def make_result(
 
 def make_program_result(*scenarios: str, rps: float = 1.0, latency: float = 2.0,
                         errored: int = 0, simulated: bool = False) -> BenchmarkResult:  # fmt: skip
-    p = ResultPercentiles(p50=latency, p90=latency, p99=latency)
+    p = Percentiles(p50=latency, p90=latency, p99=latency)
     runs = [
         Run(workload=w, scenario=s, requests_per_second=rps, output_tokens_per_second=rps * 128,
             ttft_ms=p, itl_ms=p, latency_s=p, successful=100 - errored, errored=errored,
@@ -285,7 +285,10 @@ def test_the_baseline_is_sized_with_the_count_the_model_was_planned_with() -> No
     # 16 GB, while the baseline inverted the FP8 checkpoint's size and got 7.92B. Now the count
     # is derived once (capacity.source_parameters), kept in status.plan, and read from there.
     spec = make_spec(source={"uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct"})
-    produced = SimulatedResults().quantize({"scheme": "FP8_DYNAMIC"})
+    args = quantize_program.build_parser({}).parse_args(
+        ["--source=hf://Qwen/Qwen2.5-VL-7B-Instruct", "--output=pvc://m/q", "--scheme=FP8_DYNAMIC"]
+    )
+    produced = SimulatedResults().quantize(args)
     parameters = source_parameters(spec.source.parameters_billions, produced.size_before_bytes)
     plan = plan_placement(PlanRequest(parameters, scheme=spec.quantization.scheme), FLEET)
     assert isinstance(plan, Plan)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from quantfleet.api.results import BenchmarkResult, BenchmarkRun, Percentiles
+from quantfleet.api.results import BenchmarkMeasurement, BenchmarkResult, Percentiles
 from quantfleet.cli import main as cli_main
 from quantfleet.cli.report import build_figure, report_from
 
@@ -117,7 +117,7 @@ def test_report_from_the_benchmark_programs_own_result(
     result = BenchmarkResult(
         target="http://127.0.0.1:8000", model="tiny", max_error_rate=0.01, report="/tmp/r",
         duration_seconds=3.0, library_versions={"guidellm": "0.8.1"},
-        runs=[BenchmarkRun(workload="text", scenario="latency", requests_per_second=2.0,
+        runs=[BenchmarkMeasurement(workload="text", scenario="latency", requests_per_second=2.0,
                            output_tokens_per_second=16.0, ttft_ms=p, itl_ms=p, latency_s=p,
                            successful=5, errored=0, error_rate=0.0)],
     )  # fmt: skip

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from quantfleet.api.contract import HUB_TOKEN_ENV, MOUNT_ROOT
 from quantfleet.api.results import (
     BenchmarkResult,
     EvaluateResult,
@@ -12,7 +13,14 @@ from quantfleet.api.results import (
     QuantizeResult,
     parse_result,
 )
-from quantfleet.testbed.worker import SimulatedResults, container_arguments, program_of
+from quantfleet.testbed.worker import SimulatedResults, pod_arguments, program_of
+
+# What every Job of the program carries (the operator's builders always pass these).
+REQUIRED = {
+    "quantize": ["--source=pvc://models/src", "--output=pvc://models/out"],
+    "evaluate": ["--baseline=hf://org/base", "--quantized=pvc://models/out"],
+    "benchmark": ["--target=http://q-vllm:8000", "--model=q", "--output=/tmp/reports"],
+}
 
 
 def make_pod(
@@ -35,7 +43,7 @@ def make_pod(
                 {
                     "name": "main",
                     "command": ["python", "-m", f"quantfleet_jobs.{component}"],
-                    "args": args or [],
+                    "args": [*REQUIRED.get(component, []), *(args or [])],
                     "env": env or [],
                 }
             ]
@@ -48,12 +56,15 @@ def make_pod(
     [
         pytest.param(["--scheme=W8A8"], [], {"scheme": "W8A8"}, id="flag=value"),
         pytest.param(["--scheme", "W4A16"], [], {"scheme": "W4A16"}, id="flag value"),
-        pytest.param(["--dry-run"], [], {"dry-run": "true"}, id="bare flag"),
         pytest.param(
-            ["--task=mmmu", "--task=docvqa"], [], {"task": "mmmu,docvqa"}, id="repeated flag"
+            ["--ignore=lm_head", "--ignore=re:.*visual.*"],
+            [],
+            {"ignore": ["lm_head", "re:.*visual.*"]},
+            id="repeated flag, as the program collects it",
         ),
+        pytest.param([], [], {"num_samples": 512, "mount_root": MOUNT_ROOT}, id="defaults"),
         pytest.param(
-            [], [{"name": "QF_MOUNT_ROOT", "value": "/mnt"}], {"mount-root": "/mnt"}, id="env"
+            [], [{"name": "QF_MOUNT_ROOT", "value": "/mnt"}], {"mount_root": "/mnt"}, id="env"
         ),
         pytest.param(
             ["--output=pvc://a/b"],
@@ -61,12 +72,29 @@ def make_pod(
             {"output": "pvc://a/b"},
             id="flag over env",
         ),
+        pytest.param(
+            [],
+            [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            {"hf_token_env": HUB_TOKEN_ENV},
+            id="a secret reference has no value to read",
+        ),
     ],
 )
-def test_container_arguments(
-    args: list[str], env: list[dict[str, str]], want: dict[str, str]
+def test_pod_arguments_are_read_with_the_programs_parser(
+    args: list[str], env: list[dict[str, Any]], want: dict[str, object]
 ) -> None:
-    assert container_arguments(make_pod(args=args, env=env)) == want
+    parsed = vars(pod_arguments(make_pod(args=args, env=env)))
+
+    assert {key: parsed[key] for key in want} == want
+
+
+def test_arguments_the_program_refuses_fail_the_pod_as_the_program_would() -> None:
+    exit_code, text = SimulatedResults()(make_pod(args=["--schema=W8A8"])) or (None, "")
+
+    result = parse_result(text)
+    assert exit_code == 1
+    assert isinstance(result, FailureResult)
+    assert "unrecognized arguments: --schema=W8A8" in result.reason
 
 
 @pytest.mark.parametrize(
@@ -173,9 +201,19 @@ def test_evaluate_uses_cached_baseline_scores_like_the_program() -> None:
             id="workload shape dropped from the name",
         ),
         pytest.param(
-            ["--workloads=doc", "--scenarios=rate", "--rates=2,8"],
+            ["--workloads=doc:640x480:128:128", "--scenarios=rate", "--rates=2,8"],
             [("doc", "rate@2"), ("doc", "rate@8")],
             id="one run per rate",
+        ),
+        pytest.param(
+            ["--workloads=doc:640x480:128:128", "--scenarios=sweep", "--sweep-steps=4"],
+            [
+                ("doc", "sweep:synchronous"),
+                ("doc", "sweep:throughput"),
+                ("doc", "sweep@"),
+                ("doc", "sweep@"),
+            ],
+            id="a sweep as GuideLLM runs it: synchronous, throughput, then constant rates",
         ),
     ],
 )
@@ -186,4 +224,11 @@ def test_benchmark_runs_are_labelled_as_the_program_labels_them(
 
     result = parse_result(text)
     assert isinstance(result, BenchmarkResult)
-    assert [(run.workload, run.scenario) for run in result.runs] == want_runs
+    # A sweep's constant rates are measured, so only their prefix is known in advance.
+    assert [
+        (run.workload, run.scenario.rstrip("0123456789.e+"))
+        if want.endswith("@")
+        else (run.workload, run.scenario)
+        for run, (_, want) in zip(result.runs, want_runs, strict=False)
+    ] == want_runs
+    assert len(result.runs) == len(want_runs)
