@@ -9,6 +9,12 @@ from pydantic.alias_generators import to_camel
 GROUP = "quantfleet.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The resource names (plurals) of the API's kinds, for URLs, Kopf handlers, RBAC and the CRDs.
+QUANTIZED_MODELS = "quantizedmodels"
+BENCHMARK_RUNS = "benchmarkruns"
+PLURALS = {"QuantizedModel": QUANTIZED_MODELS, "BenchmarkRun": BENCHMARK_RUNS}
+# metav1.Condition bounds a message at 1024 characters.
+MAX_MESSAGE_CHARS = 1024
 
 # A Kubernetes quantity ("4", "16Gi", 2): int or string, as the API server stores it.
 Quantity = Annotated[
@@ -48,7 +54,7 @@ class Condition(ApiModel):
         description="A PascalCase reason for the last transition, for machines to match on."
     )
     message: str = Field(
-        default="", max_length=1024, description="A short human-readable explanation."
+        default="", max_length=MAX_MESSAGE_CHARS, description="A short human-readable explanation."
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this condition was set from."
