@@ -1,6 +1,5 @@
 """The handlers under test talk to an in-memory fake of the kube layer (fake_kube.FakeKube)."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -15,7 +14,7 @@ KUBE_MODULES = ("children", "custom_objects", "baseline_cache")
 
 
 @pytest.fixture
-def kube(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKube]:
+def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
     """A fake cluster standing in for every kube module the handlers use, and for kopf.event."""
     fake = FakeKube()
     for module in (reconciler, quantizedmodel, benchmarkrun):
@@ -24,7 +23,7 @@ def kube(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKube]:
                 monkeypatch.setattr(module, name, fake)
     monkeypatch.setattr(runtime, "api_client", lambda: None)
     monkeypatch.setattr(kopf, "event", fake.event)
-    yield fake
+    return fake
 
 
 @pytest.fixture(scope="session")
