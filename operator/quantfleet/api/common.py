@@ -9,10 +9,10 @@ from pydantic.alias_generators import to_camel
 GROUP = "quantfleet.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-# The resource names (plurals) of the API's kinds, for URLs, Kopf handlers, RBAC and the CRDs.
-QUANTIZED_MODELS = "quantizedmodels"
-BENCHMARK_RUNS = "benchmarkruns"
-PLURALS = {"QuantizedModel": QUANTIZED_MODELS, "BenchmarkRun": BENCHMARK_RUNS}
+# The API's kinds and their resource names (plurals: URLs, Kopf handlers, RBAC, the CRDs).
+QUANTIZED_MODEL, QUANTIZED_MODELS = "QuantizedModel", "quantizedmodels"
+BENCHMARK_RUN, BENCHMARK_RUNS = "BenchmarkRun", "benchmarkruns"
+PLURALS = {QUANTIZED_MODEL: QUANTIZED_MODELS, BENCHMARK_RUN: BENCHMARK_RUNS}
 # metav1.Condition bounds a message at 1024 characters.
 MAX_MESSAGE_CHARS = 1024
 

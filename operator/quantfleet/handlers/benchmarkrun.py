@@ -13,10 +13,17 @@ from pydantic import ValidationError
 
 from quantfleet.api.benchmarkrun import BenchmarkRun, BenchmarkRunStatus
 from quantfleet.api.benchmarkrun import Endpoint as SpecEndpoint
-from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION, LocalObjectRef
+from quantfleet.api.common import (
+    BENCHMARK_RUN,
+    GROUP,
+    QUANTIZED_MODEL,
+    QUANTIZED_MODELS,
+    VERSION,
+    LocalObjectRef,
+)
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
-from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_MANAGED_BY, MANAGED_BY
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.benchmark import (
     BASELINE,
@@ -48,7 +55,7 @@ from quantfleet.planning.inventory import build_inventory
 # None when a target serves; else why not (str), or a failure that no waiting mends.
 Readiness = Callable[[], "str | TargetProgress | None"]
 RESYNC_SECONDS = 10  # notices a readiness timeout and targets becoming Ready between events
-KIND = "BenchmarkRun"
+KIND = BENCHMARK_RUN
 # Finished runs (by uid) whose baseline this process has made sure is gone: their resyncs then
 # cost no API call (a restarted operator checks each once more).
 _torn_down: set[str] = set()
@@ -58,26 +65,6 @@ INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [
     (BenchmarkRunCondition.SUCCEEDED, "False"),
     (BenchmarkRunCondition.FAILED, "True"),
 ]
-MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
-    LABEL_MANAGED_BY: MANAGED_BY,
-    LABEL_BENCHMARK_RUN: kopf.PRESENT,
-}
-
-
-@kopf.on.resume(GROUP, VERSION, BENCHMARK_RUNS)
-@kopf.on.create(GROUP, VERSION, BENCHMARK_RUNS)
-@kopf.on.update(GROUP, VERSION, BENCHMARK_RUNS)
-@kopf.timer(GROUP, VERSION, BENCHMARK_RUNS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def benchmark_run(name: str, namespace: str | None, **kwargs: Any) -> None:
-    """When a BenchmarkRun appears, changes, resumes or is due a resync, reconcile it."""
-    reconcile_named(namespace or "", name, nodes.listed(kwargs))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def benchmark_child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-    """When a benchmark Job or baseline Deployment changes, reconcile the run that owns it."""
-    reconcile_named(namespace or "", labels[LABEL_BENCHMARK_RUN], nodes.listed(kwargs))
 
 
 @kopf.on.event(GROUP, VERSION, QUANTIZED_MODELS)
@@ -94,22 +81,8 @@ def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -
             for c in status.get("conditions", [])
         )
         if not finished and any(ref and ref.get("name") == name for ref in refs):
-            reconcile_named(namespace or "", body["metadata"]["name"], nodes.listed(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, BENCHMARK_RUNS)
-def benchmark_run_deleted(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-    """When a BenchmarkRun is gone, drop its metric series and what this process kept for it.
-    A watch event, not an on.delete handler: nothing needs a finalizer."""
-    if event["type"] == "DELETED":
-        reconciler.forget(KIND, namespace or "", name)
-        metrics.forget_benchmark(namespace or "", name)
-        _torn_down.discard(event["object"]["metadata"].get("uid", ""))
-
-
-def reconcile_named(namespace: str, name: str, nodes: list[Json]) -> None:
-    """Reconcile one run at a time, from a fresh read."""
-    reconciler.reconcile_named(KIND, namespace, name, lambda body: reconcile(body, nodes))
+            run = body["metadata"]["name"]
+            reconciler.reconcile_named(KIND, namespace or "", run, reconcile, nodes.listed(kwargs))
 
 
 def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
@@ -129,6 +102,15 @@ def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
         _teardown_baseline(body)
     _report(body, run, status)
     return status
+
+
+def _forget(namespace: str, name: str, body: Json) -> None:
+    """A deleted run's series go, and whether its baseline was torn down."""
+    metrics.forget_benchmark(namespace, name)
+    _torn_down.discard(body["metadata"].get("uid", ""))
+
+
+HANDLERS = reconciler.register(KIND, reconcile, LABEL_BENCHMARK_RUN, RESYNC_SECONDS, _forget)
 
 
 def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> BenchmarkRunStatus:
@@ -178,7 +160,7 @@ def _target(
         endpoint = Endpoint(name, base_url(plain.url), plain.model, plain.model)
         return _job(body, run, endpoint, None, may_start)
     assert ref is not None
-    model_body = custom_objects.read_custom(api, "QuantizedModel", namespace, ref.name)
+    model_body = custom_objects.read_custom(api, QUANTIZED_MODEL, namespace, ref.name)
     if model_body is None:
         return TargetProgress(name, waiting=f"QuantizedModel {ref.name} not found")
     try:

@@ -5,17 +5,12 @@ it in status. One idempotent pass serves every trigger; each step is its own fun
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
-import kopf
-
-from quantfleet.api.common import GROUP, QUANTIZED_MODELS, VERSION
+from quantfleet.api.common import QUANTIZED_MODEL
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
 from quantfleet.api.contract import (
     LABEL_COMPONENT,
-    LABEL_MANAGED_BY,
     LABEL_MODEL,
-    MANAGED_BY,
     Component,
 )
 from quantfleet.api.enums import ModelKind, Scheme
@@ -42,52 +37,18 @@ from quantfleet.builders.status import (
     quantize_result,
     scheme_mismatch,
 )
-from quantfleet.handlers import metrics, nodes, reconciler, runtime
+from quantfleet.handlers import metrics, reconciler, runtime
 from quantfleet.kube import baseline_cache, children
 from quantfleet.planning.inventory import GpuInventory, build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
-KIND = "QuantizedModel"
+KIND = QUANTIZED_MODEL
 # Catch what no event reports: a node that came, a child edited by hand.
 RESYNC_SECONDS = 120
 # A False that only says "not yet" is no news worth an event.
 QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
 # What a spec the models refuse sets: it is not planned.
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
-MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
-    LABEL_MANAGED_BY: MANAGED_BY,
-    LABEL_MODEL: kopf.PRESENT,
-}
-
-
-@kopf.on.resume(GROUP, VERSION, QUANTIZED_MODELS)
-@kopf.on.create(GROUP, VERSION, QUANTIZED_MODELS)
-@kopf.on.update(GROUP, VERSION, QUANTIZED_MODELS)
-@kopf.timer(GROUP, VERSION, QUANTIZED_MODELS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def quantized_model(name: str, namespace: str | None, **kwargs: Any) -> None:
-    """When a QuantizedModel appears, changes, resumes or is due a resync, reconcile it."""
-    reconcile_named(namespace or "", name, nodes.listed(kwargs))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-    """When a Job or Deployment of a model changes, reconcile the model that owns it."""
-    reconcile_named(namespace or "", labels[LABEL_MODEL], nodes.listed(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, QUANTIZED_MODELS)
-def model_deleted(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-    """When a QuantizedModel is gone, drop its metric series and its lock. A watch event, not
-    an on.delete handler: nothing needs a finalizer (its children go by owner references)."""
-    if event["type"] == "DELETED":
-        reconciler.forget(KIND, namespace or "", name)
-        metrics.forget_model(namespace or "", name)
-
-
-def reconcile_named(namespace: str, name: str, nodes: list[Json]) -> None:
-    """Reconcile one model at a time, from a fresh read."""
-    reconciler.reconcile_named(KIND, namespace, name, lambda body: reconcile(body, nodes))
 
 
 def reconcile(body: Json, nodes: list[Json]) -> QuantizedModelStatus:
@@ -98,6 +59,14 @@ def reconcile(body: Json, nodes: list[Json]) -> QuantizedModelStatus:
     status = build_status(model.spec, observed, previous, datetime.now(UTC))
     _report(body, model, status)
     return status
+
+
+def _forget(namespace: str, name: str, body: Json) -> None:
+    """A deleted model's series go (an alert on them would fire forever)."""
+    metrics.forget_model(namespace, name)
+
+
+HANDLERS = reconciler.register(KIND, reconcile, LABEL_MODEL, RESYNC_SECONDS, _forget)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""The skeleton both kinds' handlers share: one pass per object at a time from a fresh read,
-timed and counted; an invalid spec stopped with a condition; one status writer; events; and
-forgetting an object once it is deleted."""
+"""The skeleton both kinds' handlers share: the Kopf handlers themselves, one pass per object
+at a time from a fresh read, timed and counted; an invalid spec stopped with a condition; one
+status writer; events; and forgetting an object once it is deleted."""
 
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar, cast
@@ -13,10 +14,11 @@ from typing import Any, TypeVar, cast
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from quantfleet.api.common import MAX_MESSAGE_CHARS, Condition
+from quantfleet.api.common import GROUP, MAX_MESSAGE_CHARS, PLURALS, VERSION, Condition
+from quantfleet.api.contract import LABEL_MANAGED_BY, MANAGED_BY
 from quantfleet.builders.children import Json
 from quantfleet.builders.conditions import ConditionStatus, condition, stamp
-from quantfleet.handlers import metrics, runtime
+from quantfleet.handlers import metrics, nodes, runtime
 from quantfleet.kube import children, custom_objects
 
 Parsed = TypeVar("Parsed", bound=BaseModel)
@@ -25,7 +27,65 @@ _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def reconcile_named(kind: str, namespace: str, name: str, reconcile: Callable[[Json], Any]) -> None:
+@dataclass(frozen=True)
+class Handlers:
+    """The Kopf handlers `register` made for one kind."""
+
+    changed: Callable[..., None]
+    child_changed: Callable[..., None]
+    deleted: Callable[..., None]
+
+
+def register(
+    kind: str,
+    reconcile: Callable[[Json, list[Json]], Any],
+    owner_label: str,
+    resync_seconds: float,
+    forget_more: Callable[[str, str, Json], None],
+) -> Handlers:
+    """Register the handlers every kind of ours has; one idempotent `reconcile` serves them:
+    - when an object appears, changes, resumes or is due a resync, reconcile it;
+    - when one of its Jobs or Deployments (labelled `owner_label`: its name) changes, reconcile
+      the object that owns it;
+    - when it is gone, drop its lock and call `forget_more` (namespace, name, last body). This is
+      a watch event, not an on.delete handler, which would add a finalizer for nothing (the
+      children go by owner references)."""
+    plural = PLURALS[kind]
+
+    def changed(name: str, namespace: str | None, **kwargs: Any) -> None:
+        reconcile_named(kind, namespace or "", name, reconcile, nodes.listed(kwargs))
+
+    def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        owner = labels[owner_label]
+        reconcile_named(kind, namespace or "", owner, reconcile, nodes.listed(kwargs))
+
+    def deleted(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+        if event["type"] == "DELETED":
+            forget(kind, namespace or "", name)
+            forget_more(namespace or "", name, dict(event["object"]))
+
+    kopf.timer(
+        GROUP, VERSION, plural, id=plural, interval=resync_seconds, initial_delay=resync_seconds
+    )(changed)
+    for on in (kopf.on.update, kopf.on.create, kopf.on.resume):
+        on(GROUP, VERSION, plural, id=plural)(changed)
+    # Any: kopf does not export its filter-token type.
+    owned: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, owner_label: kopf.PRESENT}
+    for group, version, children_plural in (("batch", "v1", "jobs"), ("apps", "v1", "deployments")):
+        kopf.on.event(group, version, children_plural, id=f"{plural}-children", labels=owned)(
+            child_changed
+        )
+    kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-deleted")(deleted)
+    return Handlers(changed, child_changed, deleted)
+
+
+def reconcile_named(
+    kind: str,
+    namespace: str,
+    name: str,
+    reconcile: Callable[[Json, list[Json]], Any],
+    nodes: list[Json],
+) -> None:
     """Reconcile one object at a time, from a fresh read: triggers arriving together (a Job
     event, a resync, a model turning Ready) then cost one set of writes, not racing ones."""
     key = (kind, namespace, name)
@@ -37,7 +97,7 @@ def reconcile_named(kind: str, namespace: str, name: str, reconcile: Callable[[J
             forget(kind, namespace, name)
             return
         with timed(kind):
-            reconcile(body)
+            reconcile(body, nodes)
 
 
 def forget(kind: str, namespace: str, name: str) -> None:

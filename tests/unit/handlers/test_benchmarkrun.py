@@ -39,7 +39,7 @@ def run_series(run: str) -> list[Json]:
 
 
 def delete(body: Json) -> None:
-    benchmarkrun.benchmark_run_deleted(
+    benchmarkrun.HANDLERS.deleted(
         event={"type": "DELETED", "object": body}, namespace="ml", name=body["metadata"]["name"]
     )
 
@@ -48,11 +48,15 @@ def test_a_first_pass_starts_the_job_and_a_second_writes_nothing(
     kube: FakeKube, fleet_nodes: list[Json]
 ) -> None:
     kube.add(make_run_body())
-    benchmarkrun.reconcile_named("ml", "bench", fleet_nodes)
+    reconciler.reconcile_named(
+        benchmarkrun.KIND, "ml", "bench", benchmarkrun.reconcile, fleet_nodes
+    )
     created = kube.writes_of("create")
     kube.clear_log()
 
-    benchmarkrun.reconcile_named("ml", "bench", fleet_nodes)
+    reconciler.reconcile_named(
+        benchmarkrun.KIND, "ml", "bench", benchmarkrun.reconcile, fleet_nodes
+    )
 
     assert [kind for kind, _ in created] == ["Job"]
     assert kube.writes == []
@@ -63,7 +67,9 @@ def test_deleting_a_run_removes_its_series_and_its_lock(
 ) -> None:
     """Also in issue 10: a deleted run's series and lock stayed."""
     body = kube.add(make_run_body(name="deleted-run"))
-    benchmarkrun.reconcile_named("ml", "deleted-run", fleet_nodes)
+    reconciler.reconcile_named(
+        benchmarkrun.KIND, "ml", "deleted-run", benchmarkrun.reconcile, fleet_nodes
+    )
     metrics.record_benchmark("ml", "deleted-run", make_status("plain-deleted"))
     assert run_series("deleted-run") != []
     assert ("BenchmarkRun", "ml", "deleted-run") in reconciler.tracked()

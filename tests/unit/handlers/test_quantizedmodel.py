@@ -40,6 +40,10 @@ def planned(step: Pass) -> Plan:
     return plan
 
 
+def reconcile_named(name: str, nodes: list[Json]) -> None:
+    reconciler.reconcile_named(quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, nodes)
+
+
 def stored_status(kube: FakeKube, name: str = "qwen") -> Json:
     status: Json = kube.objects[("QuantizedModel", "ml", name)]["status"]
     return status
@@ -176,7 +180,7 @@ def serve_then_settle(kube: FakeKube, nodes: list[Json]) -> None:
     kube.outcomes["evaluate"] = ("Succeeded", make_evaluate_result())
     kube.add(make_model_body())
     for _ in range(3):  # creates the quantize Job, then the evaluate Job, then serves
-        quantizedmodel.reconcile_named("ml", "qwen", nodes)
+        reconcile_named("qwen", nodes)
     assert stored_status(kube)["children"]["deployment"] == "qwen-vllm"
 
 
@@ -188,7 +192,7 @@ def test_after_serving_is_disabled_a_second_pass_writes_and_deletes_nothing(
     serve_then_settle(kube, fleet_nodes)
     kube.objects[("QuantizedModel", "ml", "qwen")]["spec"]["serving"] = {"enabled": False}
 
-    quantizedmodel.reconcile_named("ml", "qwen", fleet_nodes)
+    reconcile_named("qwen", fleet_nodes)
     assert kube.writes_of("delete") == SERVED
     assert "deployment" not in stored_status(kube)["children"]
     assert "service" not in stored_status(kube)["children"]
@@ -196,7 +200,7 @@ def test_after_serving_is_disabled_a_second_pass_writes_and_deletes_nothing(
     assert conditions(kube)[QuantizedModelCondition.READY] == "False"
     kube.clear_log()
 
-    quantizedmodel.reconcile_named("ml", "qwen", fleet_nodes)
+    reconcile_named("qwen", fleet_nodes)
     assert kube.writes == []
 
 
@@ -204,10 +208,10 @@ def test_a_pass_over_a_settled_model_writes_nothing(
     kube: FakeKube, fleet_nodes: list[Json]
 ) -> None:
     serve_then_settle(kube, fleet_nodes)
-    quantizedmodel.reconcile_named("ml", "qwen", fleet_nodes)
+    reconcile_named("qwen", fleet_nodes)
     kube.clear_log()
 
-    quantizedmodel.reconcile_named("ml", "qwen", fleet_nodes)
+    reconcile_named("qwen", fleet_nodes)
 
     assert kube.writes == []
     assert kube.events == []
@@ -233,7 +237,7 @@ def test_deleting_a_model_removes_its_series_and_its_lock(
     assert ("QuantizedModel", "ml", "qwen") in reconciler.tracked()
     body = kube.objects.pop(("QuantizedModel", "ml", "qwen"))
 
-    quantizedmodel.model_deleted(
+    quantizedmodel.HANDLERS.deleted(
         event={"type": "DELETED", "object": body}, namespace="ml", name="qwen"
     )
 
@@ -245,8 +249,24 @@ def test_other_watch_events_keep_the_series(kube: FakeKube, fleet_nodes: list[Js
     serve_then_settle(kube, fleet_nodes)
     body = kube.objects[("QuantizedModel", "ml", "qwen")]
 
-    quantizedmodel.model_deleted(
+    quantizedmodel.HANDLERS.deleted(
         event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen"
     )
 
     assert model_series("qwen") != []
+
+
+def test_an_event_on_a_child_reconciles_the_model_it_names(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    kube.add(make_model_body())
+    index = {node["metadata"]["name"]: [node] for node in fleet_nodes}
+
+    quantizedmodel.HANDLERS.child_changed(
+        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index
+    )
+
+    [(kind, name)] = kube.writes_of("create")
+    assert kind == "Job"
+    assert name.startswith("qwen-quantize-")
+    assert conditions(kube)[QuantizedModelCondition.PLANNED] == "True"

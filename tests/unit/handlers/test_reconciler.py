@@ -105,11 +105,12 @@ def test_the_node_index_is_declared_once() -> None:
     "handler",
     [
         pytest.param(
-            lambda kw: quantizedmodel.quantized_model(name="q", namespace="ml", **kw),
+            lambda kw: quantizedmodel.HANDLERS.changed(name="q", namespace="ml", **kw),
             id="QuantizedModel",
         ),
         pytest.param(
-            lambda kw: benchmarkrun.benchmark_run(name="b", namespace="ml", **kw), id="BenchmarkRun"
+            lambda kw: benchmarkrun.HANDLERS.changed(name="b", namespace="ml", **kw),
+            id="BenchmarkRun",
         ),
     ],
 )
