@@ -12,6 +12,12 @@ from quantfleet.api.results import Percentiles as Percentiles
 GROUP = "quantfleet.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The API's kinds and their resource names (plurals: URLs, Kopf handlers, RBAC, the CRDs).
+QUANTIZED_MODEL, QUANTIZED_MODELS = "QuantizedModel", "quantizedmodels"
+BENCHMARK_RUN, BENCHMARK_RUNS = "BenchmarkRun", "benchmarkruns"
+PLURALS = {QUANTIZED_MODEL: QUANTIZED_MODELS, BENCHMARK_RUN: BENCHMARK_RUNS}
+# metav1.Condition bounds a message at 1024 characters.
+MAX_MESSAGE_CHARS = 1024
 
 # A Kubernetes quantity ("4", "16Gi", 2): int or string, as the API server stores it.
 Quantity = Annotated[
@@ -51,7 +57,7 @@ class Condition(ApiModel):
         description="A PascalCase reason for the last transition, for machines to match on."
     )
     message: str = Field(
-        default="", max_length=1024, description="A short human-readable explanation."
+        default="", max_length=MAX_MESSAGE_CHARS, description="A short human-readable explanation."
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this condition was set from."

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from quantfleet.api.benchmarkrun import BenchmarkRun, BenchmarkRunSpec, BenchmarkRunStatus
-from quantfleet.api.common import GROUP, VERSION
+from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.api.quantizedmodel import (
     QuantizedModel,
     QuantizedModelSpec,
@@ -127,7 +127,7 @@ def custom_resource_definitions() -> dict[str, Schema]:
     """Every CRD of the API, keyed by the file name it is written to under crds/."""
     quantized_model = _crd(
         QuantizedModel,
-        "quantizedmodels",
+        QUANTIZED_MODELS,
         ["qm", "qmodel"],
         QuantizedModelSpec,
         QuantizedModelStatus,
@@ -145,7 +145,7 @@ def custom_resource_definitions() -> dict[str, Schema]:
     )
     benchmark_run = _crd(
         BenchmarkRun,
-        "benchmarkruns",
+        BENCHMARK_RUNS,
         ["br"],
         BenchmarkRunSpec,
         BenchmarkRunStatus,
@@ -157,6 +157,6 @@ def custom_resource_definitions() -> dict[str, Schema]:
         ],
     )
     return {
-        "quantfleet.io_quantizedmodels.yaml": quantized_model,
-        "quantfleet.io_benchmarkruns.yaml": benchmark_run,
+        f"{GROUP}_{QUANTIZED_MODELS}.yaml": quantized_model,
+        f"{GROUP}_{BENCHMARK_RUNS}.yaml": benchmark_run,
     }

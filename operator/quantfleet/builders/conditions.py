@@ -4,14 +4,14 @@ time that is kept while the status holds. Pure: the clock comes in as `now`."""
 from datetime import datetime
 from typing import Literal
 
-from quantfleet.api.common import Condition
+from quantfleet.api.common import MAX_MESSAGE_CHARS, Condition
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 def condition(kind: str, status: ConditionStatus, reason: str, message: str) -> Condition:
     """A condition with its message cut to the API's bound."""
-    return Condition(type=kind, status=status, reason=reason, message=message[:1024])
+    return Condition(type=kind, status=status, reason=reason, message=message[:MAX_MESSAGE_CHARS])
 
 
 def stamp(

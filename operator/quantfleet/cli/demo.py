@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.cli.dev import default_state_dir
 from quantfleet.cli.localrun import (
     OperatorProcess,
@@ -34,7 +35,6 @@ from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
 
 SAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "samples"
 NAMESPACE = "quantfleet-demo"
-GROUP, VERSION = "quantfleet.io", "v1alpha1"
 Json = dict[str, Any]
 
 
@@ -104,7 +104,7 @@ def _namespace(api: client.ApiClient) -> None:
 
 def _models(api: client.ApiClient) -> list[Json]:
     listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, "quantizedmodels"
+        GROUP, VERSION, NAMESPACE, QUANTIZED_MODELS
     )
     items: list[Json] = listing["items"]
     return items
@@ -131,7 +131,7 @@ def _settled(api: client.ApiClient) -> list[Json] | None:
 
 def _benchmark_runs(api: client.ApiClient) -> list[Json]:
     listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, "benchmarkruns"
+        GROUP, VERSION, NAMESPACE, BENCHMARK_RUNS
     )
     items: list[Json] = listing["items"]
     return items

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from quantfleet.api.benchmarkrun import Result, Speedup
-from quantfleet.api.common import GROUP, VERSION
+from quantfleet.api.common import BENCHMARK_RUNS, GROUP, VERSION
 from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.builders.benchmark_status import results_of, speedups
 
@@ -221,7 +221,7 @@ def _read_from_cluster(namespace: str, name: str) -> dict[str, Any] | None:
     config.load_kube_config()
     try:
         body: dict[str, Any] = client.CustomObjectsApi().get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "benchmarkruns", name
+            GROUP, VERSION, namespace, BENCHMARK_RUNS, name
         )
     except ApiException as error:
         if error.status == 404:

@@ -3,22 +3,27 @@ children or a QuantizedModel it names changes, resolve the targets, bring up the
 start the benchmark Jobs in order, and report results and speed-ups. One idempotent pass serves
 every trigger; a finished run only makes sure its baseline is gone."""
 
-import threading
-import time
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from enum import StrEnum
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from quantfleet.api.benchmarkrun import BenchmarkRun, BenchmarkRunStatus
 from quantfleet.api.benchmarkrun import Endpoint as SpecEndpoint
-from quantfleet.api.common import GROUP, VERSION, Condition, LocalObjectRef
+from quantfleet.api.common import (
+    BENCHMARK_RUN,
+    GROUP,
+    QUANTIZED_MODEL,
+    QUANTIZED_MODELS,
+    VERSION,
+    LocalObjectRef,
+)
 from quantfleet.api.conditions import BenchmarkReason as Why
-from quantfleet.api.conditions import QuantizedModelCondition
-from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_MANAGED_BY, MANAGED_BY
+from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.benchmark import (
     BASELINE,
@@ -39,124 +44,72 @@ from quantfleet.builders.benchmark_status import (
     is_finished,
 )
 from quantfleet.builders.children import Json
+from quantfleet.builders.conditions import ConditionStatus
 from quantfleet.builders.serving import endpoint as model_endpoint
-from quantfleet.handlers import metrics
-from quantfleet.handlers.runtime import api_client, settings
-from quantfleet.kube import benchmark as runs
-from quantfleet.kube import children, kube_models
+from quantfleet.handlers import metrics, nodes, reconciler, runtime
+from quantfleet.kube import children, custom_objects
 from quantfleet.planning.baseline import plan_baseline
 from quantfleet.planning.inventory import build_inventory
 
 # None when a target serves; else why not (str), or a failure that no waiting mends.
 Readiness = Callable[[], "str | TargetProgress | None"]
 RESYNC_SECONDS = 10  # notices a readiness timeout and targets becoming Ready between events
-# Finished runs whose baseline this process has made sure is gone: their resyncs then cost no
-# API call (a restarted operator checks each once more).
+KIND = BENCHMARK_RUN
+# Finished runs (by uid) whose baseline this process has made sure is gone: their resyncs then
+# cost no API call (a restarted operator checks each once more).
 _torn_down: set[str] = set()
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
-    LABEL_MANAGED_BY: MANAGED_BY,
-    LABEL_BENCHMARK_RUN: kopf.PRESENT,
-}
+# What a spec the models refuse sets: the run failed.
+INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [
+    (BenchmarkRunCondition.RUNNING, "False"),
+    (BenchmarkRunCondition.SUCCEEDED, "False"),
+    (BenchmarkRunCondition.FAILED, "True"),
+]
 
 
-@kopf.on.resume(GROUP, VERSION, runs.PLURAL)
-@kopf.on.create(GROUP, VERSION, runs.PLURAL)
-@kopf.on.update(GROUP, VERSION, runs.PLURAL)
-@kopf.timer(GROUP, VERSION, runs.PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def benchmark_run(name: str, namespace: str | None, **kwargs: Any) -> None:
-    """When a BenchmarkRun appears, changes, resumes or is due a resync, reconcile it."""
-    reconcile_named(namespace or "", name, _nodes(kwargs))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def benchmark_child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-    """When a benchmark Job or baseline Deployment changes, reconcile the run that owns it."""
-    reconcile_named(namespace or "", labels[LABEL_BENCHMARK_RUN], _nodes(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, "quantizedmodels")
+@kopf.on.event(GROUP, VERSION, QUANTIZED_MODELS)
 def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
     """When a QuantizedModel changes (e.g. becomes Ready), reconcile the unfinished runs that
     name it, instead of waiting for their resync."""
-    for body in runs.list_benchmark_runs(api_client(), namespace or ""):
+    for body in custom_objects.list_custom(runtime.api_client(), KIND, namespace or ""):
         spec = body.get("spec") or {}
         refs = [t.get("modelRef") for t in [*spec.get("targets", []), spec.get("baseline") or {}]]
         status = body.get("status") or {}
         finished = any(
-            c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
+            c.get("type") in (BenchmarkRunCondition.SUCCEEDED, BenchmarkRunCondition.FAILED)
+            and c.get("status") == "True"
             for c in status.get("conditions", [])
         )
         if not finished and any(ref and ref.get("name") == name for ref in refs):
-            reconcile_named(namespace or "", body["metadata"]["name"], _nodes(kwargs))
-
-
-def reconcile_named(namespace: str, name: str, nodes: list[Json]) -> None:
-    """Reconcile one run at a time, from a fresh read: triggers arriving together (a Job event,
-    a model turning Ready, a resync) then cost one set of writes, not racing ones."""
-    with _locks[(namespace, name)]:
-        body = runs.read_benchmark_run(api_client(), namespace, name)
-        if body is not None:
-            reconcile(body, nodes)
-
-
-def _nodes(kwargs: dict[str, Any]) -> list[Json]:
-    """The Nodes from the `gpu_nodes` index (declared with the QuantizedModel handlers)."""
-    index: kopf.Index[str, Json] | None = kwargs.get("gpu_nodes")
-    return [node for store in (index or {}).values() for node in store]
+            run = body["metadata"]["name"]
+            reconciler.reconcile_named(KIND, namespace or "", run, reconcile, nodes.listed(kwargs))
 
 
 def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
     """One pass: observe, create what is due, report. Returns the status it wrote."""
-    started = time.monotonic()
-    metrics.RECONCILES.labels("BenchmarkRun").inc()
-    try:
-        run = _parse(body)
-        generation = body["metadata"].get("generation", 0)
-        if is_finished(run.status, generation):
-            uid = body["metadata"].get("uid", "")
-            if uid not in _torn_down and run.spec.baseline and run.spec.baseline.model_ref:
-                _teardown_baseline(body)
-                _torn_down.add(uid)
-            assert run.status is not None
-            metrics.record_benchmark(
-                body["metadata"]["namespace"], run.metadata["name"], run.status
-            )
-            return run.status
-        status = _pass(body, run, nodes, generation)
-        if is_finished(status, generation):
+    run = reconciler.parse(BenchmarkRun, body, INVALID_SPEC, Why.INVALID_SPEC)
+    generation = body["metadata"].get("generation", 0)
+    if is_finished(run.status, generation):
+        uid = body["metadata"].get("uid", "")
+        if uid not in _torn_down and run.spec.baseline and run.spec.baseline.model_ref:
             _teardown_baseline(body)
-        _report(body, run, status)
-        return status
-    except Exception as error:
-        metrics.RECONCILE_ERRORS.labels("BenchmarkRun", type(error).__name__).inc()
-        raise
-    finally:
-        metrics.RECONCILE_SECONDS.labels("BenchmarkRun").observe(time.monotonic() - started)
+            _torn_down.add(uid)
+        assert run.status is not None
+        metrics.record_benchmark(body["metadata"]["namespace"], run.metadata["name"], run.status)
+        return run.status
+    status = _pass(body, run, nodes, generation)
+    if is_finished(status, generation):
+        _teardown_baseline(body)
+    _report(body, run, status)
+    return status
 
 
-def _parse(body: Json) -> BenchmarkRun:
-    """The typed run; a spec the CRD let through but the models refuse fails the run."""
-    try:
-        return BenchmarkRun.model_validate(body)
-    except ValidationError as error:
-        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        generation, now = body["metadata"].get("generation", 0), datetime.now(UTC)
-        conditions = [
-            Condition(
-                type=kind,
-                status=state,
-                reason=Why.INVALID_SPEC,
-                message=message[:1024],
-                observed_generation=generation,
-                last_transition_time=now,
-            ).model_dump(mode="json", by_alias=True)
-            for kind, state in (("Running", "False"), ("Succeeded", "False"), ("Failed", "True"))
-        ]
-        status = {"observedGeneration": generation, "conditions": conditions}
-        children.patch_status(api_client(), body, status)
-        raise kopf.PermanentError(f"Invalid spec: {message[:1024]}") from error
+def _forget(namespace: str, name: str, body: Json) -> None:
+    """A deleted run's series go, and whether its baseline was torn down."""
+    metrics.forget_benchmark(namespace, name)
+    _torn_down.discard(body["metadata"].get("uid", ""))
+
+
+HANDLERS = reconciler.register(KIND, reconcile, LABEL_BENCHMARK_RUN, RESYNC_SECONDS, _forget)
 
 
 def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> BenchmarkRunStatus:
@@ -187,7 +140,7 @@ def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> 
     if not results:
         return status
     report = build_report_config_map(body, status, results)
-    children.ensure_applied(api_client(), report)
+    children.ensure_applied(runtime.api_client(), report)
     return status.model_copy(update={"report_config_map": report["metadata"]["name"]})
 
 
@@ -201,12 +154,12 @@ def _target(
     may_start: bool,
 ) -> TargetProgress:
     """One target's Job if it has one, else why it cannot start, else its new Job."""
-    api, namespace = api_client(), body["metadata"]["namespace"]
+    api, namespace = runtime.api_client(), body["metadata"]["namespace"]
     if plain is not None:
         endpoint = SystemUnderTest(name, base_url(plain.url), plain.model, plain.model)
         return _job(body, run, endpoint, None, may_start)
     assert ref is not None
-    model_body = kube_models.read_quantized_model(api, namespace, ref.name)
+    model_body = custom_objects.read_custom(api, QUANTIZED_MODEL, namespace, ref.name)
     if model_body is None:
         return TargetProgress(name, waiting=f"QuantizedModel {ref.name} not found")
     try:
@@ -235,8 +188,8 @@ def _job(
     may_start: bool,
 ) -> TargetProgress:
     """Observe the target's Job; create it when the target is ready and its turn has come."""
-    api = api_client()
-    manifest = build_benchmark_job(body, run.spec, endpoint, settings())
+    api = runtime.api_client()
+    manifest = build_benchmark_job(body, run.spec, endpoint, runtime.settings())
     meta = manifest["metadata"]
     job = children.observe_job(api, meta["namespace"], meta["name"])
     if endpoint.name == BASELINE and job is not None and job.phase in ("Succeeded", "Failed"):
@@ -251,7 +204,9 @@ def _job(
     if not may_start:
         return TargetProgress(endpoint.name, waiting=QUEUED)
     job = children.ensure_job(api, manifest)
-    _event(body, "BenchmarkStarted", f"Created Job {job.name} benchmarking {endpoint.name}")
+    reconciler.post_event(
+        body, "BenchmarkStarted", f"Created Job {job.name} benchmarking {endpoint.name}"
+    )
     return TargetProgress(endpoint.name, job=job)
 
 
@@ -269,7 +224,7 @@ def _baseline_ready(
     body: Json, model: QuantizedModel, nodes: list[Json]
 ) -> str | TargetProgress | None:
     """Bring up the BF16 baseline on the model's GPU family; None once it serves."""
-    api, name = api_client(), model.metadata["name"]
+    api, name = runtime.api_client(), model.metadata["name"]
     status = model.status
     family = status.plan.gpu_family if status and status.plan else None
     if family is None:
@@ -277,7 +232,7 @@ def _baseline_ready(
     parameters = status.plan.parameters if status and status.plan else None  # as it was planned
     if parameters is None:
         return f"QuantizedModel {name} has no size yet (parametersBillions or a checkpoint)"
-    config = settings()
+    config = runtime.settings()
     plan = plan_baseline(parameters, family, build_inventory(nodes), config.gpu_memory_utilization)
     if isinstance(plan, str):
         return TargetProgress(BASELINE, failure=(Why.BASELINE_UNPLACEABLE, plan))
@@ -286,7 +241,9 @@ def _baseline_ready(
     live = children.ensure_applied(api, deployment)
     children.ensure_applied(api, build_baseline_service(body))
     if fresh:
-        _event(body, "BaselineDeploying", f"Serving {name}'s source in BF16: {plan.rationale}")
+        reconciler.post_event(
+            body, "BaselineDeploying", f"Serving {name}'s source in BF16: {plan.rationale}"
+        )
     observed = children.observe_deployment(live)
     if observed.ready_replicas >= observed.replicas:
         return None
@@ -295,11 +252,10 @@ def _baseline_ready(
 
 def _teardown_baseline(body: Json) -> None:
     """Remove the baseline Deployment and Service; an event when there was one."""
-    api = api_client()
-    if children.delete(api, build_baseline_service(body)) | children.delete(
-        api, _baseline_stub(body)
-    ):
-        _event(body, "BaselineRemoved", "Removed the BF16 baseline Deployment and Service")
+    if reconciler.remove_existing(build_baseline_service(body), _baseline_stub(body)):
+        reconciler.post_event(
+            body, "BaselineRemoved", "Removed the BF16 baseline Deployment and Service"
+        )
 
 
 def _baseline_stub(body: Json) -> Json:
@@ -309,12 +265,8 @@ def _baseline_stub(body: Json) -> Json:
 
 
 def _report(body: Json, run: BenchmarkRun, status: BenchmarkRunStatus) -> None:
-    """Write status only when it changed, post events for what changed, refresh metrics."""
-    new = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    old = body.get("status") or {}
-    if _comparable(new) != _comparable(old):
-        patch = {**{key: None for key in old if key not in new}, **new}
-        children.patch_status(api_client(), body, patch)
+    """Write status when it changed, post events for what changed, refresh metrics."""
+    if reconciler.write_status(body, status):
         _events(body, run.status, status)
     metrics.record_benchmark(body["metadata"]["namespace"], body["metadata"]["name"], status)
 
@@ -324,7 +276,7 @@ def _events(body: Json, before: BenchmarkRunStatus | None, after: BenchmarkRunSt
     for target in dict.fromkeys(r.target for r in after.results):
         if target not in done_before:
             simulated = any(r.simulated for r in after.results if r.target == target)
-            _event(
+            reconciler.post_event(
                 body,
                 "TargetBenchmarked",
                 f"Benchmarked {target}" + (" (SIMULATED results)" if simulated else ""),
@@ -332,23 +284,9 @@ def _events(body: Json, before: BenchmarkRunStatus | None, after: BenchmarkRunSt
     was = {c.type: c.status for c in (before.conditions if before else [])}
     for condition in after.conditions:
         if (
-            condition.type != "Running"
+            condition.type != BenchmarkRunCondition.RUNNING
             and condition.status == "True"
             and was.get(condition.type) != "True"
         ):
-            kind = "Warning" if condition.type == "Failed" else "Normal"
-            _event(body, condition.reason, condition.message, kind)
-
-
-def _event(body: Json, reason: str, message: str, kind: str = "Normal") -> None:
-    """A Kubernetes event on the run (kopf.event: not filtered by the posting level)."""
-    kopf.event(cast(kopf.Body, body), type=kind, reason=reason, message=message[:1024])
-
-
-def _comparable(status: Json) -> Json:
-    """Status without transition times, which change only when the status does."""
-    conditions = [
-        {k: v for k, v in c.items() if k != "lastTransitionTime"}
-        for c in status.get("conditions", [])
-    ]
-    return {**status, "conditions": conditions}
+            kind = "Warning" if condition.type == BenchmarkRunCondition.FAILED else "Normal"
+            reconciler.post_event(body, condition.reason, condition.message, kind)

@@ -34,6 +34,7 @@ JOB_SECONDS = Gauge(
     ["namespace", "name", "program", "simulated"],
 )
 _VALUES = {"True": 1, "False": 0, "Unknown": -1}
+_job_series: set[tuple[str, ...]] = set()
 # The label sets last exported per model, so a changed scheme leaves no stale series.
 _exported: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
@@ -53,6 +54,22 @@ def record_model(namespace: str, name: str, status: QuantizedModelStatus) -> Non
         RECOVERY.labels(*labels).set(status.recovery.overall)
         exported.append((RECOVERY, labels))
     _exported[(namespace, name)] = exported
+
+
+def forget_model(namespace: str, name: str) -> None:
+    """Remove every series of a deleted model (an alert on it would fire forever)."""
+    for gauge, labels in _exported.pop((namespace, name), []):
+        gauge.remove(*labels)
+    for labels in [s for s in _job_series if s[:2] == (namespace, name)]:
+        JOB_SECONDS.remove(*labels)
+        _job_series.discard(labels)
+
+
+def record_job(namespace: str, name: str, program: str, simulated: bool, seconds: float) -> None:
+    """Export the duration the latest quantize/evaluate result of a model reported."""
+    labels = (namespace, name, program, str(simulated).lower())
+    JOB_SECONDS.labels(*labels).set(seconds)
+    _job_series.add(labels)
 
 
 BENCHMARK_SPEEDUP = Gauge(
@@ -77,7 +94,8 @@ BENCHMARK_REQUESTS = Gauge(
     "Completed requests per second of a target, from its latest BenchmarkRun.",
     ["namespace", "target", "benchmarkrun", "workload", "scenario", "simulated"],
 )
-# The series last exported per (namespace, target): a newer run replaces an older one's.
+# The series last exported per (namespace, target): a newer run replaces an older one's. The run's
+# name is the third label of each.
 _benchmark_exported: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
 
@@ -115,3 +133,12 @@ def record_benchmark(namespace: str, run: str, status: BenchmarkRunStatus) -> No
         for gauge, new, value in series:
             gauge.labels(*new).set(value)
         _benchmark_exported[(namespace, target)] = [(g, new) for g, new, _ in series]
+
+
+def forget_benchmark(namespace: str, run: str) -> None:
+    """Remove the series a deleted BenchmarkRun exported (targets a newer run reported keep
+    theirs)."""
+    for key, series in list(_benchmark_exported.items()):
+        if key[0] == namespace and series and series[0][1][2] == run:
+            for gauge, labels in _benchmark_exported.pop(key):
+                gauge.remove(*labels)

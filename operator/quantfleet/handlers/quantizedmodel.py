@@ -1,24 +1,23 @@
 """QuantizedModel handlers: when a model is created, changed or resumed, or one of its children
 changes, recompute plan → quantize → evaluate → gate → serve from what is observed and report
-it in status. One idempotent pass serves every trigger."""
+it in status. One idempotent pass serves every trigger; each step is its own function."""
 
-import threading
-import time
-from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from enum import StrEnum
 
-import kopf
-from pydantic import ValidationError
-
-from quantfleet.api.common import GROUP, VERSION, Condition
+from quantfleet.api.common import QUANTIZED_MODEL
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
-from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_MODEL, MANAGED_BY
-from quantfleet.api.enums import ModelKind
-from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelStatus
+from quantfleet.api.contract import (
+    LABEL_COMPONENT,
+    LABEL_MODEL,
+    Component,
+)
+from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelSpec, QuantizedModelStatus
 from quantfleet.api.results import AnyResult
 from quantfleet.builders.children import Json
+from quantfleet.builders.conditions import ConditionStatus
 from quantfleet.builders.jobs import (
     artifact_id,
     build_evaluate_job,
@@ -29,187 +28,153 @@ from quantfleet.builders.jobs import (
 from quantfleet.builders.placement import build_pod_placement
 from quantfleet.builders.serving import build_deployment, build_service, endpoint
 from quantfleet.builders.status import (
+    JobObservation,
     Observed,
+    Promotion,
     build_status,
     decide_promotion,
     evaluate_result,
     quantize_result,
 )
-from quantfleet.handlers import metrics
-from quantfleet.handlers.runtime import api_client, settings
-from quantfleet.kube import children, kube_models
+from quantfleet.handlers import metrics, reconciler, runtime
+from quantfleet.kube import baseline_cache, children
 from quantfleet.planning.capacity import source_parameters
-from quantfleet.planning.inventory import build_inventory
+from quantfleet.planning.inventory import GpuInventory, build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
-PLURAL = "quantizedmodels"
+KIND = QUANTIZED_MODEL
 # Catch what no event reports: a node that came, a child edited by hand.
 RESYNC_SECONDS = 120
 # A False that only says "not yet" is no news worth an event.
 QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-MANAGED: dict[str, Any] = {  # Any: kopf does not export its filter-token type
-    LABEL_MANAGED_BY: MANAGED_BY,
-    LABEL_MODEL: kopf.PRESENT,
-}
-
-
-@kopf.index("v1", "nodes")
-def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
-    """Every Node by name, kept in memory from a watch, so planning costs no API call."""
-    return {name: {key: body[key] for key in ("metadata", "spec", "status") if key in body}}
-
-
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def quantized_model(name: str, namespace: str | None, **kwargs: Any) -> None:
-    """When a QuantizedModel appears, changes, resumes or is due a resync, reconcile it."""
-    reconcile_named(namespace or "", name, _nodes(kwargs))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-    """When a Job or Deployment of a model changes, reconcile the model that owns it."""
-    reconcile_named(namespace or "", labels[LABEL_MODEL], _nodes(kwargs))
-
-
-def reconcile_named(namespace: str, name: str, nodes: list[Json]) -> None:
-    """Reconcile one model at a time, from a fresh read: a Job event and a resync arriving
-    together then cost one set of writes, not two racing ones."""
-    with _locks[(namespace, name)]:
-        body = kube_models.read_quantized_model(api_client(), namespace, name)
-        if body is not None:
-            reconcile(body, nodes)
-
-
-def _nodes(kwargs: dict[str, Any]) -> list[Json]:
-    """The Nodes from the `gpu_nodes` index Kopf passes to every handler."""
-    index: kopf.Index[str, Json] = kwargs["gpu_nodes"]
-    return [node for store in index.values() for node in store]
+# What a spec the models refuse sets: it is not planned.
+INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
 
 
 def reconcile(body: Json, nodes: list[Json]) -> QuantizedModelStatus:
-    """One pass: observe, create what is missing, report. Returns the status it wrote."""
-    started = time.monotonic()
-    metrics.RECONCILES.labels("QuantizedModel").inc()
-    try:
-        model = _parse(body)
-        observed = _observe_and_ensure(body, model, nodes)
-        previous = model.status.conditions if model.status else []
-        status = build_status(model.spec, observed, previous, datetime.now(UTC))
-        _report(body, model, status)
-        return status
-    except Exception as error:
-        metrics.RECONCILE_ERRORS.labels("QuantizedModel", type(error).__name__).inc()
-        raise
-    finally:
-        metrics.RECONCILE_SECONDS.labels("QuantizedModel").observe(time.monotonic() - started)
+    """One pass: parse, observe and ensure each step, build the status, report it."""
+    model = reconciler.parse(QuantizedModel, body, INVALID_SPEC, Reason.INVALID_SPEC)
+    observed = _observe_and_ensure(body, model, nodes)
+    previous = model.status.conditions if model.status else []
+    status = build_status(model.spec, observed, previous, datetime.now(UTC))
+    _report(body, model, status)
+    return status
 
 
-def _parse(body: Json) -> QuantizedModel:
-    """The typed model; a spec the CRD let through but the models refuse stops here."""
-    try:
-        return QuantizedModel.model_validate(body)
-    except ValidationError as error:
-        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())[
-            :1000
-        ]
-        condition = Condition(
-            type=QuantizedModelCondition.PLANNED,
-            status="False",
-            reason=Reason.INVALID_SPEC,
-            message=message,
-            observed_generation=body["metadata"].get("generation"),
-            last_transition_time=datetime.now(UTC),
-        )
-        children.patch_status(
-            api_client(), body, {"conditions": [condition.model_dump(mode="json", by_alias=True)]}
-        )
-        raise kopf.PermanentError(f"Invalid spec: {message}") from error
+def _forget(namespace: str, name: str, body: Json) -> None:
+    """A deleted model's series go (an alert on them would fire forever)."""
+    metrics.forget_model(namespace, name)
+
+
+HANDLERS = reconciler.register(KIND, reconcile, LABEL_MODEL, RESYNC_SECONDS, _forget)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What every step of one pass works from: the model, its body (the children's owner) and
+    the GPU inventory."""
+
+    body: Json
+    model: QuantizedModel
+    inventory: GpuInventory
+
+    @property
+    def spec(self) -> QuantizedModelSpec:
+        return self.model.spec
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
 
 
 def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) -> Observed:
     """Walk the steps in order, creating each child once the step before it succeeded."""
-    api, spec, config = api_client(), model.spec, settings()
-    meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    inventory = build_inventory(nodes)
+    step, spec = Pass(body, model, build_inventory(nodes)), model.spec
+    generation = body["metadata"].get("generation", 0)
     parameters = source_parameters(spec.source.parameters_billions)
-
-    def plan_for(size: int) -> Plan | Unplaceable:
-        return plan_placement(
-            PlanRequest(
-                parameters=size,
-                objective=spec.quantization.resolved_objective,
-                scheme=spec.quantization.scheme,
-                allow_fallback=spec.quantization.allow_fallback,
-                gpus_per_replica=spec.serving.gpus_per_replica,
-                gpu_memory_utilization=config.gpu_memory_utilization,
-            ),
-            inventory,
-        )
-
-    plan = plan_for(parameters) if parameters else None
+    plan = plan_for(step, parameters) if parameters else None
     if isinstance(plan, Unplaceable):
-        return Observed(generation=meta.get("generation", 0), plan=plan, artifact_id="")
+        return Observed(generation=generation, plan=plan, artifact_id="")
     scheme = plan.scheme if plan else spec.quantization.scheme
     artifact = artifact_id(spec, scheme)
-    taints = [t for pool in inventory.pools for t in pool.gpu_taints]
-    quantize = children.ensure_job(
-        api,
-        build_quantize_job(
-            body,
-            spec,
-            scheme,
-            build_gpu_job_placement(quantize_memory_floor_mib(parameters), taints),
-            config,
-        ),
-    )
-    children.delete_other_jobs(api, namespace, _selector(name, "quantize"), keep=quantize.name)
-    _job_metric(namespace, name, quantize.result)
-    observed = Observed(meta.get("generation", 0), plan, artifact, quantize=quantize)
+    quantize = ensure_quantize_job(step, scheme, parameters)
+    observed = Observed(generation, plan, artifact, quantize=quantize)
     produced = quantize_result(quantize)
     if produced is None:
         return observed
     if plan is None:
         # No size in the spec: sized from the source checkpoint quantization measured.
-        plan = plan_for(source_parameters(None, produced.size_before_bytes))
+        plan = plan_for(step, source_parameters(None, produced.size_before_bytes))
         observed = replace(observed, plan=plan)
         if isinstance(plan, Unplaceable):
             return observed
     kind = spec.source.kind or produced.model_kind or ModelKind.TEXT
-    cached = kube_models.read_baseline_scores(api, namespace, spec)
-    evaluate = children.ensure_job(
-        api,
-        build_evaluate_job(
-            body,
-            spec,
-            artifact,
-            kind,
-            build_pod_placement(plan),
-            plan.gpus_per_replica,
-            cached,
-            config,
-        ),
-    )
-    children.delete_other_jobs(api, namespace, _selector(name, "evaluate"), keep=evaluate.name)
-    _job_metric(namespace, name, evaluate.result)
+    evaluate = ensure_evaluate_job(step, artifact, kind, plan)
     observed = replace(observed, evaluate=evaluate)
     scores = evaluate_result(evaluate)
     if scores is None:
         return observed
-    if any(task.task not in cached for task in scores.tasks):
-        kube_models.write_baseline_scores(api, namespace, spec, scores)
     promotion = decide_promotion(spec, plan.scheme, scores, artifact)
-    observed = replace(observed, promotion=promotion)
-    deployment, service = build_deployment(body, spec, plan, config), build_service(body)
-    if not (promotion.promoted and spec.serving.enabled):
-        if model.status and model.status.children.deployment:
-            children.delete(api, deployment)
-            children.delete(api, service)
+    return serve(step, replace(observed, promotion=promotion), plan, promotion)
+
+
+def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
+    """Planned: where a model of `parameters` runs its scheme, on the GPUs there are."""
+    quantization = step.spec.quantization
+    request = PlanRequest(
+        parameters=parameters,
+        objective=quantization.resolved_objective,
+        scheme=quantization.scheme,
+        allow_fallback=quantization.allow_fallback,
+        gpus_per_replica=step.spec.serving.gpus_per_replica,
+        gpu_memory_utilization=runtime.settings().gpu_memory_utilization,
+    )
+    return plan_placement(request, step.inventory)
+
+
+def ensure_quantize_job(step: Pass, scheme: Scheme, parameters: int | None) -> JobObservation:
+    """Quantized: the quantize Job for these inputs (created if missing); older ones go."""
+    taints = [t for pool in step.inventory.pools for t in pool.gpu_taints]
+    placement = build_gpu_job_placement(quantize_memory_floor_mib(parameters), taints)
+    manifest = build_quantize_job(step.body, step.spec, scheme, placement, runtime.settings())
+    return _ensure_only_job(step, Component.QUANTIZE, manifest)
+
+
+def ensure_evaluate_job(step: Pass, artifact: str, kind: ModelKind, plan: Plan) -> JobObservation:
+    """Evaluated: the evaluate Job for this checkpoint, given the cached BF16 scores; a result
+    with baseline scores the cache lacks adds them to it."""
+    api, spec = runtime.api_client(), step.spec
+    cached = baseline_cache.read_baseline_scores(api, step.namespace, spec)
+    placement = build_pod_placement(plan)
+    manifest = build_evaluate_job(
+        step.body,
+        spec,
+        artifact,
+        kind,
+        placement,
+        plan.gpus_per_replica,
+        cached,
+        runtime.settings(),
+    )
+    evaluate = _ensure_only_job(step, Component.EVALUATE, manifest)
+    scores = evaluate_result(evaluate)
+    if scores is not None and any(task.task not in cached for task in scores.tasks):
+        baseline_cache.write_baseline_scores(api, step.namespace, spec, scores)
+    return evaluate
+
+
+def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> Observed:
+    """Ready: a promoted model with serving enabled gets its Deployment and Service; otherwise
+    those that exist are deleted (decided from the live objects, not from status)."""
+    api, config = runtime.api_client(), runtime.settings()
+    deployment = build_deployment(step.body, step.spec, plan, config)
+    service = build_service(step.body)
+    if not (promotion.promoted and step.spec.serving.enabled):
+        reconciler.remove_existing(deployment, service)
         return observed
     live = children.ensure_applied(api, deployment)
     children.ensure_applied(api, service)
@@ -217,17 +182,26 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
         observed,
         deployment=children.observe_deployment(live),
         service=service["metadata"]["name"],
-        endpoint=endpoint(name, namespace),
+        endpoint=endpoint(step.name, step.namespace),
     )
 
 
+def _ensure_only_job(step: Pass, component: Component, manifest: Json) -> JobObservation:
+    """The component's Job from `manifest`, its Jobs for other inputs deleted, its duration
+    exported."""
+    api = runtime.api_client()
+    job = children.ensure_job(api, manifest)
+    selector = f"{LABEL_MODEL}={step.name},{LABEL_COMPONENT}={component}"
+    children.delete_other_jobs(api, step.namespace, selector, keep=job.name)
+    _job_metric(step.namespace, step.name, job.result)
+    return job
+
+
 def _report(body: Json, model: QuantizedModel, status: QuantizedModelStatus) -> None:
-    """Write status only when it changed, and refresh the per-model metrics."""
-    new = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    old = body.get("status") or {}
-    if _comparable(new) != _comparable(old):
-        children.patch_status(api_client(), body, _with_removals(new, old))
-        _post_transitions(body, old.get("conditions") or [], status)
+    """Write status when it changed, post an event per step that changed, refresh metrics."""
+    before = (body.get("status") or {}).get("conditions") or []
+    if reconciler.write_status(body, status):
+        _post_transitions(body, before, status)
     metrics.record_model(model.metadata["namespace"], model.metadata["name"], status)
 
 
@@ -239,35 +213,13 @@ def _post_transitions(body: Json, before: list[Json], status: QuantizedModelStat
             continue
         if condition.reason in QUIET_REASONS:
             continue
-        kopf.event(
-            cast(kopf.Body, body),  # kopf reads only the object's reference from it
-            type="Normal" if condition.status == "True" else "Warning",
-            reason=condition.reason,
-            message=f"{condition.type}: {condition.message}"[:1024],
+        kind = "Normal" if condition.status == "True" else "Warning"
+        reconciler.post_event(
+            body, condition.reason, f"{condition.type}: {condition.message}", kind
         )
-
-
-def _comparable(status: Json) -> Json:
-    """Status without transition times, which change only when the status does."""
-    conditions = [
-        {k: v for k, v in c.items() if k != "lastTransitionTime"}
-        for c in status.get("conditions", [])
-    ]
-    return {**status, "conditions": conditions}
-
-
-def _with_removals(new: Json, old: Json) -> Json:
-    """A merge patch that also clears top-level fields no longer observed (null deletes)."""
-    return {**{key: None for key in old if key not in new}, **new}
-
-
-def _selector(name: str, component: str) -> str:
-    return f"{LABEL_MODEL}={name},{LABEL_COMPONENT}={component}"
 
 
 def _job_metric(namespace: str, name: str, result: AnyResult | None) -> None:
     seconds = getattr(result, "duration_seconds", None)
     if result is not None and seconds is not None:
-        metrics.JOB_SECONDS.labels(
-            namespace, name, result.program, str(result.simulated).lower()
-        ).set(seconds)
+        metrics.record_job(namespace, name, result.program, result.simulated, seconds)

@@ -5,6 +5,7 @@ from typing import Any
 import kopf
 
 from quantfleet.api.common import GROUP
+from quantfleet.handlers.runtime import MAX_WORKERS
 
 
 @kopf.on.startup()
@@ -28,5 +29,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.clusterwide = False
     # Events for each step, not Kopf's per-handler chatter.
     settings.posting.level = 30  # logging.WARNING
-    # Handlers are synchronous (the kubernetes client); enough threads for many models at once.
-    settings.execution.max_workers = 16
+    # Handlers are synchronous (the kubernetes client); enough threads for many models at once
+    # (the API client's connection pool has as many connections).
+    settings.execution.max_workers = MAX_WORKERS

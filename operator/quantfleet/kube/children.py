@@ -1,12 +1,13 @@
-"""Reading and writing a QuantizedModel's children: Jobs (and their pods' results), the
-Deployment and Service, and the parent's status. The only module of the reconciler that calls
-the API server."""
+"""Reading and writing the objects the reconcilers own, by manifest: Jobs (and their pods'
+results), applied children (Deployment, Service, ConfigMap), any object by name, and the status
+of our own kinds."""
 
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from quantfleet.api import common as api_common
 from quantfleet.api.contract import ANNOTATION_SPEC_HASH, JOB_CONTAINER
 from quantfleet.api.results import AnyResult, parse_result
 from quantfleet.builders.children import Json
@@ -14,12 +15,15 @@ from quantfleet.builders.status import DeploymentObservation, JobObservation, Jo
 from quantfleet.kube.errors import api_errors
 
 FIELD_MANAGER = "quantfleet"
+# Kubernetes' resource names for the kinds we read and write by manifest, and our own.
 PLURALS = {
     "Job": "jobs",
     "Deployment": "deployments",
     "Service": "services",
     "ConfigMap": "configmaps",
+    **api_common.PLURALS,
 }
+_VERBS = {"GET": "reading", "DELETE": "deleting", "PATCH": "patching"}
 
 
 def observe_job(api: client.ApiClient, namespace: str, name: str) -> JobObservation | None:
@@ -70,43 +74,26 @@ def ensure_applied(api: client.ApiClient, manifest: Json) -> Json:
     wanted = manifest["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
     if live and (live["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
         return live
-    return _apply(api, manifest)
+    applied = _call(
+        api,
+        "PATCH",
+        manifest,
+        body=manifest,
+        query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml"},
+    )
+    assert applied is not None  # a 404 raises: apply creates what is missing
+    return applied
 
 
 def delete(api: client.ApiClient, manifest: Json) -> bool:
     """Delete the object `manifest` names; False when it was already gone."""
-    with api_errors(f"deleting {manifest['kind']} {manifest['metadata']['name']}"):
-        try:
-            api.call_api(
-                _path(manifest),
-                "DELETE",
-                auth_settings=["BearerToken"],
-                response_type="object",
-                _return_http_data_only=True,
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-    return True
+    return _call(api, "DELETE", manifest, missing_ok=True) is not None
 
 
 def read(api: client.ApiClient, manifest: Json) -> Json | None:
-    """The live object `manifest` names, or None."""
-    with api_errors(f"reading {manifest['kind']} {manifest['metadata']['name']}"):
-        try:
-            live: Json = api.call_api(
-                _path(manifest),
-                "GET",
-                auth_settings=["BearerToken"],
-                response_type="object",
-                _return_http_data_only=True,
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-    return live
+    """The live object `manifest` names (any kind of ours or Kubernetes'), or None."""
+    return _call(api, "GET", manifest, missing_ok=True)
 
 
 def observe_deployment(live: Json) -> DeploymentObservation:
@@ -118,15 +105,17 @@ def observe_deployment(live: Json) -> DeploymentObservation:
     )
 
 
-def patch_status(api: client.ApiClient, body: Json, status: Json) -> None:
-    """Merge-patch the status subresource of the custom object `body`."""
-    group, version = body["apiVersion"].split("/")
-    meta = body["metadata"]
-    plural = {"QuantizedModel": "quantizedmodels", "BenchmarkRun": "benchmarkruns"}[body["kind"]]
-    with api_errors(f"patching status of {body['kind']} {meta['name']}"):
-        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-            group, version, meta["namespace"], plural, meta["name"], {"status": status}
-        )
+def patch_status(api: client.ApiClient, body: Json, patch: Json) -> None:
+    """Send `patch` to the status subresource of our object `body` as a JSON merge patch
+    (RFC 7386: a null removes a field)."""
+    _call(
+        api,
+        "PATCH",
+        body,
+        subresource="/status",
+        body={"status": patch},
+        header_params={"Content-Type": "application/merge-patch+json"},
+    )
 
 
 def _result(api: client.ApiClient, namespace: str, job: str) -> AnyResult | None:
@@ -160,20 +149,32 @@ def _path(manifest: Json) -> str:
     return f"{prefix}/namespaces/{meta['namespace']}/{PLURALS[kind]}/{meta['name']}"
 
 
-def _apply(api: client.ApiClient, manifest: Json) -> Json:
-    with api_errors(f"applying {manifest['kind']} {manifest['metadata']['name']}"):
-        applied: Any = api.call_api(
-            _path(manifest),
-            "PATCH",
-            body=manifest,
-            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            header_params={
-                "Content-Type": "application/apply-patch+yaml",
-                "Accept": "application/json",
-            },
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=True,
-        )
-    result: Json = applied
-    return result
+def _call(
+    api: client.ApiClient,
+    method: str,
+    manifest: Json,
+    *,
+    subresource: str = "",
+    missing_ok: bool = False,
+    header_params: dict[str, str] | None = None,
+    **options: Any,
+) -> Json | None:
+    """One request for the object `manifest` names; None on a 404 when `missing_ok`."""
+    meta = manifest["metadata"]
+    action = f"{_VERBS[method]} {manifest['kind']} {meta['namespace']}/{meta['name']}{subresource}"
+    with api_errors(action):
+        try:
+            answer: Json = api.call_api(
+                _path(manifest) + subresource,
+                method,
+                header_params={"Accept": "application/json", **(header_params or {})},
+                auth_settings=["BearerToken"],
+                response_type="object",
+                _return_http_data_only=True,
+                **options,
+            )
+        except ApiException as error:
+            if missing_ok and error.status == 404:
+                return None
+            raise
+    return answer

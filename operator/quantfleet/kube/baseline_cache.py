@@ -1,4 +1,5 @@
-"""Reading QuantizedModels by name, and the baseline score cache shared by a model's schemes."""
+"""The baseline score cache: one ConfigMap per source model, revision and sample limit, holding
+the BF16 scores per task, so a model's other schemes skip re-scoring the baseline."""
 
 import json
 from typing import Any
@@ -6,26 +7,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from quantfleet.api.common import GROUP, VERSION
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, Component
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.results import EvaluateResult
 from quantfleet.builders.children import Json, digest
+from quantfleet.kube import children
 from quantfleet.kube.errors import api_errors
-
-
-def read_quantized_model(api: client.ApiClient, namespace: str, name: str) -> Json | None:
-    """The QuantizedModel as a dict, or None when it is gone."""
-    with api_errors(f"reading QuantizedModel {namespace}/{name}"):
-        try:
-            body: Json = client.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "quantizedmodels", name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-    return body
 
 
 def baseline_cache_name(spec: QuantizedModelSpec) -> str:
@@ -38,15 +25,11 @@ def read_baseline_scores(
     api: client.ApiClient, namespace: str, spec: QuantizedModelSpec
 ) -> dict[str, dict[str, Any]]:
     """Cached BF16 scores per task for this source, revision and limit (empty when none)."""
-    name = baseline_cache_name(spec)
-    with api_errors(f"reading ConfigMap {namespace}/{name}"):
-        try:
-            cache = client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return {}
-            raise
-    return {task: json.loads(value) for task, value in (cache.data or {}).items()}
+    reference = {"apiVersion": "v1", "kind": "ConfigMap"}
+    metadata = {"namespace": namespace, "name": baseline_cache_name(spec)}
+    cache = children.read(api, {**reference, "metadata": metadata})
+    data: dict[str, str] = (cache or {}).get("data") or {}
+    return {task: json.loads(value) for task, value in data.items()}
 
 
 def write_baseline_scores(
@@ -54,7 +37,7 @@ def write_baseline_scores(
 ) -> None:
     """Add this run's baseline scores to the cache, keeping other tasks' scores."""
     name = baseline_cache_name(spec)
-    body = {
+    body: Json = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {

@@ -1,0 +1,272 @@
+"""The QuantizedModel handler's steps and passes against an in-memory kube layer: what each step
+creates, keeps and deletes, and that a settled model costs no writes."""
+
+from typing import Any
+
+import pytest
+from fake_kube import FakeKube
+from handler_factories import make_evaluate_result, make_model_body, make_quantize_result
+
+from quantfleet.api.conditions import QuantizedModelCondition, Reason
+from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL
+from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.quantizedmodel import QuantizedModel
+from quantfleet.builders.status import Observed, Promotion
+from quantfleet.handlers import metrics, quantizedmodel, reconciler
+from quantfleet.handlers.quantizedmodel import (
+    Pass,
+    ensure_evaluate_job,
+    ensure_quantize_job,
+    plan_for,
+    serve,
+)
+from quantfleet.planning.inventory import build_inventory
+from quantfleet.planning.planner import Plan, Unplaceable
+
+Json = dict[str, Any]
+PROMOTED = Promotion(True, Reason.PASSED_GATE, "recovery 99.50% meets the 99% gate")
+BELOW_GATE = Promotion(False, Reason.BELOW_GATE, "recovery 90.00% is 9.00 points below")
+SERVED = [("Deployment", "qwen-vllm"), ("Service", "qwen-vllm")]
+
+
+def make_pass(nodes: list[Json], **spec: Any) -> Pass:
+    body = make_model_body(**spec)
+    return Pass(body, QuantizedModel.model_validate(body), build_inventory(nodes))
+
+
+def planned(step: Pass) -> Plan:
+    plan = plan_for(step, 7_600_000_000)
+    assert isinstance(plan, Plan), plan
+    return plan
+
+
+def reconcile_named(name: str, nodes: list[Json]) -> None:
+    reconciler.reconcile_named(quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, nodes)
+
+
+def stored_status(kube: FakeKube, name: str = "qwen") -> Json:
+    status: Json = kube.objects[("QuantizedModel", "ml", name)]["status"]
+    return status
+
+
+def conditions(kube: FakeKube, name: str = "qwen") -> dict[str, str]:
+    return {c["type"]: c["status"] for c in stored_status(kube, name)["conditions"]}
+
+
+@pytest.mark.parametrize(
+    ("with_gpus", "want_placed"),
+    [
+        pytest.param(True, True, id="the simulated fleet places an 8B FP8 model"),
+        pytest.param(False, False, id="no GPU nodes: unplaceable, with a reason"),
+    ],
+)
+def test_plan_for(fleet_nodes: list[Json], with_gpus: bool, want_placed: bool) -> None:
+    step = make_pass(fleet_nodes if with_gpus else [])
+    plan = plan_for(step, 7_600_000_000)
+    assert isinstance(plan, Plan) is want_placed
+    if not want_placed:
+        assert isinstance(plan, Unplaceable)
+        assert plan.reason == Reason.NO_GPU_NODES
+
+
+def test_ensure_quantize_job_creates_one_job_and_deletes_those_for_old_inputs(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    step = make_pass(fleet_nodes)
+    old = {"kind": "Job", "metadata": {"namespace": "ml", "name": "qwen-quantize-old"}}
+    old["metadata"]["labels"] = {LABEL_MODEL: "qwen", LABEL_COMPONENT: "quantize"}
+    kube.add(old)
+
+    first = ensure_quantize_job(step, Scheme.FP8_DYNAMIC, 7_600_000_000)
+    again = ensure_quantize_job(step, Scheme.FP8_DYNAMIC, 7_600_000_000)
+
+    assert first.name == again.name
+    assert first.name.startswith("qwen-quantize-")
+    assert kube.writes == [
+        ("create", "Job", first.name),
+        ("delete", "Job", "qwen-quantize-old"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cached", "want_cache_write"),
+    [
+        pytest.param({}, True, id="scores the cache lacks are added to it"),
+        pytest.param(
+            {"gsm8k": {"metric": "exact_match", "score": 0.8}},
+            False,
+            id="scores already cached are not written again",
+        ),
+    ],
+)
+def test_ensure_evaluate_job_fills_the_baseline_cache(
+    kube: FakeKube, fleet_nodes: list[Json], cached: Json, want_cache_write: bool
+) -> None:
+    step = make_pass(fleet_nodes)
+    kube.scores = dict(cached)
+    kube.outcomes["evaluate"] = ("Succeeded", make_evaluate_result())
+    plan = planned(step)
+    ensure_evaluate_job(step, "abc123", ModelKind.TEXT, plan)
+    kube.clear_log()
+
+    evaluate = ensure_evaluate_job(step, "abc123", ModelKind.TEXT, plan)
+
+    assert evaluate.phase == "Succeeded"
+    assert (("ConfigMap", "baseline-cache") in kube.writes_of("apply")) is want_cache_write
+    assert "gsm8k" in kube.scores
+
+
+@pytest.mark.parametrize(
+    ("promotion", "serving", "live", "want_applied", "want_deleted", "want_served"),
+    [
+        pytest.param(PROMOTED, {}, False, SERVED, [], True, id="promoted: applied and served"),
+        pytest.param(PROMOTED, {}, True, [], [], True, id="promoted, already live: no writes"),
+        pytest.param(
+            PROMOTED,
+            {"enabled": False},
+            True,
+            [],
+            SERVED,
+            False,
+            id="serving disabled: the live Deployment and Service are deleted",
+        ),
+        pytest.param(
+            BELOW_GATE,
+            {},
+            True,
+            [],
+            SERVED,
+            False,
+            id="no longer promoted: the live Deployment and Service are deleted",
+        ),
+        pytest.param(
+            BELOW_GATE,
+            {},
+            False,
+            [],
+            [],
+            False,
+            id="not promoted and nothing live: no DELETE is sent",
+        ),
+    ],
+)
+def test_serve(
+    kube: FakeKube,
+    fleet_nodes: list[Json],
+    promotion: Promotion,
+    serving: Json,
+    live: bool,
+    want_applied: list[tuple[str, str]],
+    want_deleted: list[tuple[str, str]],
+    want_served: bool,
+) -> None:
+    step = make_pass(fleet_nodes, serving=serving)
+    plan = planned(step)
+    if live:
+        serve(make_pass(fleet_nodes), Observed(1, plan, "abc123"), plan, PROMOTED)
+        kube.clear_log()
+
+    observed = serve(step, Observed(1, plan, "abc123"), plan, promotion)
+
+    assert kube.writes_of("apply") == want_applied
+    assert kube.writes_of("delete") == want_deleted
+    assert (observed.deployment is not None) is want_served
+    assert (observed.endpoint is not None) is want_served
+
+
+def serve_then_settle(kube: FakeKube, nodes: list[Json]) -> None:
+    """A model taken through quantize and evaluate to a served Deployment."""
+    kube.outcomes["quantize"] = ("Succeeded", make_quantize_result())
+    kube.outcomes["evaluate"] = ("Succeeded", make_evaluate_result())
+    kube.add(make_model_body())
+    for _ in range(3):  # creates the quantize Job, then the evaluate Job, then serves
+        reconcile_named("qwen", nodes)
+    assert stored_status(kube)["children"]["deployment"] == "qwen-vllm"
+
+
+def test_after_serving_is_disabled_a_second_pass_writes_and_deletes_nothing(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    """Issue 10 part 2: the status kept status.children.deployment/service after serving was
+    disabled, so every later pass patched status again and sent two DELETEs that 404."""
+    serve_then_settle(kube, fleet_nodes)
+    kube.objects[("QuantizedModel", "ml", "qwen")]["spec"]["serving"] = {"enabled": False}
+
+    reconcile_named("qwen", fleet_nodes)
+    assert kube.writes_of("delete") == SERVED
+    assert "deployment" not in stored_status(kube)["children"]
+    assert "service" not in stored_status(kube)["children"]
+    assert "serving" not in stored_status(kube)
+    assert conditions(kube)[QuantizedModelCondition.READY] == "False"
+    kube.clear_log()
+
+    reconcile_named("qwen", fleet_nodes)
+    assert kube.writes == []
+
+
+def test_a_pass_over_a_settled_model_writes_nothing(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    serve_then_settle(kube, fleet_nodes)
+    reconcile_named("qwen", fleet_nodes)
+    kube.clear_log()
+
+    reconcile_named("qwen", fleet_nodes)
+
+    assert kube.writes == []
+    assert kube.events == []
+
+
+def model_series(name: str) -> list[Json]:
+    return [
+        sample.labels
+        for gauge in (metrics.MODEL_CONDITION, metrics.RECOVERY, metrics.JOB_SECONDS)
+        for family in gauge.collect()
+        for sample in family.samples
+        if sample.labels.get("name") == name
+    ]
+
+
+def test_deleting_a_model_removes_its_series_and_its_lock(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    """Also in issue 10: a deleted model's series stayed, so QuantfleetModelNotReady kept
+    firing; its lock stayed in memory."""
+    serve_then_settle(kube, fleet_nodes)
+    assert model_series("qwen") != []
+    assert ("QuantizedModel", "ml", "qwen") in reconciler.tracked()
+    body = kube.objects.pop(("QuantizedModel", "ml", "qwen"))
+
+    quantizedmodel.HANDLERS.deleted(
+        event={"type": "DELETED", "object": body}, namespace="ml", name="qwen"
+    )
+
+    assert model_series("qwen") == []
+    assert ("QuantizedModel", "ml", "qwen") not in reconciler.tracked()
+
+
+def test_other_watch_events_keep_the_series(kube: FakeKube, fleet_nodes: list[Json]) -> None:
+    serve_then_settle(kube, fleet_nodes)
+    body = kube.objects[("QuantizedModel", "ml", "qwen")]
+
+    quantizedmodel.HANDLERS.deleted(
+        event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen"
+    )
+
+    assert model_series("qwen") != []
+
+
+def test_an_event_on_a_child_reconciles_the_model_it_names(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    kube.add(make_model_body())
+    index = {node["metadata"]["name"]: [node] for node in fleet_nodes}
+
+    quantizedmodel.HANDLERS.child_changed(
+        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index
+    )
+
+    [(kind, name)] = kube.writes_of("create")
+    assert kind == "Job"
+    assert name.startswith("qwen-quantize-")
+    assert conditions(kube)[QuantizedModelCondition.PLANNED] == "True"
