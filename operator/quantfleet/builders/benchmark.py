@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Scenario, Workload
 from quantfleet.api.common import SecretKeyRef
-from quantfleet.api.contract import BASELINE_TARGET as BASELINE
 from quantfleet.api.contract import (
+    BASELINE_TARGET,
     DEFAULT_SWEEP_STEPS,
     LABEL_BENCHMARK_RUN,
     LABEL_COMPONENT,
@@ -51,6 +51,7 @@ from quantfleet.planning.inventory import (
     GpuPool,
 )
 
+BASELINE = BASELINE_TARGET  # the baseline's name in results, Jobs and labels (contract)
 # The program writes GuideLLM's full JSON and HTML reports here (a scratch emptyDir): the spec
 # names no storage for them, so only the compact summary outlives the pod (in the report
 # ConfigMap); see BenchmarkResult.report.
