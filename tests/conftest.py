@@ -7,6 +7,9 @@ test a fresh namespace; `api_client` talks to the cluster as admin; `kubeconfig`
 path (for Kopf's KopfRunner or a subprocess). When the binaries are missing or the cluster does
 not come up the requesting tests fail; they are never skipped. Set QUANTFLEET_TEST_KUBECONFIG to
 run against a cluster that is already up (`quantfleet dev up`) instead of starting one.
+
+`mock_server` (module): the base URL of GuideLLM's own OpenAI-compatible MOCK server on loopback
+(factories.mock_server: fixed TTFT and ITL, model `tiny`).
 """
 
 import os
@@ -19,6 +22,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from factories import guidellm_mock_server
 from quantfleet.testbed.cluster import Cluster, ClusterState
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.wait import poll_until
@@ -97,3 +101,10 @@ def make_namespace(
 def namespace(make_namespace: Callable[..., str]) -> str:
     """A fresh namespace for this test, deleted afterwards."""
     return make_namespace()
+
+
+@pytest.fixture(scope="module")
+def mock_server() -> Iterator[str]:
+    """GuideLLM's MOCK server on 127.0.0.1, for the module's tests."""
+    with guidellm_mock_server() as url:
+        yield url

@@ -8,6 +8,8 @@
   as a subprocess with that kubeconfig, live on fresh metrics/liveness ports. `operator` makes
   sure it is running when the test starts, so a test may `kill()`, `stop()` or `restart()` it.
 - `worker`: the SIMULATED worker in a thread, completing Job pods; set `worker.producer`.
+- `models` / `runs`: factories.Models / Runs on the test's namespace, with the operator and the
+  worker running.
 - `make_volume(namespace, claim)`: a bound claim for pvc:// outputs (Job pods stay Pending
   until their claim is bound; the testbed has no provisioner).
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from factories import Models, Runs
 from quantfleet.cli.localrun import (
     OperatorProcess,
     install_crds,
@@ -106,6 +109,22 @@ def worker(api_client: client.ApiClient) -> Iterator[SimulatedWorker]:
     simulated = SimulatedWorker(api_client, SimulatedResults()).start()
     yield simulated
     simulated.stop()
+
+
+@pytest.fixture
+def models(
+    api_client: client.ApiClient, namespace: str, operator: OperatorProcess, worker: SimulatedWorker
+) -> Models:
+    """QuantizedModels in the test's namespace, the operator and the worker running."""
+    return Models(api_client, namespace)
+
+
+@pytest.fixture
+def runs(
+    api_client: client.ApiClient, namespace: str, operator: OperatorProcess, worker: SimulatedWorker
+) -> Runs:
+    """BenchmarkRuns in the test's namespace, the operator and the worker running."""
+    return Runs(api_client, namespace)
 
 
 @pytest.fixture

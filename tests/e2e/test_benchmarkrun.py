@@ -8,21 +8,27 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 from kubernetes import client
 
+from factories import (
+    DEV_INVENTORY,
+    MOCK_MODEL,
+    MOCK_TTFT_MS,
+    Models,
+    Runs,
+    build_tokenizer,
+    make_benchmark_run,
+    make_quantized_model,
+)
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_COMPONENT, LABEL_TARGET, Component
 from quantfleet.api.enums import GpuFamily
 from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.cli import main as cli_main
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
-from quantfleet.planning.inventory import build_inventory
-from quantfleet.testbed.fleet import build_nodes, load_fleet
-from quantfleet.testbed.processes import free_port
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import (
     Outcome,
@@ -31,8 +37,6 @@ from quantfleet.testbed.worker import (
     dump_simulated,
     pod_arguments,
 )
-
-from .test_quantizedmodel import Models, make_model
 
 pytestmark = pytest.mark.integration
 
@@ -44,102 +48,7 @@ class Operator(Protocol):
 
 
 Json = dict[str, Any]
-GROUP, VERSION, PLURAL = "quantfleet.io", "v1alpha1", "benchmarkruns"
-RUN_LABEL = "quantfleet.io/benchmark-run"
-TARGET_LABEL = "quantfleet.io/benchmark-target"
-TIMEOUT = 120.0
-
-
-def make_run(name: str, **spec: Any) -> Json:
-    """A BenchmarkRun over two workloads, latency and throughput, 20 requests each."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "BenchmarkRun",
-        "metadata": {"name": name},
-        "spec": {
-            "workloads": [
-                {"name": "doc", "preset": "docvqa"},
-                {"name": "cap", "preset": "captioning"},
-            ],
-            "scenarios": [{"kind": "latency"}, {"kind": "throughput"}],
-            "limits": {"maxRequests": 20},
-            **spec,
-        },
-    }
-
-
-class Runs:
-    """Create and read BenchmarkRuns in one namespace, and look at their children."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api, self.namespace = api, namespace
-        self.custom = client.CustomObjectsApi(api)
-
-    def create(self, body: Json) -> None:
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
-
-    def get(self, name: str) -> Json:
-        body: Json = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name
-        )
-        return body
-
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, propagation_policy="Foreground"
-        )
-
-    def condition(self, name: str, kind: str) -> Json:
-        conditions = (self.get(name).get("status") or {}).get("conditions") or []
-        return next((c for c in conditions if c["type"] == kind), {})
-
-    def wait_condition(self, name: str, kind: str, reason: str | None = None) -> Json:
-        def reached() -> Json | None:
-            found = self.condition(name, kind)
-            ok = found.get("status") == "True" and reason in (None, found.get("reason"))
-            return found if ok else None
-
-        return poll_until(reached, timeout=TIMEOUT, what=f"{name} {kind}=True ({reason})")
-
-    def jobs(self, name: str) -> list[Any]:
-        items = (
-            client.BatchV1Api(self.api)
-            .list_namespaced_job(self.namespace, label_selector=f"{RUN_LABEL}={name}")
-            .items
-        )
-        return sorted(items, key=lambda j: j.metadata.creation_timestamp)
-
-    def deployments(self, name: str) -> list[Any]:
-        return list(
-            client.AppsV1Api(self.api)
-            .list_namespaced_deployment(self.namespace, label_selector=f"{RUN_LABEL}={name}")
-            .items
-        )
-
-    def config_maps(self, name: str) -> list[Any]:
-        return list(
-            client.CoreV1Api(self.api)
-            .list_namespaced_config_map(self.namespace, label_selector=f"{RUN_LABEL}={name}")
-            .items
-        )
-
-    def events(self, name: str) -> list[str]:
-        events = client.CoreV1Api(self.api).list_namespaced_event(
-            self.namespace, field_selector=f"involvedObject.name={name}"
-        )
-        return [e.reason for e in events.items]
-
-
-@pytest.fixture
-def runs(
-    api_client: client.ApiClient, namespace: str, operator: Operator, worker: SimulatedWorker
-) -> Runs:
-    return Runs(api_client, namespace)
-
-
-@pytest.fixture
-def models(api_client: client.ApiClient, namespace: str, runs: Runs) -> Models:
-    return Models(api_client, namespace)
+TIMEOUT = Runs.timeout
 
 
 class FixedBenchmarks:
@@ -152,7 +61,7 @@ class FixedBenchmarks:
         self.default = SimulatedResults()
 
     def __call__(self, pod: Json) -> Outcome | None:
-        target = pod["metadata"]["labels"].get(TARGET_LABEL)
+        target = pod["metadata"]["labels"].get(LABEL_TARGET)
         if target is None:
             return self.default(pod)
         if target in self.hold:
@@ -204,11 +113,11 @@ def test_run_against_a_model_and_its_bf16_baseline(
     producer = FixedBenchmarks({"baseline": (2.0, 1.0), "fp8": (1.6, 1.5)})
     producer.hold.add("baseline")
     worker.producer = producer
-    big = make_model("big")
+    big = make_quantized_model("big")
     big["spec"]["source"]["parametersBillions"] = 120
     models.create(big)
     runs.create(
-        make_run(
+        make_benchmark_run(
             "cmp",
             targets=[{"name": "fp8", "modelRef": {"name": "big"}}],
             baseline={"modelRef": {"name": "big"}},
@@ -222,8 +131,9 @@ def test_run_against_a_model_and_its_bf16_baseline(
         what="big planned",
     )
     family = GpuFamily(plan["gpuFamily"])
-    placed = node_of(api_client, namespace, f"{RUN_LABEL}=cmp,quantfleet.io/component=baseline")
-    expected = plan_baseline(120 * 10**9, family, build_inventory(build_nodes(load_fleet())))
+    baseline_pods = f"{LABEL_BENCHMARK_RUN}=cmp,{LABEL_COMPONENT}={Component.BASELINE}"
+    placed = node_of(api_client, namespace, baseline_pods)
+    expected = plan_baseline(120 * 10**9, family, DEV_INVENTORY)
     assert isinstance(expected, BaselinePlan)
     assert placed["labels"]["nvidia.com/gpu.family"] == family
     # BF16 weights are twice FP8's: the baseline needs more GPUs than the model it is compared to.
@@ -239,12 +149,12 @@ def test_run_against_a_model_and_its_bf16_baseline(
         what="the baseline Job running",
     )
     models.wait_condition("big", "Ready", "True")
-    assert [j.metadata.labels[TARGET_LABEL] for j in runs.jobs("cmp")] == ["baseline"]
+    assert [j.metadata.labels[LABEL_TARGET] for j in runs.jobs("cmp")] == ["baseline"]
     producer.hold.clear()
 
-    succeeded = runs.wait_condition("cmp", "Succeeded", "Completed")
+    succeeded = runs.wait_condition("cmp", "Succeeded", reason="Completed")
     jobs = runs.jobs("cmp")
-    assert [j.metadata.labels[TARGET_LABEL] for j in jobs] == ["baseline", "fp8"]
+    assert [j.metadata.labels[LABEL_TARGET] for j in jobs] == ["baseline", "fp8"]
     assert jobs[1].metadata.creation_timestamp >= jobs[0].status.completion_time
     status = runs.get("cmp")["status"]
     assert status["jobs"] == [j.metadata.name for j in jobs]
@@ -290,7 +200,7 @@ def test_an_error_rate_above_the_limit_fails_the_run(runs: Runs, worker: Simulat
     """A result that claims success with 30% failed requests (the peer bug, §5) fails the run."""
     worker.producer = FixedBenchmarks({"plain": (1.0, 1.0)}, errored=30)
     runs.create(
-        make_run(
+        make_benchmark_run(
             "errs",
             targets=[
                 {"name": "plain", "endpoint": {"url": "http://vllm.example:8000", "model": "m"}}
@@ -298,7 +208,7 @@ def test_an_error_rate_above_the_limit_fails_the_run(runs: Runs, worker: Simulat
             maxErrorRate=0.05,
         )
     )
-    failed = runs.wait_condition("errs", "Failed", "ErrorRateExceeded")
+    failed = runs.wait_condition("errs", "Failed", reason="ErrorRateExceeded")
     assert "error rate 0.30 is over 0.05 (30 of 100 requests failed)" in failed["message"]
     assert runs.condition("errs", "Running")["status"] == "False"
     assert runs.condition("errs", "Succeeded")["status"] == "False"
@@ -312,11 +222,11 @@ def test_parallel_runs_start_every_target_at_once(runs: Runs, worker: SimulatedW
         {"name": name, "endpoint": {"url": f"http://{name}.example:8000", "model": "m"}}
         for name in ("a", "b")
     ]
-    runs.create(make_run("par", targets=endpoints, parallel=True))
+    runs.create(make_benchmark_run("par", targets=endpoints, parallel=True))
     poll_until(lambda: len(runs.jobs("par")) == 2, timeout=TIMEOUT, what="both Jobs created")
     assert runs.condition("par", "Running")["status"] == "True"
     producer.hold.clear()
-    runs.wait_condition("par", "Succeeded", "Completed")
+    runs.wait_condition("par", "Succeeded", reason="Completed")
     assert runs.get("par")["status"]["speedups"] == []  # no baseline, nothing to compare
 
 
@@ -326,9 +236,9 @@ def test_deleting_a_run_mid_flight_removes_its_baseline_and_jobs(
     producer = FixedBenchmarks({"baseline": (2.0, 1.0)})
     producer.hold.add("baseline")
     worker.producer = producer
-    models.create(make_model("mid"))
+    models.create(make_quantized_model("mid"))
     runs.create(
-        make_run(
+        make_benchmark_run(
             "mid",
             targets=[{"name": "fp8", "modelRef": {"name": "mid"}}],
             baseline={"modelRef": {"name": "mid"}},
@@ -351,66 +261,18 @@ def test_a_target_that_never_becomes_ready_fails_after_the_timeout(
     runs: Runs, models: Models, worker: SimulatedWorker
 ) -> None:
     worker.producer = SimulatedResults(recovery_by_model={"low": 90.0})  # below the gate
-    models.create(make_model("low"))
+    models.create(make_quantized_model("low"))
     runs.create(
-        make_run(
+        make_benchmark_run(
             "late", targets=[{"name": "low", "modelRef": {"name": "low"}}], readyTimeoutSeconds=5
         )
     )
-    failed = runs.wait_condition("late", "Failed", "TargetNotReady")
+    failed = runs.wait_condition("late", "Failed", reason="TargetNotReady")
     assert "low: not ready after 5s: QuantizedModel low is not Ready" in failed["message"]
     assert runs.jobs("late") == []
 
 
 # --- a real run of the benchmark program ---------------------------------------------------------
-
-
-def build_tokenizer(directory: Path) -> Path:
-    """A small BPE tokenizer trained offline: GuideLLM needs one to size synthetic prompts."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(
-        [f"the quick brown fox {i} jumps over the dog" for i in range(200)], trainer
-    )
-    PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
-        tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
-    ).save_pretrained(directory)
-    return directory
-
-
-@pytest.fixture
-def mock_server() -> Iterator[str]:
-    """GuideLLM's own OpenAI-compatible MOCK server on loopback (fixed 20 ms TTFT, 5 ms ITL)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "guidellm", "mock-server", "--host", "127.0.0.1", "--port",
-         str(port), "--model", "tiny", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "8"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError("guidellm mock-server exited")
-        with urllib.request.urlopen(url + "/v1/models", timeout=2):
-            return True
-
-    try:
-        poll_until(answers, timeout=90, what="guidellm mock-server", retry_on=(OSError,))
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 class RealProgram:
@@ -425,7 +287,7 @@ class RealProgram:
         self.result: str | None = None
 
     def __call__(self, pod: Json) -> Outcome | None:
-        if self.result is not None or TARGET_LABEL not in pod["metadata"]["labels"]:
+        if self.result is not None or LABEL_TARGET not in pod["metadata"]["labels"]:
             return None
         container = pod["spec"]["containers"][0]
         args = [a for a in container["args"] if not a.startswith(("--tokenizer=", "--output="))]
@@ -451,15 +313,15 @@ def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
     program = RealProgram(tmp_path)
     worker.producer = program
     runs.create(
-        make_run(
+        make_benchmark_run(
             "real",
-            targets=[{"name": "mock", "endpoint": {"url": mock_server, "model": "tiny"}}],
+            targets=[{"name": "mock", "endpoint": {"url": mock_server, "model": MOCK_MODEL}}],
             workloads=[{"name": "text", "promptTokens": 16, "outputTokens": 8}],
             scenarios=[{"kind": "latency"}],
             limits={"maxRequests": 5},
         )
     )
-    succeeded = runs.wait_condition("real", "Succeeded", "Completed")
+    succeeded = runs.wait_condition("real", "Succeeded", reason="Completed")
     assert program.result is not None
     measured = parse_result(program.result)
     assert isinstance(measured, BenchmarkResult)
@@ -471,7 +333,7 @@ def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
     assert "SIMULATED" not in succeeded["message"]
     assert (result["target"], result["workload"], result["scenario"]) == ("mock", "text", "latency")
     assert result["requestsPerSecond"] == run.requests_per_second > 0
-    assert result["ttftMs"]["p50"] == run.ttft_ms.p50 >= 20  # the mock server's fixed TTFT
+    assert result["ttftMs"]["p50"] == run.ttft_ms.p50 >= MOCK_TTFT_MS  # the mock's fixed TTFT
     assert result["latencySeconds"]["p50"] == run.latency_s.p50
     assert result["errorRate"] == 0
 

@@ -1,5 +1,5 @@
-"""Tiny random models with tokenizers trained offline, built once per session: a 2-layer Llama
-and a 2-layer Qwen2-VL-shaped vision-language model with its processor."""
+"""Tiny random models with tokenizers trained offline (factories.tokenizer), built once per
+session: a 2-layer Llama and a 2-layer Qwen2-VL-shaped vision-language model with its processor."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-CORPUS = [
-    f"the quick brown fox {i} jumps over the lazy dog and reads chart number {i * 7}"
-    for i in range(300)
-] + ["what does the image show? a picture of a cat on a mat"] * 20
+from factories import make_text_tokenizer, train_bpe
+
 VISION_SPECIAL = [
     "<unk>",
     "<|endoftext|>",
@@ -31,40 +29,14 @@ VISION_TEMPLATE = (
     "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-TEXT_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}assistant:{% endif %}"
-)
-
-
-def _bpe(special: list[str]) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512,
-        special_tokens=special,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer.train_from_iterator(CORPUS, trainer)
-    return tokenizer
 
 
 def build_tiny_llama(directory: Path) -> Path:
     """A 2-layer random Llama (hidden 128, so GPTQ's group of 128 fits) and a BPE tokenizer."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_bpe(["<unk>", "<s>", "</s>", "<pad>"]),
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-    )
-    tokenizer.chat_template = TEXT_TEMPLATE
+    tokenizer = make_text_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,
@@ -98,7 +70,7 @@ def build_tiny_qwen2_vl(directory: Path) -> Path:
     )
 
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_bpe(VISION_SPECIAL),
+        tokenizer_object=train_bpe(VISION_SPECIAL),
         unk_token="<unk>",
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",

@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 
+from factories import MOCK_ITL_MS, MOCK_TTFT_MS, guidellm_mock_server
 from quantfleet.api.contract import SWEEP_THROUGHPUT
 from quantfleet.api.results import BenchmarkResult, FailureResult, parse_result
 from quantfleet_jobs import benchmark
-
-MOCK_TTFT_MS = 15
-MOCK_ITL_MS = 3
 
 
 def free_port() -> int:
@@ -34,43 +32,10 @@ def few_guidellm_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GUIDELLM__MAX_WORKER_PROCESSES", "2")
 
 
-def start_mock_server(*extra: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "guidellm", "mock-server", "--host", "127.0.0.1",
-            "--port", str(port), "--model", "tiny", "--ttft-ms", str(MOCK_TTFT_MS),
-            "--itl-ms", str(MOCK_ITL_MS), "--output-tokens", "8", *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240  # slow imports on a loaded 2-core box
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/v1/models", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("guidellm mock-server did not come up") from None
-            time.sleep(0.5)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[str]:
-    yield from start_mock_server()
-
-
 @pytest.fixture(scope="module")
 def failing_server() -> Iterator[str]:
-    yield from start_mock_server("--fail-after-requests", "2")
+    with guidellm_mock_server(fail_after_requests=2) as url:
+        yield url
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from factories import make_owner, make_run_owner
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
@@ -25,11 +26,7 @@ from quantfleet.builders.jobs import (
 from quantfleet.planning.inventory import GPU_RESOURCE
 from quantfleet_jobs import benchmark, evaluate, quantize
 
-OWNER = {
-    "apiVersion": "quantfleet.io/v1alpha1",
-    "kind": "QuantizedModel",
-    "metadata": {"name": "q", "namespace": "ml", "uid": "u"},
-}
+OWNER = make_owner("q")
 SPEC = QuantizedModelSpec.model_validate(
     {
         "source": {"uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct", "revision": "main",
@@ -68,8 +65,7 @@ def benchmark_job() -> dict[str, Any]:
         }
     )  # fmt: skip
     endpoint = SystemUnderTest("fp8", "http://q-vllm.ml.svc:8000", "q", "hf://Qwen/Qwen2.5-VL-7B")
-    owner = {**OWNER, "kind": "BenchmarkRun", "metadata": {**OWNER["metadata"], "name": "b"}}
-    return build_benchmark_job(owner, spec, endpoint, OperatorSettings())
+    return build_benchmark_job(make_run_owner("b"), spec, endpoint, OperatorSettings())
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from quantfleet.api.common import (
     CONDITIONS_LIST,
@@ -15,6 +15,7 @@ from quantfleet.api.common import (
     validations,
 )
 from quantfleet.api.contract import (
+    BASELINE_TARGET,
     DEFAULT_SWEEP_STEPS,
     MAX_BENCHMARKS,
     WORKLOAD_PRESETS,
@@ -33,11 +34,18 @@ class Endpoint(ApiModel):
     model: str = Field(max_length=512, description="Model name the server answers to.")
 
 
+# The baseline's Job, labels and results already go by this name: a target taking it would
+# overwrite them.
+RESERVED_TARGET_NAME = f"'{BASELINE_TARGET}' is the baseline's name; choose another target name"
+
+
 class Target(ApiModel):
     """One system under test: a QuantizedModel's Service or an endpoint."""
 
     name: str = Field(
-        pattern=DNS_LABEL, max_length=40, description="Label of this target in results."
+        pattern=DNS_LABEL,
+        max_length=40,
+        description=f"Label of this target in results; not '{BASELINE_TARGET}' (the baseline's).",
     )
     model_ref: LocalObjectRef | None = Field(
         default=None, description="A QuantizedModel in this namespace; its Service is benchmarked."
@@ -45,8 +53,16 @@ class Target(ApiModel):
     endpoint: Endpoint | None = Field(default=None, description="A plain OpenAI-compatible server.")
 
     model_config = validations(
-        cel("has(self.modelRef) != has(self.endpoint)", "set exactly one of modelRef or endpoint")
+        cel("has(self.modelRef) != has(self.endpoint)", "set exactly one of modelRef or endpoint"),
+        cel(f"self.name != '{BASELINE_TARGET}'", RESERVED_TARGET_NAME, ".name"),
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_baseline(cls, name: str) -> str:
+        if name == BASELINE_TARGET:
+            raise ValueError(RESERVED_TARGET_NAME)
+        return name
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:

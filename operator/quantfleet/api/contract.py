@@ -54,6 +54,10 @@ class Component(StrEnum):
     BASELINE_CACHE = "baseline-cache"
 
 
+# A BenchmarkRun's baseline goes by this name in results, Jobs and the target label, so no
+# target may take it (BenchmarkRun's Target rejects it at admission).
+BASELINE_TARGET = Component.BASELINE.value
+
 # Components whose pods run a Job program to completion (serve and baseline pods keep running).
 PROGRAM_COMPONENTS = (Component.QUANTIZE, Component.EVALUATE, Component.BENCHMARK)
 

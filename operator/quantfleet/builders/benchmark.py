@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Scenario, Workload
 from quantfleet.api.common import SecretKeyRef
 from quantfleet.api.contract import (
+    BASELINE_TARGET,
     DEFAULT_SWEEP_STEPS,
     LABEL_BENCHMARK_RUN,
     LABEL_COMPONENT,
@@ -28,7 +29,7 @@ from quantfleet.builders.serving import (
 from quantfleet.builders.storage import claim_volumes
 from quantfleet.planning.baseline import BaselinePlan
 
-BASELINE = "baseline"  # the baseline's name in results, Jobs and labels
+BASELINE = BASELINE_TARGET  # the baseline's name in results, Jobs and labels (contract)
 # The program writes GuideLLM's full JSON and HTML reports here (a scratch emptyDir): the spec
 # names no storage for them, so only the compact summary outlives the pod (in the report
 # ConfigMap); see BenchmarkResult.report.

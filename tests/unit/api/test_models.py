@@ -7,6 +7,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from factories import make_spec
 from quantfleet.api.benchmarkrun import BenchmarkRun, Workload
 from quantfleet.api.enums import Scheme, WorkloadPreset
 from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelSpec
@@ -37,16 +38,6 @@ def names_field(error: dict[str, Any], field: str) -> bool:
     location = ".".join(str(part) for part in error["loc"])
     last = field.rsplit(".", 1)[-1]
     return location == field or (field.startswith(location) and last in error["msg"])
-
-
-def make_quantized_model(**spec_overrides: Any) -> QuantizedModelSpec:
-    spec = {
-        "source": {"uri": "hf://Qwen/Qwen2.5-VL-7B-Instruct"},
-        "quantization": {"scheme": "W8A8"},
-        "output": {"uri": "pvc://models/qwen"},
-        **spec_overrides,
-    }
-    return QuantizedModelSpec.model_validate(spec)
 
 
 def test_there_are_samples_and_a_large_corpus() -> None:
@@ -81,7 +72,7 @@ def test_malformed_manifest_is_rejected_naming_the_field(path: Path) -> None:
     ],
 )
 def test_promotion_gate(scheme: Scheme, min_recovery: float | None, want_gate: float) -> None:
-    spec = make_quantized_model(evaluation={"minRecovery": min_recovery})
+    spec = make_spec(evaluation={"minRecovery": min_recovery})
     assert spec.min_recovery(scheme) == want_gate
 
 
@@ -103,7 +94,7 @@ def test_workload_shape(workload: dict[str, Any], want_shape: tuple[int, ...]) -
 
 
 def test_defaults_live_in_the_model() -> None:
-    spec = make_quantized_model()
+    spec = make_spec()
     assert spec.serving.enabled
     assert spec.serving.replicas == 1
     assert spec.quantization.calibration.samples == 512
@@ -111,7 +102,7 @@ def test_defaults_live_in_the_model() -> None:
 
 
 def test_camel_case_round_trip_keeps_every_field() -> None:
-    spec = make_quantized_model(serving={"imagesPerPrompt": 2, "maxModelLength": 4096})
+    spec = make_spec(serving={"imagesPerPrompt": 2, "maxModelLength": 4096})
     dumped = spec.model_dump(by_alias=True, exclude_none=True)
     assert dumped["serving"]["imagesPerPrompt"] == 2
     assert QuantizedModelSpec.model_validate(dumped) == spec

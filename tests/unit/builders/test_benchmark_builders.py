@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from factories import make_owner, make_plan, make_spec
 
+from factories import DEV_INVENTORY, make_owner, make_plan, make_run_owner, make_run_spec, make_spec
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
 from quantfleet.api.common import Percentiles
 from quantfleet.api.enums import GpuFamily
@@ -39,36 +39,14 @@ from quantfleet.builders.serving import build_deployment
 from quantfleet.builders.status import JobObservation, Observed, build_status
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import source_parameters
-from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
-from quantfleet.testbed.fleet import build_nodes, load_fleet
 from quantfleet.testbed.worker import SimulatedResults
 from quantfleet_jobs import quantize as quantize_program
 
 Json = dict[str, Any]
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-FLEET = build_inventory(build_nodes(load_fleet()))
-
-
-def make_run_owner(name: str = "cmp", namespace: str = "ml") -> Json:
-    return {
-        "apiVersion": "quantfleet.io/v1alpha1",
-        "kind": "BenchmarkRun",
-        "metadata": {"name": name, "namespace": namespace, "uid": "u-2", "generation": 1},
-    }
-
-
-def make_run_spec(**overrides: Any) -> BenchmarkRunSpec:
-    spec: Json = {
-        "targets": [{"name": "fp8", "modelRef": {"name": "qwen-fp8"}}],
-        "baseline": {"modelRef": {"name": "qwen-fp8"}},
-        "workloads": [{"name": "doc", "preset": "docvqa"}, {"name": "chat", "outputTokens": 64,
-                                                             "promptTokens": 256}],
-        "scenarios": [{"kind": "latency"}, {"kind": "throughput"}],
-        **overrides,
-    }  # fmt: skip
-    return BenchmarkRunSpec.model_validate(spec)
+FLEET = DEV_INVENTORY
 
 
 def make_endpoint(name: str = "fp8") -> SystemUnderTest:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from factories import DEV_FLEET, DEV_INVENTORY, GPU_TAINT, make_node
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.builders.placement import (
     build_any_gpu_placement,
@@ -22,46 +23,9 @@ from quantfleet.planning.compat import compatibility
 from quantfleet.planning.gpu import ComputeCapability
 from quantfleet.planning.inventory import build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
-from quantfleet.testbed.fleet import build_nodes, load_fleet
 
 Node = dict[str, Any]
 B = 10**9
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
-# Label sets as GFD writes them (§4): (family, major, minor, memory MiB).
-GPUS = {
-    "t4": ("turing", 7, 5, 15360),
-    "a100-40gb": ("ampere", 8, 0, 40960),
-    "a100": ("ampere", 8, 0, 81920),
-    "l40s": ("ada-lovelace", 8, 9, 46068),
-    "h100": ("hopper", 9, 0, 81559),
-    "b200": ("blackwell", 10, 0, 183359),
-}
-
-
-def make_node(
-    gpu: str,
-    *,
-    name: str | None = None,
-    gpus: int = 8,
-    taints: list[dict[str, str]] | None = None,
-    family_label_only: bool = False,
-) -> Node:
-    family, major, minor, memory = GPUS[gpu]
-    labels = {
-        "nvidia.com/gpu.present": "true",
-        "nvidia.com/gpu.family": family,
-        "nvidia.com/gpu.memory": str(memory),
-    }
-    if not family_label_only:
-        labels |= {
-            "nvidia.com/gpu.compute.major": str(major),
-            "nvidia.com/gpu.compute.minor": str(minor),
-        }
-    return {
-        "metadata": {"name": name or gpu, "labels": labels},
-        "spec": {"taints": taints or []},
-        "status": {"allocatable": {"nvidia.com/gpu": str(gpus)}},
-    }
 
 
 # --- A model of the kube-scheduler's filters that matter here (NodeAffinity, TaintToleration,
@@ -124,6 +88,11 @@ class Case:
     want_admitted: list[str]
 
 
+# Older GFD releases label the family but not the compute capability.
+FAMILY_LABEL_ONLY: dict[str, str | None] = {
+    "nvidia.com/gpu.compute.major": None,
+    "nvidia.com/gpu.compute.minor": None,
+}
 MIXED = [
     make_node("t4", gpus=1),
     make_node("a100-40gb"),
@@ -159,7 +128,7 @@ CASES = [
     ),
     Case(
         "a node labelled only with its family is selected by family",
-        [make_node("l40s", name="old-gfd", gpus=4, family_label_only=True), make_node("a100")],
+        [make_node("l40s", name="old-gfd", gpus=4, labels=FAMILY_LABEL_ONLY), make_node("a100")],
         PlanRequest(7 * B, scheme=Scheme.FP8_DYNAMIC),
         ["old-gfd"],
     ),
@@ -247,7 +216,10 @@ def test_no_two_places_share_one_object() -> None:
             id="72b bf16 takes four 80 gb a100s: the 40 gb ones and other families are out",
         ),
         pytest.param(
-            [make_node("l40s", name="old-gfd", gpus=4, family_label_only=True), make_node("h100")],
+            [
+                make_node("l40s", name="old-gfd", gpus=4, labels=FAMILY_LABEL_ONLY),
+                make_node("h100"),
+            ],
             7 * B,
             GpuFamily.ADA_LOVELACE,
             ["old-gfd"],
@@ -296,8 +268,6 @@ def _all_terms(placement: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # --- Every plan for the dev fleet (the testbed's default fleet.yaml) is schedulable there.
-DEV_FLEET = build_nodes(load_fleet())
-DEV_INVENTORY = build_inventory(DEV_FLEET)
 requests = st.builds(
     PlanRequest,
     parameters=st.integers(min_value=5 * 10**8, max_value=2 * 10**12),

@@ -7,33 +7,15 @@ from typing import Any
 import pytest
 import yaml
 
+from factories import make_node
 from quantfleet.cli import main as cli_main
 from quantfleet.cli import plan
 
 DEV_FLEET_FILE = Path(plan.__file__).parents[1] / "testbed" / "fleet.yaml"
 
 
-def gpu_node(
-    name: str, family: str, major: int, minor: int, memory: int, gpus: int
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "nvidia.com/gpu.family": family,
-                "nvidia.com/gpu.compute.major": str(major),
-                "nvidia.com/gpu.compute.minor": str(minor),
-                "nvidia.com/gpu.memory": str(memory),
-            },
-        },
-        "status": {"allocatable": {"nvidia.com/gpu": str(gpus)}},
-    }
-
-
-A100 = gpu_node("a100-0", "ampere", 8, 0, 81920, 8)
-H100 = gpu_node("h100-0", "hopper", 9, 0, 81559, 8)
+A100 = make_node("a100", name="a100-0")
+H100 = make_node("h100", name="h100-0")
 CPU = {"kind": "Node", "metadata": {"name": "cpu-0"}, "status": {"allocatable": {"cpu": "8"}}}
 
 

@@ -1,11 +1,11 @@
-"""Fixtures for the planning tests: the node and inventory factories of gpu_factories."""
+"""Fixtures for the planning tests: the node and inventory factories of tests/factories."""
 
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from gpu_factories import make_inventory, make_node
 
+from factories import make_inventory, make_node
 from quantfleet.planning.inventory import GpuInventory
 
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from factories import gpu_spec
 from quantfleet.api.enums import Scheme
 from quantfleet.planning.capacity import (
     BYTES_PER_PARAMETER,
@@ -20,7 +21,9 @@ from quantfleet.planning.capacity import (
 )
 from quantfleet.planning.compat import BF16, Precision
 
-A100_80GB, H100_80GB, A6000, L4, T4 = 81920, 81559, 49140, 23034, 15360
+A100_80GB, H100_80GB, A6000, L4, T4 = (
+    gpu_spec(kind).memory_mib for kind in ("a100", "h100", "a6000", "l4", "t4")
+)
 B = 10**9
 
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from gpu_factories import GPU_TAINT, make_fleet, make_node
 
+from factories import GPU_TAINT, make_fleet, make_node
 from quantfleet.api.enums import GpuFamily
 from quantfleet.planning.gpu import ComputeCapability, family_of
 from quantfleet.planning.inventory import GpuNode, SkippedNode, build_inventory, read_gpu_node

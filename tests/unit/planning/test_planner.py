@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from gpu_factories import GPU_CATALOG, GPU_TAINT, make_fleet, make_inventory, make_node
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from factories import GPU_CATALOG, GPU_TAINT, make_fleet, make_inventory, make_node
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.planning.capacity import usable_bytes
