@@ -182,7 +182,7 @@ def _planned(plan: Plan | Unplaceable | None) -> Condition:
             "no spec.source.parametersBillions: planned once quantization reports the size",
         )
     if isinstance(plan, Unplaceable):
-        return condition(Type.PLANNED, "False", Reason(plan.reason), plan.message)
+        return condition(Type.PLANNED, "False", plan.reason, plan.message)
     return condition(Type.PLANNED, "True", Reason.PLACED, plan.rationale)
 
 

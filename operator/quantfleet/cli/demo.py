@@ -18,6 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION
+from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
 from quantfleet.cli.dev import default_state_dir
 from quantfleet.cli.localrun import (
     OperatorProcess,
@@ -151,7 +152,7 @@ def _table(api: client.ApiClient, models: list[Json]) -> str:
         plan, recovery = status.get("plan") or {}, status.get("recovery") or {}
         conditions = _conditions(model)
         pods = core.list_namespaced_pod(
-            NAMESPACE, label_selector=f"quantfleet.io/model={name},quantfleet.io/component=serve"
+            NAMESPACE, label_selector=f"{LABEL_MODEL}={name},{LABEL_COMPONENT}={Component.SERVE}"
         ).items
         nodes = sorted({pod.spec.node_name for pod in pods if pod.spec.node_name})
         overall = recovery.get("overall")

@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client
 
 from quantfleet.kube.apply import apply, crd_established
+from quantfleet.testbed.fleet import SIMULATED_LABEL
 from quantfleet.testbed.processes import free_port
 from quantfleet.testbed.wait import poll_until
 
@@ -281,7 +282,7 @@ def simulated_volume(api: client.ApiClient, namespace: str, claim: str, size: st
     volume = f"sim-{namespace}-{claim}"[:63]
     core.create_persistent_volume(
         {
-            "metadata": {"name": volume, "labels": {"quantfleet.io/simulated": "true"}},
+            "metadata": {"name": volume, "labels": {SIMULATED_LABEL: "true"}},
             "spec": {
                 "capacity": {"storage": size},
                 "accessModes": ["ReadWriteMany", "ReadWriteOnce"],

@@ -2,8 +2,8 @@
 scheme, which GPUs and how many per replica, or an unplaceable verdict a user can act on."""
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from quantfleet.api.conditions import Reason
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.planning.capacity import (
     GPU_MEMORY_UTILIZATION,
@@ -51,14 +51,6 @@ class PlanRequest:
             )
 
 
-class UnplaceableReason(StrEnum):
-    """Condition reasons for a plan that cannot be placed (PascalCase, as conditions want)."""
-
-    NO_GPU_NODES = "NoGpuNodes"
-    NO_COMPATIBLE_GPU = "NoCompatibleGpu"
-    INSUFFICIENT_GPU_MEMORY = "InsufficientGpuMemory"
-
-
 @dataclass(frozen=True)
 class Target:
     """A kind of GPU the plan may land on; `weight` (1-100) ranks it for the objective."""
@@ -101,7 +93,7 @@ class Plan:
 class Unplaceable:
     scheme: Scheme
     objective: Objective
-    reason: UnplaceableReason
+    reason: Reason  # NoGpuNodes, NoCompatibleGpu or InsufficientGpuMemory
     message: str
 
 
@@ -119,7 +111,7 @@ def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unpl
     """The plan for `request` on `inventory`, or why there is none."""
     pools = inventory.pools
     if not pools:
-        return _unplaceable(request, UnplaceableReason.NO_GPU_NODES, inventory.describe())
+        return _unplaceable(request, Reason.NO_GPU_NODES, inventory.describe())
     if request.scheme is Scheme.AUTO:
         candidates = _auto_candidates(request, pools)
     else:
@@ -166,10 +158,10 @@ def _auto_candidates(
             for scheme in CONCRETE_SCHEMES
         )
         message = f"auto found no scheme that runs natively on {present} ({needs})"
-        return _unplaceable(request, UnplaceableReason.NO_COMPATIBLE_GPU, message)
+        return _unplaceable(request, Reason.NO_COMPATIBLE_GPU, message)
     smallest = min(tried, key=lambda s: required_bytes(request.parameters, s))
     return _unplaceable(
-        request, UnplaceableReason.INSUFFICIENT_GPU_MEMORY, _too_small(request, smallest, pools)
+        request, Reason.INSUFFICIENT_GPU_MEMORY, _too_small(request, smallest, pools)
     )
 
 
@@ -185,7 +177,7 @@ def _requested_candidates(
     ]
     if not admitted:
         message = _incompatible(request, pools)
-        return _unplaceable(request, UnplaceableReason.NO_COMPATIBLE_GPU, message)
+        return _unplaceable(request, Reason.NO_COMPATIBLE_GPU, message)
     candidates = [
         _Candidate(pool, request.scheme, verdict.support, sizing, 0, verdict.reason)
         for pool, verdict in admitted
@@ -194,7 +186,7 @@ def _requested_candidates(
     if candidates:
         return candidates
     message = _too_small(request, request.scheme, tuple(pool for pool, _ in admitted))
-    return _unplaceable(request, UnplaceableReason.INSUFFICIENT_GPU_MEMORY, message)
+    return _unplaceable(request, Reason.INSUFFICIENT_GPU_MEMORY, message)
 
 
 def _plan_around(best: _Candidate, request: PlanRequest, pools: tuple[GpuPool, ...]) -> Plan:
@@ -325,7 +317,7 @@ def _size(request: PlanRequest, scheme: Scheme, pool: GpuPool) -> Sizing | None:
     )
 
 
-def _unplaceable(request: PlanRequest, reason: UnplaceableReason, message: str) -> Unplaceable:
+def _unplaceable(request: PlanRequest, reason: Reason, message: str) -> Unplaceable:
     return Unplaceable(request.scheme, request.objective, reason, message)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from factories import make_plan, make_spec
 from lupa import LuaRuntime
 
+from factories import make_plan, make_spec
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.conditions import BenchmarkReason, Reason
 from quantfleet.api.enums import ModelKind, Scheme
@@ -35,7 +35,7 @@ from quantfleet.builders.status import (
     build_status,
     decide_promotion,
 )
-from quantfleet.planning.planner import Unplaceable, UnplaceableReason
+from quantfleet.planning.planner import Unplaceable
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -85,9 +85,9 @@ def model_status(
     one before, as a pass sees them)."""
     spec = spec or make_spec()
     unplaceable = {
-        "no-gpu-nodes": UnplaceableReason.NO_GPU_NODES,
-        "no-compatible-gpu": UnplaceableReason.NO_COMPATIBLE_GPU,
-        "insufficient-memory": UnplaceableReason.INSUFFICIENT_GPU_MEMORY,
+        "no-gpu-nodes": Reason.NO_GPU_NODES,
+        "no-compatible-gpu": Reason.NO_COMPATIBLE_GPU,
+        "insufficient-memory": Reason.INSUFFICIENT_GPU_MEMORY,
     }
     if stage in unplaceable:
         plan = Unplaceable(

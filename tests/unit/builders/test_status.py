@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from factories import make_plan, make_spec
 
+from factories import make_plan, make_spec
+from quantfleet.api.conditions import Reason
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.results import EvaluateResult, FailureResult, QuantizeResult, TaskScore
 from quantfleet.builders.status import (
@@ -15,7 +16,7 @@ from quantfleet.builders.status import (
     build_status,
     decide_promotion,
 )
-from quantfleet.planning.planner import Unplaceable, UnplaceableReason
+from quantfleet.planning.planner import Unplaceable
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
@@ -123,7 +124,7 @@ def test_unplaceable_model_reports_why_and_nothing_else() -> None:
     plan = Unplaceable(
         Scheme.FP8_DYNAMIC,
         make_spec().quantization.resolved_objective,
-        UnplaceableReason.NO_COMPATIBLE_GPU,
+        Reason.NO_COMPATIBLE_GPU,
         "only ampere here",
     )
     by_type = conditions(Observed(generation=3, plan=plan, artifact_id=""))

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factories import GPU_CATALOG, GPU_TAINT, make_fleet, make_inventory, make_node
+from quantfleet.api.conditions import Reason
 from quantfleet.api.enums import GpuFamily, Objective, Scheme
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.planning.capacity import usable_bytes
@@ -21,7 +22,6 @@ from quantfleet.planning.planner import (
     Plan,
     PlanRequest,
     Unplaceable,
-    UnplaceableReason,
     plan_placement,
 )
 
@@ -47,7 +47,7 @@ class Case:
     want_gpus: int | None = None
     want_support: Support = Support.NATIVE
     want_rationale: tuple[str, ...] = ()
-    want_reason: UnplaceableReason | None = None
+    want_reason: Reason | None = None
     want_message: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -209,7 +209,7 @@ CASES = [
         "fp8 on an ampere-only fleet is refused with the way out",
         ("a100", ("a6000", 4)),
         ask(7 * B, scheme=FP8),
-        want_reason=UnplaceableReason.NO_COMPATIBLE_GPU,
+        want_reason=Reason.NO_COMPATIBLE_GPU,
         want_message=(
             "runs natively on ada-lovelace, hopper, blackwell",
             "ampere (8.0)",
@@ -222,28 +222,28 @@ CASES = [
         "nvfp4 without blackwell is refused",
         ("h100",),
         ask(7 * B, scheme=NVFP4),
-        want_reason=UnplaceableReason.NO_COMPATIBLE_GPU,
+        want_reason=Reason.NO_COMPATIBLE_GPU,
         want_message=("runs natively on blackwell", "hopper (9.0)"),
     ),
     Case(
         "int8 on blackwell is not guessed",
         ("b200",),
         ask(7 * B, scheme=INT8),
-        want_reason=UnplaceableReason.NO_COMPATIBLE_GPU,
+        want_reason=Reason.NO_COMPATIBLE_GPU,
         want_message=("allow fallback", "FP8_DYNAMIC", "NVFP4"),
     ),
     Case(
         "fp8 on turing has no fallback and no native family there",
         (("t4", 1),),
         ask(7 * B, scheme=FP8),
-        want_reason=UnplaceableReason.NO_COMPATIBLE_GPU,
+        want_reason=Reason.NO_COMPATIBLE_GPU,
         want_message=("turing (7.5)", "W8A8 run natively there"),
     ),
     Case(
         "auto on volta names the families each scheme needs",
         ("v100",),
         ask(7 * B),
-        want_reason=UnplaceableReason.NO_COMPATIBLE_GPU,
+        want_reason=Reason.NO_COMPATIBLE_GPU,
         want_message=(
             "volta (7.0)",
             "W8A8 needs turing",
@@ -255,7 +255,7 @@ CASES = [
         "72b int8 on one-gpu l4 nodes asks for more gpus or a smaller scheme",
         (("l4", 1),),
         ask(72 * B, scheme=INT8),
-        want_reason=UnplaceableReason.INSUFFICIENT_GPU_MEMORY,
+        want_reason=Reason.INSUFFICIENT_GPU_MEMORY,
         want_message=(
             "72B at W8A8 needs 90.7 GB",
             "1 x ada-lovelace 22 GiB",
@@ -266,21 +266,21 @@ CASES = [
         "a fixed gpu count that cannot hold the model says so",
         ("a100",),
         ask(72 * B, scheme=INT8, gpus_per_replica=1),
-        want_reason=UnplaceableReason.INSUFFICIENT_GPU_MEMORY,
+        want_reason=Reason.INSUFFICIENT_GPU_MEMORY,
         want_message=("fixes 1 GPUs per replica", "W4A16 (51.0 GB)"),
     ),
     Case(
         "auto when nothing fits names the smallest scheme's need",
         (("t4", 1),),
         ask(400 * B),
-        want_reason=UnplaceableReason.INSUFFICIENT_GPU_MEMORY,
+        want_reason=Reason.INSUFFICIENT_GPU_MEMORY,
         want_message=("400B at W4A16 needs",),
     ),
     Case(
         "an empty inventory is said plainly",
         (),
         ask(7 * B),
-        want_reason=UnplaceableReason.NO_GPU_NODES,
+        want_reason=Reason.NO_GPU_NODES,
         want_message=("no GPU nodes",),
     ),
 ]
@@ -339,7 +339,7 @@ def test_all_nodes_skipped_names_why() -> None:
     result = plan_placement(ask(7 * B), inventory)
 
     assert isinstance(result, Unplaceable)
-    assert result.reason is UnplaceableReason.NO_GPU_NODES
+    assert result.reason is Reason.NO_GPU_NODES
     assert "reserved by taint team:NoExecute" in result.message
 
 
