@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -28,6 +28,7 @@ from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_COMPONENT, LABEL_
 from quantfleet.api.enums import GpuFamily
 from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.cli import main as cli_main
+from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import (
@@ -39,12 +40,6 @@ from quantfleet.testbed.worker import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-class Operator(Protocol):
-    """What these tests use of the `operator` fixture (the real operator subprocess)."""
-
-    def metrics(self) -> str: ...
 
 
 Json = dict[str, Any]
@@ -103,7 +98,7 @@ def test_run_against_a_model_and_its_bf16_baseline(
     runs: Runs,
     models: Models,
     worker: SimulatedWorker,
-    operator: Operator,
+    operator: OperatorProcess,
     api_client: client.ApiClient,
     namespace: str,
 ) -> None:

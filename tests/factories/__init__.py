@@ -16,7 +16,6 @@ from factories.gpus import (
 from factories.mock_server import MOCK_ITL_MS, MOCK_MODEL, MOCK_TTFT_MS, guidellm_mock_server
 from factories.objects import Models, Runs
 from factories.resources import (
-    benchmark_run_spec,
     make_benchmark_run,
     make_owner,
     make_plan,
@@ -38,7 +37,6 @@ __all__ = [
     "MOCK_TTFT_MS",
     "Models",
     "Runs",
-    "benchmark_run_spec",
     "build_tokenizer",
     "gpu_spec",
     "guidellm_mock_server",

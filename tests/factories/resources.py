@@ -64,10 +64,10 @@ def make_plan(spec: QuantizedModelSpec) -> Plan:
     return plan
 
 
-def benchmark_run_spec(**overrides: Any) -> Json:
+def make_run_spec(**overrides: Any) -> BenchmarkRunSpec:
     """A valid BenchmarkRun spec: one QuantizedModel target against its BF16 baseline, two
     workloads (the docvqa preset and a text chat shape), latency and throughput."""
-    return {
+    spec: Json = {
         "targets": [{"name": "fp8", "modelRef": {"name": "qwen-fp8"}}],
         "baseline": {"modelRef": {"name": "qwen-fp8"}},
         "workloads": [
@@ -77,11 +77,7 @@ def benchmark_run_spec(**overrides: Any) -> Json:
         "scenarios": [{"kind": "latency"}, {"kind": "throughput"}],
         **overrides,
     }
-
-
-def make_run_spec(**overrides: Any) -> BenchmarkRunSpec:
-    """`benchmark_run_spec(...)`, validated."""
-    return BenchmarkRunSpec.model_validate(benchmark_run_spec(**overrides))
+    return BenchmarkRunSpec.model_validate(spec)
 
 
 def make_quantized_model(name: str, scheme: str = "FP8_DYNAMIC", **spec: Any) -> Json:
