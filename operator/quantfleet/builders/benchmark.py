@@ -29,7 +29,6 @@ from quantfleet.builders.serving import (
 from quantfleet.builders.storage import claim_volumes
 from quantfleet.planning.baseline import BaselinePlan
 
-BASELINE = BASELINE_TARGET  # the baseline's name in results, Jobs and labels (contract)
 # The program writes GuideLLM's full JSON and HTML reports here (a scratch emptyDir): the spec
 # names no storage for them, so only the compact summary outlives the pod (in the report
 # ConfigMap); see BenchmarkResult.report.
@@ -164,7 +163,7 @@ def _rates(scenarios: list[Scenario]) -> list[float]:
 
 def baseline_name(owner_name: str) -> str:
     """The baseline Deployment's and Service's name."""
-    return child_name(owner_name, BASELINE)
+    return child_name(owner_name, BASELINE_TARGET)
 
 
 def baseline_endpoint(owner_name: str, namespace: str) -> str:
@@ -182,7 +181,7 @@ def build_baseline_deployment(
     model's own (serving.build_vllm_pod_template), with the model's serving options so both
     sides see the same limits; the model's extra arguments stay with the quantized side."""
     owner_name = owner["metadata"]["name"]
-    pod_labels = labels(LABEL_BENCHMARK_RUN, owner_name, BASELINE)
+    pod_labels = labels(LABEL_BENCHMARK_RUN, owner_name, BASELINE_TARGET)
     source = VllmModel(
         uri=model.source.uri,
         served_name=served_name,
@@ -209,9 +208,9 @@ def build_baseline_service(owner: Json) -> Json:
         owner,
         baseline_name(owner_name),
         _selector(owner_name),
-        labels(LABEL_BENCHMARK_RUN, owner_name, BASELINE),
+        labels(LABEL_BENCHMARK_RUN, owner_name, BASELINE_TARGET),
     )
 
 
 def _selector(owner_name: str) -> dict[str, str]:
-    return {LABEL_BENCHMARK_RUN: owner_name, LABEL_COMPONENT: BASELINE}
+    return {LABEL_BENCHMARK_RUN: owner_name, LABEL_COMPONENT: BASELINE_TARGET}

@@ -16,9 +16,13 @@ from quantfleet.api.benchmarkrun import (
 from quantfleet.api.common import Condition
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition as Type
-from quantfleet.api.contract import LABEL_BENCHMARK_RUN, MOUNT_ROOT, SWEEP_THROUGHPUT
+from quantfleet.api.contract import (
+    BASELINE_TARGET,
+    LABEL_BENCHMARK_RUN,
+    MOUNT_ROOT,
+    SWEEP_THROUGHPUT,
+)
 from quantfleet.api.results import BenchmarkResult, FailureResult
-from quantfleet.builders.benchmark import BASELINE
 from quantfleet.builders.children import (
     Json,
     child_name,
@@ -83,11 +87,11 @@ def speedup(baseline: Result, target: Result) -> Speedup | None:
 
 def speedups(results: list[Result]) -> list[Speedup]:
     """Each target's result against the baseline's under the same workload and scenario."""
-    baseline = {(r.workload, r.scenario): r for r in results if r.target == BASELINE}
+    baseline = {(r.workload, r.scenario): r for r in results if r.target == BASELINE_TARGET}
     found = [
         speedup(baseline[(r.workload, r.scenario)], r)
         for r in results
-        if r.target != BASELINE and (r.workload, r.scenario) in baseline
+        if r.target != BASELINE_TARGET and (r.workload, r.scenario) in baseline
     ]
     return [s for s in found if s is not None]
 

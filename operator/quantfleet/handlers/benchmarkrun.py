@@ -23,10 +23,9 @@ from quantfleet.api.common import (
 )
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
-from quantfleet.api.contract import LABEL_BENCHMARK_RUN
+from quantfleet.api.contract import BASELINE_TARGET, LABEL_BENCHMARK_RUN
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.benchmark import (
-    BASELINE,
     SystemUnderTest,
     base_url,
     baseline_endpoint,
@@ -123,7 +122,7 @@ def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> 
     timed_out = now > created + timedelta(seconds=spec.ready_timeout_seconds)
     order: list[tuple[str, LocalObjectRef | None, SpecEndpoint | None]] = []
     if spec.baseline is not None:
-        order.append((BASELINE, spec.baseline.model_ref, spec.baseline.endpoint))
+        order.append((BASELINE_TARGET, spec.baseline.model_ref, spec.baseline.endpoint))
     order += [(t.name, t.model_ref, t.endpoint) for t in spec.targets]
     progress: list[TargetProgress] = []
     may_start = True  # sequential: only the first unfinished target may run
@@ -169,7 +168,7 @@ def _target(
     source = model.spec.source
     tokenizer = f"{source.uri}@{source.revision}" if source.revision else source.uri
     uris = (source.uri,)
-    if name == BASELINE:
+    if name == BASELINE_TARGET:
         url = baseline_endpoint(body["metadata"]["name"], namespace)
         endpoint = SystemUnderTest(
             name, url, f"{ref.name}-bf16", tokenizer, source.token_secret_ref, uris
@@ -192,7 +191,11 @@ def _job(
     manifest = build_benchmark_job(body, run.spec, endpoint, runtime.settings())
     meta = manifest["metadata"]
     job = children.observe_job(api, meta["namespace"], meta["name"])
-    if endpoint.name == BASELINE and job is not None and job.phase in ("Succeeded", "Failed"):
+    if (
+        endpoint.name == BASELINE_TARGET
+        and job is not None
+        and job.phase in ("Succeeded", "Failed")
+    ):
         _teardown_baseline(body)  # its numbers are in: free the GPUs for the targets
     if job is not None:
         return TargetProgress(endpoint.name, job=job)
@@ -235,7 +238,7 @@ def _baseline_ready(
     config = runtime.settings()
     plan = plan_baseline(parameters, family, build_inventory(nodes), config.gpu_memory_utilization)
     if isinstance(plan, str):
-        return TargetProgress(BASELINE, failure=(Why.BASELINE_UNPLACEABLE, plan))
+        return TargetProgress(BASELINE_TARGET, failure=(Why.BASELINE_UNPLACEABLE, plan))
     deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, config)
     fresh = children.read(api, deployment) is None
     live = children.ensure_applied(api, deployment)

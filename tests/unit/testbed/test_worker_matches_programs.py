@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, BenchmarkRunStatus
-from quantfleet.api.contract import SWEEP_THROUGHPUT, harness_task
+from quantfleet.api.contract import BASELINE_TARGET, SWEEP_THROUGHPUT, harness_task
 from quantfleet.api.enums import EvalTask, ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec, QuantizedModelStatus
 from quantfleet.api.results import (
@@ -19,7 +19,7 @@ from quantfleet.api.results import (
     parse_result,
 )
 from quantfleet.api.settings import OperatorSettings
-from quantfleet.builders.benchmark import BASELINE, SystemUnderTest, build_benchmark_job
+from quantfleet.builders.benchmark import SystemUnderTest, build_benchmark_job
 from quantfleet.builders.benchmark_status import TargetProgress, build_benchmark_status
 from quantfleet.builders.jobs import (
     artifact_id,
@@ -231,7 +231,9 @@ def run_status(results: dict[str, BenchmarkResult]) -> BenchmarkRunStatus:
 def test_benchmark_pods_reach_status_with_the_programs_labels_and_speedups(speed: float) -> None:
     owner = {**OWNER, "kind": "BenchmarkRun", "metadata": {**OWNER["metadata"], "name": "cmp"}}
     endpoints = {
-        BASELINE: SystemUnderTest(BASELINE, "http://bf16.ml.svc:8000", "qwen-bf16", "hf://Qwen/Q"),
+        BASELINE_TARGET: SystemUnderTest(
+            BASELINE_TARGET, "http://bf16.ml.svc:8000", "qwen-bf16", "hf://Qwen/Q"
+        ),
         "w8a8": SystemUnderTest("w8a8", "http://qwen-vllm.ml.svc:8000", "qwen", "hf://Qwen/Q"),
     }
     pods = {
@@ -246,7 +248,7 @@ def test_benchmark_pods_reach_status_with_the_programs_labels_and_speedups(speed
         simulated[name] = result
         args = pod_arguments(pod)
         plan = benchmark.plan_runs(args)
-        rps = 2.0 * (speed if name != BASELINE else 1.0)
+        rps = 2.0 * (speed if name != BASELINE_TARGET else 1.0)
         runs = [
             run
             for w in plan.workloads
@@ -275,7 +277,7 @@ def test_benchmark_pods_reach_status_with_the_programs_labels_and_speedups(speed
         ("sweep:synchronous", "latency"),
         (SWEEP_THROUGHPUT, "throughput"),
     ]
-    labels = [r.scenario for r in from_worker.results if r.target == BASELINE]
+    labels = [r.scenario for r in from_worker.results if r.target == BASELINE_TARGET]
     assert labels[:4] == ["latency", "throughput", "sweep:synchronous", SWEEP_THROUGHPUT]
     assert [label.split("@")[0] for label in labels[4:]] == ["sweep", "sweep"]
     sweep_throughput = next(s for s in from_program.speedups if s.scenario == SWEEP_THROUGHPUT)
