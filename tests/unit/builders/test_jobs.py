@@ -3,8 +3,8 @@
 from typing import Any
 
 import pytest
-from factories import make_owner, make_spec
 
+from factories import make_owner, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import child_name

@@ -5,8 +5,8 @@ import json
 from typing import Any
 
 import pytest
-from factories import make_owner, make_plan, make_spec
 
+from factories import make_owner, make_plan, make_spec
 from quantfleet.api.quantizedmodel import Serving
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.serving import (
