@@ -6,9 +6,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
 .PHONY: setup kubebin demo lint test crds
 
-setup:  ## Install uv and the locked environment (.venv), including the Job programs' libraries.
+setup:  ## Install uv, the locked environment (.venv) with the Job programs' libraries, and the serving one (serving/.venv: vLLM's CPU build).
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --all-extras
+	$(UV) sync --frozen --project serving
 
 kubebin:  ## Build kube-apiserver, controller-manager, scheduler, etcd and kwok into bin/.
 	tools/kubebin/build.sh

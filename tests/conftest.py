@@ -10,6 +10,12 @@ run against a cluster that is already up (`quantfleet dev up`) instead of starti
 
 `mock_server` (module): the base URL of GuideLLM's own OpenAI-compatible MOCK server on loopback
 (factories.mock_server: fixed TTFT and ITL, model `tiny`).
+
+Model fixtures (session): `tiny_llama` and `tiny_vlm` build the tiny random models
+(factories.models); `checkpoint(source, scheme)` quantizes one with the real quantize program,
+once per session. `vllm_servers` (session) runs real vLLM from serving/.venv, one server at a
+time, shared by every test that asks for the same model and arguments (factories.vllm); tests
+that need it fail, never skip, when the serving environment is missing (`make setup`).
 """
 
 import os
@@ -23,6 +29,9 @@ import yaml
 from kubernetes import client, config
 
 from factories import guidellm_mock_server
+from factories.models import build_tiny_llama, build_tiny_qwen2_vl
+from factories.vllm import VllmServers, quantize, serving_env_ready
+from quantfleet.api.enums import Scheme
 from quantfleet.testbed.cluster import Cluster, ClusterState
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.wait import poll_until
@@ -108,3 +117,38 @@ def mock_server() -> Iterator[str]:
     """GuideLLM's MOCK server on 127.0.0.1, for the module's tests."""
     with guidellm_mock_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny-qwen2-vl"))
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, Scheme], Path]:
+    """Factory: `checkpoint(source, scheme)` is `source` quantized to `scheme` on the CPU by the
+    real quantize program; each pair is quantized once per session."""
+    made: dict[tuple[Path, Scheme], Path] = {}
+
+    def make(source: Path, scheme: Scheme) -> Path:
+        if (source, scheme) not in made:
+            work = tmp_path_factory.mktemp(f"{source.name}-{scheme.lower()}")
+            made[source, scheme] = quantize(source, scheme, work / "checkpoint", work)
+        return made[source, scheme]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def vllm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServers]:
+    """Real vLLM servers on loopback, one at a time (factories.vllm)."""
+    if not serving_env_ready():
+        pytest.fail("serving/.venv has no vLLM: run `make setup`", pytrace=False)
+    servers = VllmServers(tmp_path_factory.mktemp("vllm-logs"))
+    yield servers
+    servers.stop()

@@ -1,15 +1,10 @@
-"""Tiny random models with tokenizers trained offline (factories.tokenizer), built once per
-session: a 2-layer Llama and a 2-layer Qwen2-VL-shaped vision-language model with its processor."""
+"""The tests' tiny random models, with tokenizers trained offline (factories.tokenizer): a
+2-layer Llama and a 2-layer Qwen2-VL-shaped vision-language model with its processor. Seconds to
+build; every suite that needs a real checkpoint starts from these."""
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from factories import make_text_tokenizer, train_bpe
+from factories.tokenizer import make_text_tokenizer, train_bpe
 
 VISION_SPECIAL = [
     "<unk>",
@@ -116,18 +111,3 @@ def build_tiny_qwen2_vl(directory: Path) -> Path:
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
-
-
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny-qwen2-vl"))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data

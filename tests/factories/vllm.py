@@ -1,0 +1,195 @@
+"""Real vLLM (the CPU build in serving/.venv) on loopback, one server at a time.
+
+`VllmServers.serve(model_dir, args)` starts `vllm serve` with an argument list the operator's
+serving builder produced, changed only where a CPU test host must differ (`cpu_host_args`), and
+returns a running `VllmServer`; asking again for the same model and arguments returns the same
+server, asking for another stops the one running first (each costs ~4 GiB and ~1 min here).
+`quantize(source, scheme, dest)` runs the real quantize program on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quantfleet.api.enums import Scheme
+
+REPO = Path(__file__).resolve().parents[2]
+SERVING_ENV = REPO / "serving" / ".venv"
+SERVING_PYTHON = SERVING_ENV / "bin" / "python"
+VLLM = SERVING_ENV / "bin" / "vllm"
+# The Deployment's startup probe allows 180 x 10 s; a tiny model on two cores needs ~1 min.
+START_TIMEOUT = 600.0
+# GiB of host RAM for the KV cache: on the CPU --gpu-memory-utilization is a share of host RAM.
+KV_CACHE_GIB = "1"
+# What a CPU test host changes in the Deployment's arguments, and why (docs/serving.md):
+# - --gpu-memory-utilization is a share of *host RAM* on the CPU (0.9 of 24 GiB is refused); the
+#   KV cache is sized by VLLM_CPU_KVCACHE_SPACE instead;
+# - --port: a free loopback port instead of the container's 8000;
+# - --enforce-eager (added): skips ~40 s of torch.compile warm-up per server, same outputs.
+DROPPED_ON_CPU = ("--gpu-memory-utilization", "--port")
+ADDED_ON_CPU = ("--enforce-eager",)
+# Environment of every server: the KV cache in host RAM; the engine in the API server's process
+# (one process fewer to import: ~15 s and ~1 GiB less per server here).
+SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+# "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" in vLLM's startup log.
+SELECTED_KERNEL = re.compile(r"Selected (\w+) for (\w+)")
+
+
+def serving_env_ready() -> bool:
+    return VLLM.exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_host_args(args: Sequence[str], port: int) -> list[str]:
+    """The Deployment's `vllm serve` arguments as a CPU test host runs them."""
+    kept = [arg for arg in args if arg.split("=", 1)[0] not in DROPPED_ON_CPU]
+    return [*kept, f"--port={port}", "--host=127.0.0.1", *ADDED_ON_CPU]
+
+
+@dataclass
+class VllmServer:
+    """One running `vllm serve`; its whole log is in `log_path`."""
+
+    key: tuple[str, ...]
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    started_in: float = 0.0  # seconds from start until /health answered
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def selected_kernels(self) -> dict[str, str]:
+        """vLLM's own words on what it chose: compressed-tensors scheme class -> linear kernel."""
+        return {scheme: kernel for kernel, scheme in SELECTED_KERNEL.findall(self.log())}
+
+    def get(self, path: str, timeout: float = 30.0) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            body: bytes = response.read()
+            return body.decode()
+
+    def healthy(self) -> bool:
+        try:
+            self.get("/health", timeout=5)
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+class VllmStartError(RuntimeError):
+    """`vllm serve` exited or never turned healthy; the message ends with its log's last lines,
+    `log` holds all of it."""
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass
+class VllmServers:
+    """At most one live server; `serve` reuses it for the same model and arguments."""
+
+    log_dir: Path
+    current: VllmServer | None = None
+    started: list[tuple[str, float]] = field(default_factory=list)  # (model, seconds)
+
+    def serve(
+        self, model: Path, args: Sequence[str], *, timeout: float = START_TIMEOUT
+    ) -> VllmServer:
+        """A healthy server of `model` with the Deployment's `args` (their first word, the
+        model location, is replaced by `model`)."""
+        key = (str(model), *args[1:])
+        if self.current is not None and self.current.key == key and self.current.healthy():
+            return self.current
+        self.stop()
+        port = free_port()
+        log_path = self.log_dir / f"vllm-{port}-{model.name}.log"
+        command = [str(VLLM), "serve", str(model), *cpu_host_args(args[1:], port)]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **SERVER_ENV},
+                start_new_session=True,  # stop() signals the whole group
+            )
+        server = VllmServer(key, process, port, log_path)
+        began = time.monotonic()
+        deadline = began + timeout
+        while not server.healthy():
+            if process.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                log = server.log()
+                tail = "\n".join(log.splitlines()[-15:])
+                raise VllmStartError(f"vllm serve {model.name} did not become ready:\n{tail}", log)
+            time.sleep(1)
+        server.started_in = time.monotonic() - began
+        self.started.append((model.name, server.started_in))
+        self.current = server
+        return server
+
+    def fail_to_serve(
+        self, model: Path, args: Sequence[str], *, timeout: float = START_TIMEOUT
+    ) -> str:
+        """Start a server that must not come up; returns its log (raises if it did)."""
+        try:
+            self.serve(model, args, timeout=timeout)
+        except VllmStartError as failure:
+            return failure.log
+        self.stop()
+        raise AssertionError(f"vllm serve {model.name} came up, but it should have failed")
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+
+def quantize(source: Path, scheme: Scheme, output: Path, workdir: Path) -> Path:
+    """The real quantize program on the CPU, as the tests' other suites run it."""
+    from quantfleet_jobs import quantize as program
+
+    code = program.main(
+        [
+            f"--source={source}",
+            f"--output={output}",
+            f"--scheme={scheme}",
+            "--dataset=synthetic",
+            "--num-samples=8",
+            "--max-seq-length=128",
+            "--device=cpu",
+            f"--termination-log={workdir / 'termination-log'}",
+            f"--workdir={workdir / 'work'}",
+        ]
+    )
+    if code != 0:
+        raise RuntimeError(f"quantize {scheme} failed: {(workdir / 'termination-log').read_text()}")
+    return output
