@@ -20,7 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantfleet.api.enums import Scheme
+from factories.resources import make_owner, make_plan, make_spec
+from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.serving import build_deployment
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING_ENV = REPO / "serving" / ".venv"
@@ -42,6 +45,32 @@ ADDED_ON_CPU = ("--enforce-eager",)
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 # "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" in vLLM's startup log.
 SELECTED_KERNEL = re.compile(r"Selected (\w+) for (\w+)")
+
+
+# The tiny models' context (factories.models) and the served name the tests' requests use.
+TINY_CONTEXT = {ModelKind.TEXT: 512, ModelKind.VISION_LANGUAGE: 1024}
+SERVED_NAME = "tiny"
+
+
+def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
+    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
+    named `tiny` serving `checkpoint` (first word: the model location)."""
+    serving: dict[str, object] = {"maxModelLength": TINY_CONTEXT[kind]}
+    if kind is ModelKind.VISION_LANGUAGE:
+        serving["imagesPerPrompt"] = 1
+    spec = make_spec(
+        source={"uri": "pvc://models/source", "kind": kind, "parametersBillions": 0.001},
+        quantization={"scheme": scheme},
+        output={"uri": f"pvc://models/{scheme.lower()}"},
+        serving=serving,
+    )
+    deployment = build_deployment(
+        make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings()
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args: list[str] = container["args"]
+    assert args[0].endswith(f"{scheme.lower()}"), args  # the model location comes first
+    return [str(checkpoint), *args[1:]]
 
 
 def serving_env_ready() -> bool:
