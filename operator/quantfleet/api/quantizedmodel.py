@@ -14,7 +14,15 @@ from quantfleet.api.common import (
     cel,
     validations,
 )
-from quantfleet.api.enums import EvalTask, GpuFamily, ModelKind, Objective, PromotionPolicy, Scheme
+from quantfleet.api.enums import (
+    EvalTask,
+    GpuFamily,
+    ModelKind,
+    Objective,
+    PlacementPolicy,
+    PromotionPolicy,
+    Scheme,
+)
 
 SOURCE_URI = r"^(hf://[A-Za-z0-9][\w.-]*/[\w.-]+|s3://[a-z0-9][a-z0-9.-]+/\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*)$"
 OUTPUT_URI = r"^(s3://[a-z0-9][a-z0-9.-]+/\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*)$"
@@ -281,6 +289,21 @@ class Serving(ApiModel):
         return self
 
 
+class Placement(ApiModel):
+    """Which of the GPU kinds that run the scheme natively and fit one replica serves it."""
+
+    policy: PlacementPolicy | None = Field(
+        default=None,
+        description=(
+            "BestFit: the smallest such GPU (fewest GPUs, least memory, oldest generation), so "
+            "big GPUs stay free. Cheapest: the lowest cost per replica from the operator's GPU "
+            "costs (GPUs without a cost last). MostCapable: the newest generation for the "
+            "objective. FirstAvailable: the first in the cluster's node order. Unset: the "
+            "operator's default (BestFit unless configured)."
+        ),
+    )
+
+
 class QuantizedModelSpec(ApiModel):
     """What the platform team asks for."""
 
@@ -291,6 +314,9 @@ class QuantizedModelSpec(ApiModel):
         default_factory=Evaluation, description="Accuracy recovery check and promotion gate."
     )
     serving: Serving = Field(default_factory=Serving, description="How the checkpoint is served.")
+    placement: Placement = Field(
+        default_factory=Placement, description="How the GPUs that serve it are chosen."
+    )
 
     model_config = validations(
         cel(
@@ -318,6 +344,9 @@ class PlanStatus(ApiModel):
     """The scheme and GPUs the planner chose, and why."""
 
     scheme: Scheme = Field(description="Resolved scheme (never auto).")
+    policy: PlacementPolicy | None = Field(
+        default=None, description="The placement policy that ranked the GPUs."
+    )
     gpu_family: GpuFamily | None = Field(default=None, description="Preferred GPU family.")
     gpu_families: list[GpuFamily] = Field(
         default_factory=list, description="Every GPU family the pods may land on."

@@ -259,6 +259,7 @@ def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
     families = list(plan.target_families)
     return PlanStatus(
         scheme=plan.scheme,
+        policy=plan.policy,
         gpu_family=families[0],
         gpu_families=families,
         gpus_per_replica=plan.gpus_per_replica,

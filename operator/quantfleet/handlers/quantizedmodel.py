@@ -124,14 +124,16 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
 
 def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
     """Planned: where a model of `parameters` runs its scheme, on the GPUs there are."""
-    quantization = step.spec.quantization
+    quantization, settings = step.spec.quantization, runtime.settings()
     request = PlanRequest(
         parameters=parameters,
         objective=quantization.resolved_objective,
         scheme=quantization.scheme,
         allow_fallback=quantization.allow_fallback,
         gpus_per_replica=step.spec.serving.gpus_per_replica,
-        gpu_memory_utilization=runtime.settings().gpu_memory_utilization,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        policy=step.spec.placement.policy or settings.placement_policy,
+        gpu_costs=settings.gpu_costs,
     )
     return plan_placement(request, step.inventory)
 
