@@ -15,12 +15,7 @@ from quantfleet.handlers import runtime
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    costs = read_gpu_costs(args.gpu_costs) if args.gpu_costs and args.gpu_costs.exists() else {}
-    runtime.configure(
-        OperatorSettings(
-            jobs_image=args.jobs_image, placement_policy=args.placement_policy, gpu_costs=costs
-        )
-    )
+    runtime.configure(settings_from(args))
     import quantfleet.handlers  # noqa: F401  registers the handlers with Kopf
 
     start_http_server(args.metrics_port)
@@ -31,6 +26,15 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz",
     )
     return 0
+
+
+def settings_from(args: argparse.Namespace) -> OperatorSettings:
+    """The operator's settings from its flags; a GPU cost file that does not exist (its optional
+    ConfigMap is absent) means no costs, one that exists but does not parse stops the start."""
+    costs = read_gpu_costs(args.gpu_costs) if args.gpu_costs and args.gpu_costs.exists() else {}
+    return OperatorSettings(
+        jobs_image=args.jobs_image, placement_policy=args.placement_policy, gpu_costs=costs
+    )
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
