@@ -75,6 +75,7 @@ class Observed:
     artifact_id: str
     quantize: JobObservation | None = None
     evaluate: JobObservation | None = None
+    evaluate_unplaceable: str | None = None  # why the evaluate Job fits no GPU the plan names
     promotion: Promotion | None = None
     deployment: DeploymentObservation | None = None
     service: str | None = None
@@ -142,7 +143,7 @@ def build_status(
     fresh = [
         _planned(plan),
         _quantized(observed.quantize),
-        _job_condition(Type.EVALUATED, observed.evaluate, _evaluated_message),
+        _evaluated(observed),
         _promoted(observed.promotion),
         _ready(spec, observed),
     ]
@@ -200,6 +201,14 @@ def _quantized_message(result: AnyResult) -> str:
         f"{result.scheme} checkpoint ({result.format}), {result.compression_ratio:.2f}x "
         f"smaller, in {result.duration_seconds:.0f}s{_simulated(result)}"
     )
+
+
+def _evaluated(observed: Observed) -> Condition:
+    if observed.evaluate_unplaceable:
+        return condition(
+            Type.EVALUATED, "False", Reason.INSUFFICIENT_GPU_MEMORY, observed.evaluate_unplaceable
+        )
+    return _job_condition(Type.EVALUATED, observed.evaluate, _evaluated_message)
 
 
 def _evaluated_message(result: AnyResult) -> str:

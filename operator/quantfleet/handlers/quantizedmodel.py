@@ -5,6 +5,7 @@ it in status. One idempotent pass serves every trigger; each step is its own fun
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from quantfleet.api.common import QUANTIZED_MODEL
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
@@ -23,6 +24,7 @@ from quantfleet.builders.jobs import (
     build_evaluate_job,
     build_gpu_job_placement,
     build_quantize_job,
+    evaluation_tasks,
     quantize_memory_floor_mib,
 )
 from quantfleet.builders.placement import build_pod_placement
@@ -38,6 +40,7 @@ from quantfleet.builders.status import (
 )
 from quantfleet.handlers import metrics, reconciler, runtime
 from quantfleet.kube import baseline_cache, children
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import source_parameters
 from quantfleet.planning.inventory import GpuInventory, build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
@@ -114,6 +117,8 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
             return observed
     kind = spec.source.kind or produced.model_kind or ModelKind.TEXT
     evaluate = ensure_evaluate_job(step, artifact, kind, plan)
+    if isinstance(evaluate, str):
+        return replace(observed, evaluate_unplaceable=evaluate)
     observed = replace(observed, evaluate=evaluate)
     scores = evaluate_result(evaluate)
     if scores is None:
@@ -146,19 +151,23 @@ def ensure_quantize_job(step: Pass, scheme: Scheme, parameters: int | None) -> J
     return _ensure_only_job(step, Component.QUANTIZE, manifest)
 
 
-def ensure_evaluate_job(step: Pass, artifact: str, kind: ModelKind, plan: Plan) -> JobObservation:
+def ensure_evaluate_job(
+    step: Pass, artifact: str, kind: ModelKind, plan: Plan
+) -> JobObservation | str:
     """Evaluated: the evaluate Job for this checkpoint, given the cached BF16 scores; a result
-    with baseline scores the cache lacks adds them to it."""
+    with baseline scores the cache lacks adds them to it. A string: why no Job can be placed."""
     api, spec = runtime.api_client(), step.spec
     cached = baseline_cache.read_baseline_scores(api, step.namespace, spec)
-    placement = build_pod_placement(plan)
+    sized = evaluation_plan(step, plan, kind, cached)
+    if isinstance(sized, str):
+        return sized
     manifest = build_evaluate_job(
         step.body,
         spec,
         artifact,
         kind,
-        placement,
-        plan.gpus_per_replica,
+        build_pod_placement(sized),
+        sized.gpus_per_replica,
         cached,
         runtime.settings(),
     )
@@ -167,6 +176,26 @@ def ensure_evaluate_job(step: Pass, artifact: str, kind: ModelKind, plan: Plan) 
     if scores is not None and any(task.task not in cached for task in scores.tasks):
         baseline_cache.write_baseline_scores(api, step.namespace, spec, scores)
     return evaluate
+
+
+def evaluation_plan(
+    step: Pass, plan: Plan, kind: ModelKind, cached: dict[str, dict[str, Any]]
+) -> Plan | BaselinePlan | str:
+    """Where the evaluate Job runs: it loads the BF16 baseline unless every task's baseline
+    score is cached, so it is sized for BF16 (72B: 4 x 80 GB, where the FP8 plan needs 2) on the
+    first of the plan's GPU families that holds it; with every score cached, the plan itself.
+    A string says why BF16 fits none of them."""
+    if all(str(task) in cached for task in evaluation_tasks(step.spec, kind)):
+        return plan
+    utilization = runtime.settings().gpu_memory_utilization
+    tried = [
+        plan_baseline(plan.parameters, family, step.inventory, utilization)
+        for family in plan.target_families
+    ]
+    placed = [baseline for baseline in tried if isinstance(baseline, BaselinePlan)]
+    if placed:
+        return placed[0]
+    return f"the evaluation loads the BF16 baseline: {tried[0]}"
 
 
 def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> Observed:

@@ -7,6 +7,7 @@ import pytest
 from fake_kube import FakeKube
 from handler_factories import make_evaluate_result, make_model_body, make_quantize_result
 
+from factories import make_node
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL
 from quantfleet.api.enums import ModelKind, Scheme
@@ -270,3 +271,64 @@ def test_an_event_on_a_child_reconciles_the_model_it_names(
     assert kind == "Job"
     assert name.startswith("qwen-quantize-")
     assert conditions(kube)[QuantizedModelCondition.PLANNED] == "True"
+
+
+def evaluate_job_gpus(kube: FakeKube, name: str) -> tuple[str, list[str]]:
+    """The GPUs the evaluate Job requests and the tensor parallel size it passes its engine."""
+    container = kube.objects[("Job", "ml", name)]["spec"]["template"]["spec"]["containers"][0]
+    tp = [arg for arg in container["args"] if arg.startswith("--tensor-parallel-size")]
+    return container["resources"]["limits"]["nvidia.com/gpu"], tp
+
+
+SEVENTY_TWO_B = {
+    "source": {"uri": "hf://Qwen/Qwen2.5-VL-72B-Instruct", "parametersBillions": 72},
+    "evaluation": {"tasks": ["mmlu"]},
+}
+
+
+def test_the_evaluate_job_is_sized_for_the_bf16_baseline_it_loads(kube: FakeKube) -> None:
+    step = make_pass([make_node("h100", gpus=8)], **SEVENTY_TWO_B)
+    plan = plan_for(step, 72 * 10**9)
+    assert isinstance(plan, Plan)
+    assert plan.gpus_per_replica == 2  # FP8 weights: 2 x 80 GB
+
+    evaluate = ensure_evaluate_job(step, "abc123", ModelKind.TEXT, plan)
+
+    assert not isinstance(evaluate, str)
+    assert evaluate_job_gpus(kube, evaluate.name) == ("4", ["--tensor-parallel-size=4"])
+
+
+def test_with_every_baseline_score_cached_the_evaluate_job_needs_only_the_plan(
+    kube: FakeKube,
+) -> None:
+    step = make_pass([make_node("h100", gpus=8)], **SEVENTY_TWO_B)
+    kube.scores = {"mmlu": {"metric": "acc,none", "score": 0.8}}
+    plan = plan_for(step, 72 * 10**9)
+    assert isinstance(plan, Plan)
+
+    evaluate = ensure_evaluate_job(step, "abc123", ModelKind.TEXT, plan)
+
+    assert not isinstance(evaluate, str)
+    assert evaluate_job_gpus(kube, evaluate.name) == ("2", ["--tensor-parallel-size=2"])
+
+
+def test_a_bf16_baseline_no_node_holds_is_said_in_evaluated_and_makes_no_job(
+    kube: FakeKube,
+) -> None:
+    nodes = [make_node("h100", gpus=2)]  # FP8 fits 2 x 80 GB; BF16 needs 4
+    body = make_model_body(**SEVENTY_TWO_B)
+    kube.add(body)
+    kube.outcomes["quantize"] = ("Succeeded", make_quantize_result())
+
+    reconcile_named("qwen", nodes)  # creates the quantize Job
+    reconcile_named("qwen", nodes)  # reads its result: next, the evaluation
+
+    evaluated = next(
+        c
+        for c in stored_status(kube)["conditions"]
+        if c["type"] == QuantizedModelCondition.EVALUATED
+    )
+    assert (evaluated["status"], evaluated["reason"]) == ("False", Reason.INSUFFICIENT_GPU_MEMORY)
+    assert evaluated["message"].startswith("the evaluation loads the BF16 baseline: ")
+    assert "2 x 80 GiB" in evaluated["message"]
+    assert not [key for key in kube.objects if key[0] == "Job" and "evaluate" in key[2]]
