@@ -94,31 +94,21 @@ def status(args: argparse.Namespace) -> int:
     if state is None:
         print("down")
         return 3
-    print(_describe(state))
-    if all(record.is_running() for record in state.processes):
+    running = [record.is_running() for record in state.processes]
+    for record, alive in zip(state.processes, running, strict=True):
+        condition = f"running {record.rss_mib():7.0f} MiB RSS" if alive else "STOPPED"
+        print(f"{record.name:<24} pid {record.pid:<8} {condition}")
+    total = sum(record.rss_mib() for record in state.processes)
+    print(f"{'total':<37} {total:7.0f} MiB RSS")
+    print(f"server     {state.server}")
+    print(f"kubeconfig {state.kubeconfig}")
+    print(f"logs       {state.data_dir}/logs")
+    print(f"nodes      {state.nodes} simulated by kwok")
+    if all(running):
         print("up")
         return 0
     print("degraded: `quantfleet dev down` then `quantfleet dev up`")
     return 1
-
-
-def _describe(state: ClusterState) -> str:
-    """Each process with its memory, then where the cluster's kubeconfig and logs are."""
-    lines = []
-    for record in state.processes:
-        condition = f"running {record.rss_mib():7.0f} MiB RSS" if record.is_running() else "STOPPED"
-        lines.append(f"{record.name:<24} pid {record.pid:<8} {condition}")
-    total = sum(record.rss_mib() for record in state.processes)
-    return "\n".join(
-        [
-            *lines,
-            f"{'total':<37} {total:7.0f} MiB RSS",
-            f"server     {state.server}",
-            f"kubeconfig {state.kubeconfig}",
-            f"logs       {state.data_dir}/logs",
-            f"nodes      {state.nodes} simulated by kwok",
-        ]
-    )
 
 
 def worker(args: argparse.Namespace) -> int:
