@@ -1,8 +1,8 @@
 """QuantizedModel: a source model, the scheme to quantize it to, the accuracy gate and serving."""
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from quantfleet.api.common import (
     CONDITIONS_LIST,
@@ -10,9 +10,9 @@ from quantfleet.api.common import (
     Condition,
     ConfigMapKeyRef,
     Resources,
+    Rule,
     SecretKeyRef,
-    cel,
-    validations,
+    one_of,
 )
 from quantfleet.api.enums import (
     EvalTask,
@@ -73,19 +73,14 @@ class Source(ApiModel):
         description="Parameter count in billions, for capacity planning before the config is read.",
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "!has(self.revision) || self.uri.startsWith('hf://')",
+            lambda source: source.revision is None or source.uri.startswith("hf://"),
             "revision applies to hf:// sources only",
             ".revision",
-        )
+        ),
     )
-
-    @model_validator(mode="after")
-    def _revision_only_for_hub(self) -> Self:
-        if self.revision is not None and not self.uri.startswith("hf://"):
-            raise ValueError("spec.source.revision applies to hf:// sources only")
-        return self
 
 
 class Recipe(ApiModel):
@@ -98,18 +93,7 @@ class Recipe(ApiModel):
         default=None, description="ConfigMap key holding the recipe YAML."
     )
 
-    model_config = validations(
-        cel(
-            "has(self.inline) != has(self.configMapRef)",
-            "set exactly one of inline or configMapRef",
-        )
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.inline is None) == (self.config_map_ref is None):
-            raise ValueError("spec.quantization.recipe: set exactly one of inline or configMapRef")
-        return self
+    rules = (one_of("inline", "configMapRef"),)
 
 
 class Calibration(ApiModel):
@@ -172,33 +156,26 @@ class Quantization(ApiModel):
         ),
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "!has(self.objective) || self.scheme == 'auto'",
+            lambda q: q.objective is None or q.scheme == Scheme.AUTO,
             "objective applies only to scheme auto",
             ".objective",
         ),
-        cel(
+        Rule(
             "!has(self.recipe) || self.scheme != 'auto'",
+            lambda q: q.recipe is None or q.scheme != Scheme.AUTO,
             "a recipe override must name the scheme it produces; auto picks a preset recipe",
             ".recipe",
         ),
-        cel(
+        Rule(
             "!has(self.recipe) || !has(self.ignore)",
+            lambda q: q.recipe is None or q.ignore is None,
             "ignore feeds the preset recipe; put ignore patterns in the recipe override",
             ".ignore",
         ),
     )
-
-    @model_validator(mode="after")
-    def _cross_field(self) -> Self:
-        if self.objective is not None and self.scheme != Scheme.AUTO:
-            raise ValueError("spec.quantization.objective applies only to scheme auto")
-        if self.recipe is not None and self.scheme == Scheme.AUTO:
-            raise ValueError("spec.quantization.recipe must name the scheme it produces, not auto")
-        if self.recipe is not None and self.ignore is not None:
-            raise ValueError("spec.quantization.ignore cannot be combined with a recipe override")
-        return self
 
     @property
     def resolved_objective(self) -> Objective:
@@ -274,19 +251,16 @@ class Serving(ApiModel):
         description="Under Manual promotion, the status.artifact.id approved for serving.",
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "!has(self.approvedArtifact) || (has(self.promotion) && self.promotion == 'Manual')",
+            lambda serving: (
+                serving.approved_artifact is None or serving.promotion == PromotionPolicy.MANUAL
+            ),
             "approvedArtifact applies only to promotion Manual",
             ".approvedArtifact",
         ),
     )
-
-    @model_validator(mode="after")
-    def _approval_needs_manual(self) -> Self:
-        if self.approved_artifact is not None and self.promotion != PromotionPolicy.MANUAL:
-            raise ValueError("spec.serving.approvedArtifact applies only to promotion Manual")
-        return self
 
 
 class Placement(ApiModel):
@@ -318,22 +292,17 @@ class QuantizedModelSpec(ApiModel):
         default_factory=Placement, description="How the GPUs that serve it are chosen."
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "self.quantization.scheme != 'auto' || has(self.source.parametersBillions)",
+            lambda spec: (
+                spec.quantization.scheme != Scheme.AUTO
+                or spec.source.parameters_billions is not None
+            ),
             "scheme auto needs source.parametersBillions to choose before quantizing",
             ".source.parametersBillions",
-        )
+        ),
     )
-
-    @model_validator(mode="after")
-    def _auto_needs_size(self) -> Self:
-        if self.quantization.scheme == Scheme.AUTO and self.source.parameters_billions is None:
-            raise ValueError(
-                "spec.source.parametersBillions is required with scheme auto, to choose before "
-                "quantizing"
-            )
-        return self
 
     def min_recovery(self, scheme: Scheme) -> float:
         """The gate for the resolved scheme: the spec's, or the study's figure for the scheme."""
@@ -378,6 +347,10 @@ class ArtifactStatus(ApiModel):
     compression_ratio: float | None = Field(
         default=None, description="Baseline size divided by checkpoint size."
     )
+    compressed_tensors_version: str | None = Field(
+        default=None,
+        description="compressed-tensors version that wrote the checkpoint (the quantize Job's).",
+    )
     simulated: bool = Field(
         default=False, description="True when no real quantization produced this (test fleets)."
     )
@@ -408,6 +381,11 @@ class ServingStatus(ApiModel):
 
     endpoint: str | None = Field(default=None, description="OpenAI-compatible base URL.")
     ready_replicas: int = Field(default=0, description="Replicas passing readiness.")
+    vllm_version: str | None = Field(
+        default=None,
+        description="vLLM release the serving image's tag names (v0.32.0 -> 0.32.0); unset for "
+        "a tag that names none (latest, a digest).",
+    )
 
 
 class Children(ApiModel):

@@ -20,8 +20,15 @@ from quantfleet.api.quantizedmodel import (
     ServingStatus,
     TaskRecovery,
 )
-from quantfleet.api.results import AnyResult, EvaluateResult, FailureResult, QuantizeResult
+from quantfleet.api.results import (
+    CHECKPOINT_LIBRARY,
+    AnyResult,
+    EvaluateResult,
+    FailureResult,
+    QuantizeResult,
+)
 from quantfleet.builders.conditions import condition, stamp
+from quantfleet.builders.serving_status import image_version
 from quantfleet.planning.planner import Plan, Unplaceable
 
 JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -52,9 +59,13 @@ class JobObservation:
 
 @dataclass(frozen=True)
 class DeploymentObservation:
+    """The vLLM Deployment as seen now, and why its pods fail to serve (serving_status)."""
+
     name: str
     replicas: int
     ready_replicas: int
+    image: str = ""
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,13 +165,7 @@ def build_status(
         plan=_plan_status(plan),
         artifact=_artifact(spec, observed),
         recovery=_recovery(spec, observed),
-        serving=(
-            ServingStatus(
-                endpoint=observed.endpoint, ready_replicas=observed.deployment.ready_replicas
-            )
-            if observed.deployment
-            else None
-        ),
+        serving=_serving(observed),
         children=Children(
             quantize_job=observed.quantize.name if observed.quantize else None,
             evaluate_job=observed.evaluate.name if observed.evaluate else None,
@@ -259,7 +264,20 @@ def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
     message = f"{deployment.ready_replicas}/{deployment.replicas} vLLM replicas ready"
     if deployment.ready_replicas >= deployment.replicas:
         return condition(Type.READY, "True", Reason.DEPLOYMENT_READY, message)
+    if deployment.failure:
+        return condition(Type.READY, "False", Reason.SERVING_FAILED, deployment.failure)
     return condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, message)
+
+
+def _serving(observed: Observed) -> ServingStatus | None:
+    deployment = observed.deployment
+    if deployment is None:
+        return None
+    return ServingStatus(
+        endpoint=observed.endpoint,
+        ready_replicas=deployment.ready_replicas,
+        vllm_version=image_version(deployment.image),
+    )
 
 
 def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
@@ -289,6 +307,7 @@ def _artifact(spec: QuantizedModelSpec, observed: Observed) -> ArtifactStatus | 
         scheme=result.scheme,
         size_bytes=result.size_after_bytes,
         compression_ratio=round(result.compression_ratio, 3),
+        compressed_tensors_version=result.library_versions.get(CHECKPOINT_LIBRARY),
         simulated=result.simulated,
     )
 

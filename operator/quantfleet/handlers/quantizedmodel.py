@@ -29,7 +29,9 @@ from quantfleet.builders.jobs import (
 )
 from quantfleet.builders.placement import build_pod_placement
 from quantfleet.builders.serving import build_deployment, build_service, endpoint
+from quantfleet.builders.serving_status import LOG_TAIL_LINES, serving_failure
 from quantfleet.builders.status import (
+    DeploymentObservation,
     JobObservation,
     Observed,
     Promotion,
@@ -211,10 +213,35 @@ def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> O
     children.ensure_applied(api, service)
     return replace(
         observed,
-        deployment=children.observe_deployment(live),
+        deployment=observe_serving(step, live),
         service=service["metadata"]["name"],
         endpoint=endpoint(step.name, step.namespace),
     )
+
+
+def observe_serving(step: Pass, live: Json) -> DeploymentObservation:
+    """The Deployment, and while it is short of ready replicas why its pods fail: read from
+    them (a label-selected list, only then), and from the failed server's log when its
+    termination message holds only vLLM's wrappers. Pods are not watched: a crash-looping
+    server changes no Deployment field, the resync finds it."""
+    api, observed = runtime.api_client(), children.observe_deployment(live)
+    if observed.ready_replicas >= observed.replicas:
+        return observed
+    selector = live["spec"]["selector"]["matchLabels"]
+    failure = serving_failure(children.list_pods(api, step.namespace, selector))
+    if failure is None:
+        return observed
+    log = ""
+    if failure.wants_log:
+        log = children.read_log(
+            api,
+            step.namespace,
+            failure.pod,
+            failure.container,
+            previous=failure.previous,
+            lines=LOG_TAIL_LINES,
+        )
+    return replace(observed, failure=failure.describe(log))
 
 
 def _ensure_only_job(step: Pass, component: Component, manifest: Json) -> JobObservation:
@@ -237,10 +264,12 @@ def _report(body: Json, model: QuantizedModel, status: QuantizedModelStatus) -> 
 
 
 def _post_transitions(body: Json, before: list[Json], status: QuantizedModelStatus) -> None:
-    """An event for each step that just succeeded (Normal) or failed (Warning)."""
-    previous = {c.get("type"): c.get("status") for c in before}
+    """An event for each step that just succeeded (Normal) or failed (Warning), including one
+    that goes on failing for a new reason (Ready: DeploymentProgressing -> ServingFailed)."""
+    previous = {c.get("type"): (c.get("status"), c.get("reason")) for c in before}
     for condition in status.conditions:
-        if condition.status == previous.get(condition.type) or condition.status == "Unknown":
+        now = (condition.status, condition.reason)
+        if now == previous.get(condition.type) or condition.status == "Unknown":
             continue
         if condition.reason in QUIET_REASONS:
             continue

@@ -118,6 +118,7 @@ def model_status(
     deployment = {
         "progressing": DeploymentObservation("d", 1, 0),
         "ready": DeploymentObservation("d", 1, 1),
+        "serving-failed": DeploymentObservation("d", 1, 0, failure="ValueError: no kernel"),
     }.get(stage)
     observed = Observed(
         1, plan, "a1", quantize=done, evaluate=evaluate, promotion=promotion, deployment=deployment
@@ -158,6 +159,8 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      model_status("progressing", make_spec(serving={**MANUAL, "approvedArtifact": "a1"})),
      {"Promoted": ("True", "Approved"), "Ready": ("False", "DeploymentProgressing")},
      "Progressing"),
+    ("vllm-cannot-load-it", model_status("serving-failed"),
+     {"Promoted": ("True", "PassedGate"), "Ready": ("False", "ServingFailed")}, "Degraded"),
     ("passed-gate-and-ready", model_status("ready"),
      {"Promoted": ("True", "PassedGate"), "Ready": ("True", "DeploymentReady")}, "Healthy"),
     ("serving-disabled", model_status("scored", make_spec(serving={"enabled": False})),
