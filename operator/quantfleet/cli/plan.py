@@ -19,6 +19,15 @@ from quantfleet.planning.inventory import GpuInventory, build_inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 from quantfleet.planning.rules import GpuCosts, gpu_cost
 
+# Flags that are PlanRequest fields of the same name, passed as they parse.
+REQUEST_FLAGS = (
+    "objective",
+    "scheme",
+    "allow_fallback",
+    "attention_heads",
+    "gpus_per_replica",
+    "policy",
+)
 EXIT_UNPLACEABLE = 1
 EXIT_USAGE = 2
 
@@ -31,13 +40,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         request = PlanRequest(
             parameters=parse_parameter_count(args.params),
-            objective=args.objective,
-            scheme=args.scheme,
-            allow_fallback=args.allow_fallback,
-            attention_heads=args.attention_heads,
-            gpus_per_replica=args.gpus_per_replica,
-            policy=args.policy,
             gpu_costs=read_gpu_costs(args.gpu_costs) if args.gpu_costs else {},
+            **{flag: getattr(args, flag) for flag in REQUEST_FLAGS},
         )
         nodes = read_fleet_file(args.fleet) if args.fleet else read_cluster_nodes()
     except (ValueError, OSError) as error:
