@@ -41,10 +41,11 @@ from quantfleet.builders.status import (
     quantize_result,
 )
 from quantfleet.handlers import metrics, reconciler, runtime
+from quantfleet.handlers.nodes import Fleet
 from quantfleet.kube import baseline_cache, children
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import source_parameters
-from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.inventory import GpuInventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
 KIND = QUANTIZED_MODEL
@@ -56,10 +57,10 @@ QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESS
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
 
 
-def reconcile(body: Json, nodes: list[Json]) -> QuantizedModelStatus:
+def reconcile(body: Json, fleet: Fleet) -> QuantizedModelStatus:
     """One pass: parse, observe and ensure each step, build the status, report it."""
     model = reconciler.parse(QuantizedModel, body, INVALID_SPEC, Reason.INVALID_SPEC)
-    observed = _observe_and_ensure(body, model, nodes)
+    observed = _observe_and_ensure(body, model, fleet)
     previous = model.status.conditions if model.status else []
     status = build_status(model.spec, observed, previous, datetime.now(UTC))
     _report(body, model, status)
@@ -96,9 +97,11 @@ class Pass:
         return str(self.body["metadata"]["name"])
 
 
-def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) -> Observed:
+def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Observed:
     """Walk the steps in order, creating each child once the step before it succeeded."""
-    step, spec = Pass(body, model, build_inventory(nodes)), model.spec
+    # Free GPUs as this model sees them: its own replicas and Jobs do not count as taken.
+    inventory = fleet.inventory(body["metadata"]["namespace"], body["metadata"]["name"])
+    step, spec = Pass(body, model, inventory), model.spec
     generation = body["metadata"].get("generation", 0)
     parameters = source_parameters(spec.source.parameters_billions)
     plan = plan_for(step, parameters) if parameters else None
@@ -141,6 +144,7 @@ def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
         gpu_memory_utilization=settings.gpu_memory_utilization,
         policy=step.spec.placement.policy or settings.placement_policy,
         gpu_costs=settings.gpu_costs,
+        replicas=step.spec.serving.replicas if step.spec.serving.enabled else 0,
     )
     return plan_placement(request, step.inventory)
 

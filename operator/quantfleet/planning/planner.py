@@ -47,6 +47,8 @@ class PlanRequest:
     # Which qualifying GPU kind wins; Cheapest ranks by `gpu_costs` (per GPU).
     policy: PlacementPolicy = PlacementPolicy.BEST_FIT
     gpu_costs: GpuCosts = field(default_factory=dict)
+    # Every replica must fit the free GPUs of one pool (one node each) for the pool to be chosen.
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         if self.parameters <= 0:
@@ -55,6 +57,8 @@ class PlanRequest:
             raise ValueError(f"attention head count must be positive, got {self.attention_heads}")
         if self.gpus_per_replica is not None and self.gpus_per_replica <= 0:
             raise ValueError(f"GPUs per replica must be positive, got {self.gpus_per_replica}")
+        if self.replicas < 0:
+            raise ValueError(f"replicas must not be negative, got {self.replicas}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
                 f"GPU memory utilization must be in (0, 1], got {self.gpu_memory_utilization}"
@@ -104,7 +108,7 @@ class Plan:
 class Unplaceable:
     scheme: Scheme
     objective: Objective
-    reason: Reason  # NoGpuNodes, NoCompatibleGpu or InsufficientGpuMemory
+    reason: Reason  # NoGpuNodes, NoCompatibleGpu, InsufficientGpuMemory, InsufficientFreeGpus
     message: str
 
 
@@ -129,9 +133,16 @@ def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unpl
         candidates = _requested_candidates(request, pools)
     if isinstance(candidates, Unplaceable):
         return candidates
+    free = [
+        c for c in candidates if c.pool.free_replicas(c.sizing.gpus_per_replica) >= request.replicas
+    ]
+    if not free:
+        return _unplaceable(
+            request, Reason.INSUFFICIENT_FREE_GPUS, _no_free_gpus(request, candidates)
+        )
     prefer = _preference(request, pools)
     best, *others = sorted(
-        candidates,
+        free,
         key=lambda c: (
             c.step,
             c.support is not Support.NATIVE,
@@ -223,8 +234,14 @@ def _plan_around(
     native = [(pool, support) for pool, support in fitting if support is Support.NATIVE]
     chosen = native or fitting
     prefer = _preference(request, pools)
+    # Kinds with room for every replica now first: a full kind stays admitted for later.
     ranked = sorted(
-        chosen, key=lambda item: (not meant_for(best.scheme, item[0].family), prefer(item[0], gpus))
+        chosen,
+        key=lambda item: (
+            item[0].free_replicas(gpus) < request.replicas,
+            not meant_for(best.scheme, item[0].family),
+            prefer(item[0], gpus),
+        ),
     )
     step = max(1, 100 // len(ranked))
     targets = tuple(
@@ -294,6 +311,20 @@ def _incompatible(request: PlanRequest, pools: tuple[GpuPool, ...]) -> str:
     else:
         message += f"; add {natives} GPU nodes"
     return message
+
+
+def _no_free_gpus(request: PlanRequest, candidates: list[_Candidate]) -> str:
+    """What each kind that would hold the model has free now."""
+    kinds = "; ".join(
+        f"{c.scheme} on {c.sizing.gpus_per_replica} x {c.pool.family} "
+        f"{c.pool.memory_mib / 1024:.0f} GiB: {c.pool.free_gpus} of {c.pool.gpus} GPUs free"
+        for c in candidates[:3]
+    )
+    more = f"; and {len(candidates) - 3} more" if len(candidates) > 3 else ""
+    return (
+        f"{request.replicas} replica(s) fit the fleet but not its free GPUs now ({kinds}{more}); "
+        "planned again as GPUs free up"
+    )
 
 
 def _too_small(request: PlanRequest, scheme: Scheme, pools: tuple[GpuPool, ...]) -> str:

@@ -88,6 +88,7 @@ def model_status(
         "no-gpu-nodes": Reason.NO_GPU_NODES,
         "no-compatible-gpu": Reason.NO_COMPATIBLE_GPU,
         "insufficient-memory": Reason.INSUFFICIENT_GPU_MEMORY,
+        "insufficient-free": Reason.INSUFFICIENT_FREE_GPUS,
     }
     if stage in unplaceable:
         plan = Unplaceable(
@@ -138,6 +139,9 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      {"Planned": ("False", "NoCompatibleGpu")}, "Degraded"),
     ("insufficient-gpu-memory", model_status("insufficient-memory"),
      {"Planned": ("False", "InsufficientGpuMemory")}, "Degraded"),
+    # Fits the fleet, not its free GPUs now: it waits, planned again as GPUs free up.
+    ("insufficient-free-gpus", model_status("insufficient-free"),
+     {"Planned": ("False", "InsufficientFreeGpus")}, "Progressing"),
     ("size-unknown-until-quantized", model_status("size-unknown"),
      {"Planned": ("Unknown", "ParameterCountUnknown")}, "Progressing"),
     ("quantize-pending", model_status("quantize-pending"),

@@ -15,6 +15,7 @@ from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.status import Observed, Promotion
 from quantfleet.handlers import metrics, quantizedmodel, reconciler
+from quantfleet.handlers.nodes import Fleet
 from quantfleet.handlers.quantizedmodel import (
     Pass,
     ensure_evaluate_job,
@@ -22,7 +23,7 @@ from quantfleet.handlers.quantizedmodel import (
     plan_for,
     serve,
 )
-from quantfleet.planning.inventory import build_inventory
+from quantfleet.planning.inventory import GpuPod, build_inventory
 from quantfleet.planning.planner import Plan, Unplaceable
 
 Json = dict[str, Any]
@@ -42,8 +43,10 @@ def planned(step: Pass) -> Plan:
     return plan
 
 
-def reconcile_named(name: str, nodes: list[Json]) -> None:
-    reconciler.reconcile_named(quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, nodes)
+def reconcile_named(name: str, nodes: list[Json], pods: tuple[GpuPod, ...] = ()) -> None:
+    reconciler.reconcile_named(
+        quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, Fleet(nodes, pods)
+    )
 
 
 def stored_status(kube: FakeKube, name: str = "qwen") -> Json:
@@ -265,7 +268,7 @@ def test_an_event_on_a_child_reconciles_the_model_it_names(
     index = {node["metadata"]["name"]: [node] for node in fleet_nodes}
 
     quantizedmodel.HANDLERS.child_changed(
-        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index
+        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index, gpu_pods={}
     )
 
     [(kind, name)] = kube.writes_of("create")
