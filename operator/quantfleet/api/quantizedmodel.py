@@ -151,8 +151,9 @@ class Quantization(ApiModel):
     resources: Resources | None = Field(
         default=None,
         description=(
-            "CPU and memory of the quantization Job, added to its one GPU; unset, only the GPU is "
-            "requested (on a node whose GPU memory holds the BF16 weights, from the size)."
+            "CPU and memory of the quantization Job, added to its one GPU. A key unset is "
+            "derived from the size: memory and, for hf:// and s3:// sources, ephemeral-storage "
+            "of 1.1 x the BF16 weights (72B: 148Gi)."
         ),
     )
 

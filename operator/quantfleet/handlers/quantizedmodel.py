@@ -153,7 +153,9 @@ def ensure_quantize_job(step: Pass, scheme: Scheme, parameters: int | None) -> J
     """Quantized: the quantize Job for these inputs (created if missing); older ones go."""
     taints = [t for pool in step.inventory.pools for t in pool.gpu_taints]
     placement = build_gpu_job_placement(quantize_memory_floor_mib(parameters), taints)
-    manifest = build_quantize_job(step.body, step.spec, scheme, placement, runtime.settings())
+    manifest = build_quantize_job(
+        step.body, step.spec, scheme, placement, runtime.settings(), parameters
+    )
     return _ensure_only_job(step, Component.QUANTIZE, manifest)
 
 

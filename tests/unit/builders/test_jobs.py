@@ -19,10 +19,12 @@ from quantfleet.builders.jobs import (
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
 
 
-def quantize_job(**spec_overrides: Any) -> dict[str, Any]:
+def quantize_job(parameters: int | None = None, **spec_overrides: Any) -> dict[str, Any]:
     spec = make_spec(**spec_overrides)
     placement = build_gpu_job_placement(0, [])
-    return build_quantize_job(make_owner(), spec, spec.quantization.scheme, placement, SETTINGS)
+    return build_quantize_job(
+        make_owner(), spec, spec.quantization.scheme, placement, SETTINGS, parameters
+    )
 
 
 def pod_spec(job: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +121,38 @@ def test_recipe_from_a_configmap_is_mounted_and_passed_as_a_file() -> None:
 )
 def test_quantize_memory_floor(parameters: int | None, want_floor_mib: int) -> None:
     assert quantize_memory_floor_mib(parameters) == want_floor_mib
+
+
+@pytest.mark.parametrize(
+    ("parameters", "spec", "want"),
+    [
+        pytest.param(None, {}, {}, id="unknown-size-asks-for-the-gpu-only"),
+        pytest.param(
+            72 * 10**9,
+            {},
+            {"memory": "148Gi", "ephemeral-storage": "148Gi"},
+            id="72b-from-the-hub-needs-its-bf16-weights-in-memory-and-on-disk",
+        ),
+        pytest.param(
+            72 * 10**9,
+            {"source": {"uri": "pvc://models/qwen-72b", "kind": "vision-language"}},
+            {"memory": "148Gi"},
+            id="a-mounted-source-is-not-downloaded",
+        ),
+        pytest.param(
+            72 * 10**9,
+            {"quantization": {"scheme": "W8A8", "resources": {"requests": {"memory": "400Gi"}}}},
+            {"memory": "400Gi", "ephemeral-storage": "148Gi"},
+            id="the-spec-wins-key-by-key",
+        ),
+    ],
+)
+def test_quantize_job_requests_host_memory_and_disk_from_the_size(
+    parameters: int | None, spec: dict[str, Any], want: dict[str, str]
+) -> None:
+    [container] = pod_spec(quantize_job(parameters, **spec))["containers"]
+
+    assert container["resources"]["requests"] == {**want, "nvidia.com/gpu": "1"}
 
 
 def test_evaluate_job_passes_the_cached_baseline_scores() -> None:
