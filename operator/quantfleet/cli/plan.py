@@ -90,12 +90,14 @@ def render(
 
 
 def _ranked(plan: Plan, costs: GpuCosts | None) -> list[str]:
-    """The targets best first: `1. hopper 80 GiB (2 nodes), cost 5.00 per replica`."""
+    """The targets best first: `1. hopper 80 GiB (2 nodes, 16 of 16 GPUs free), cost 5.00 per
+    replica`."""
     ranked = []
     for rank, target in enumerate(plan.targets, 1):
         pool = target.pool
         nodes = f"{len(pool.nodes)} node{'s' if len(pool.nodes) > 1 else ''}"
-        line = f"{rank}. {pool.family} {pool.memory_mib / 1024:.0f} GiB ({nodes})"
+        free = f"{pool.free_gpus} of {pool.gpus} GPUs free"
+        line = f"{rank}. {pool.family} {pool.memory_mib / 1024:.0f} GiB ({nodes}, {free})"
         cost = gpu_cost(pool, costs or {})
         if cost is not None:
             line += f", cost {cost * plan.gpus_per_replica:.2f} per replica"

@@ -66,5 +66,8 @@ def test_plan_ranks_by_cost_and_prints_the_ranking(
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "policy:           Cheapest" in out
-    assert "ranking:          1. ampere 48 GiB (2 nodes), cost 2.20 per replica;" in out
+    assert (
+        "ranking:          1. ampere 48 GiB (2 nodes, 8 of 8 GPUs free), cost 2.20 per replica;"
+        in out
+    )
     assert "by Cheapest; runner-up: FP8_DYNAMIC on 1 x hopper 140 GiB (TP 1)" in out
