@@ -15,7 +15,7 @@ from quantfleet.api.enums import Objective, PlacementPolicy, Scheme
 from quantfleet.api.settings import read_gpu_costs
 from quantfleet.builders.placement import build_gpu_resources, build_pod_placement
 from quantfleet.planning.capacity import format_bytes, parse_parameter_count
-from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.inventory import GpuInventory, build_inventory, requested_gpus
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 from quantfleet.planning.rules import GpuCosts, gpu_cost
 
@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
             gpu_costs=read_gpu_costs(args.gpu_costs) if args.gpu_costs else {},
             **{flag: getattr(args, flag) for flag in REQUEST_FLAGS},
         )
-        nodes = read_fleet_file(args.fleet) if args.fleet else read_cluster_nodes()
+        # A fleet file's GPUs are all free; a cluster's pods hold some.
+        nodes, taken = (read_fleet_file(args.fleet), {}) if args.fleet else read_cluster()
     except (ValueError, OSError) as error:
         print(f"quantfleet plan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    inventory = build_inventory(nodes)
+    inventory = build_inventory(nodes, taken)
     if not inventory.nodes and not inventory.skipped:
         source = args.fleet or "the current cluster"
         print(f"quantfleet plan: error: no GPU nodes in {source}", file=sys.stderr)
@@ -136,20 +137,21 @@ def read_fleet_file(path: Path) -> list[dict[str, Any]]:
     return nodes
 
 
-def read_cluster_nodes() -> list[dict[str, Any]]:
-    """The current cluster's Nodes, through the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+def read_cluster() -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The current cluster's Nodes and the GPUs its pods request per node, through the
+    kubeconfig (KUBECONFIG or ~/.kube/config)."""
     from kubernetes import client, config
 
-    from quantfleet.kube.nodes import list_nodes
+    from quantfleet.kube.nodes import list_gpu_pods, list_nodes
 
     try:
         api_client = config.new_client_from_config()
     except (config.ConfigException, OSError) as error:
         raise FleetError(f"no --fleet given and no usable kubeconfig: {error}") from error
     try:
-        return list_nodes(api_client)
+        return list_nodes(api_client), requested_gpus(list_gpu_pods(api_client))
     except client.ApiException as error:
-        raise FleetError(f"could not list Nodes: {error.status} {error.reason}") from error
+        raise FleetError(f"could not list Nodes/Pods: {error.status} {error.reason}") from error
     finally:
         api_client.close()
 
