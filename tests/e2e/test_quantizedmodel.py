@@ -5,6 +5,7 @@ kwok's simulated GPU nodes, and the SIMULATED worker standing in for the GPU Job
 import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from kubernetes import client
 
 from factories import GPU_TAINT, Models, make_quantized_model
 from quantfleet.api.common import GROUP, VERSION
+from quantfleet.cli import main as cli_main
 from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.testbed.cluster import AUDIT_LOG, ClusterState
 from quantfleet.testbed.wait import poll_until
@@ -205,7 +207,12 @@ def test_a_scheme_no_node_runs_natively_reports_it_without_pods(
 
 
 def test_a_model_waits_for_free_gpus_and_is_placed_once_they_free_up(
-    models: Models, api_client: client.ApiClient, make_namespace: Callable[..., str]
+    models: Models,
+    api_client: client.ApiClient,
+    make_namespace: Callable[..., str],
+    kubeconfig: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Pods of another team hold every NVFP4-native GPU (the B200s): the model fits the fleet,
     not its free GPUs, so it waits with InsufficientFreeGpus and no Job; once they go, its next
@@ -233,6 +240,11 @@ def test_a_model_waits_for_free_gpus_and_is_placed_once_they_free_up(
 
     assert "0 of 8 GPUs free" in waiting["message"]
     assert models.job_names("fp4") == []
+    # `quantfleet plan` against the cluster sees the same pods.
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    capsys.readouterr()
+    assert cli_main.main(["plan", "--params=8B", "--scheme=NVFP4"]) == 1
+    assert "unplaceable (InsufficientFreeGpus)" in capsys.readouterr().out
     for node in b200s:
         core.delete_namespaced_pod(f"hold-{node.metadata.name}", others, grace_period_seconds=0)
     poll_until(

@@ -5,6 +5,7 @@ cluster through the kubeconfig.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,8 @@ def read_cluster() -> tuple[list[dict[str, Any]], dict[str, int]]:
     from quantfleet.kube.nodes import list_gpu_pods, list_nodes
 
     try:
-        api_client = config.new_client_from_config()
+        # KUBECONFIG as it is now (the client library reads it once, when first imported).
+        api_client = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
     except (config.ConfigException, OSError) as error:
         raise FleetError(f"no --fleet given and no usable kubeconfig: {error}") from error
     try:
