@@ -38,6 +38,15 @@ class OperatorSettings(BaseModel):
             "with the same share of each GPU."
         ),
     )
+    model_cache_claim: str | None = Field(
+        default=None,
+        max_length=253,
+        description=(
+            "PersistentVolumeClaim (ReadWriteMany, in each models' namespace) the quantize and "
+            "evaluate Jobs share as a model cache: hub and S3 sources are downloaded into it "
+            "once per source and revision. Unset, each Job downloads its own copy."
+        ),
+    )
     placement_policy: PlacementPolicy = Field(
         default=PlacementPolicy.BEST_FIT,
         description="The placement policy of models whose spec names none.",

@@ -31,7 +31,7 @@ from quantfleet.builders.children import (
     token_env,
 )
 from quantfleet.builders.placement import build_any_gpu_placement
-from quantfleet.builders.storage import claim_volumes
+from quantfleet.builders.storage import claim_volumes, local_path
 from quantfleet.planning.capacity import MIB, weight_bytes
 from quantfleet.planning.compat import BF16
 from quantfleet.planning.inventory import GPU_RESOURCE, Taint
@@ -73,6 +73,14 @@ def quantize_memory_floor_mib(parameters: int | None) -> int:
         return 0
     need = weight_bytes(parameters, BF16) * QUANTIZE_HEADROOM / MIB
     return int(min(need, QUANTIZE_MEMORY_CAP_MIB))
+
+
+def model_cache(settings: OperatorSettings) -> tuple[list[str], list[str]]:
+    """(claim URIs to mount writable, program arguments) for the shared model cache, if any."""
+    if not settings.model_cache_claim:
+        return [], []
+    uri = f"pvc://{settings.model_cache_claim}/"
+    return [uri], [f"--model-cache={local_path(uri)}"]
 
 
 def quantize_host_resources(spec: QuantizedModelSpec, parameters: int | None) -> dict[str, str]:
@@ -120,7 +128,11 @@ def build_quantize_job(
     if calibration.dataset:
         args.append(f"--dataset={calibration.dataset}")
     env: list[Json] = []
-    volumes, mounts = claim_volumes(writable=[spec.output.uri], read_only=[spec.source.uri])
+    cache_claims, cache_args = model_cache(settings)
+    args.extend(cache_args)
+    volumes, mounts = claim_volumes(
+        writable=[spec.output.uri, *cache_claims], read_only=[spec.source.uri]
+    )
     recipe = quantization.recipe
     if recipe and recipe.inline is not None:
         env.append({"name": env_name("recipe"), "value": recipe.inline})
@@ -273,7 +285,11 @@ def build_evaluate_job(
         # The whole cache for this source, revision and limit, keyed by the spec's task names
         # as the program's results are; it takes what it needs.
         args.append(f"--baseline-scores={json.dumps(cached_baseline, sort_keys=True)}")
-    volumes, mounts = claim_volumes(writable=[], read_only=[spec.source.uri, spec.output.uri])
+    cache_claims, cache_args = model_cache(settings)
+    args.extend(cache_args)
+    volumes, mounts = claim_volumes(
+        writable=cache_claims, read_only=[spec.source.uri, spec.output.uri]
+    )
     inputs = evaluation_id(spec, artifact, kind)
     return build_job(
         owner,

@@ -33,7 +33,10 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
     ConfigMap is absent) means no costs, one that exists but does not parse stops the start."""
     costs = read_gpu_costs(args.gpu_costs) if args.gpu_costs and args.gpu_costs.exists() else {}
     return OperatorSettings(
-        jobs_image=args.jobs_image, placement_policy=args.placement_policy, gpu_costs=costs
+        jobs_image=args.jobs_image,
+        placement_policy=args.placement_policy,
+        gpu_costs=costs,
+        model_cache_claim=args.model_cache_claim or None,
     )
 
 
@@ -57,6 +60,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         choices=list(PlacementPolicy),
         default=os.environ.get("QUANTFLEET_PLACEMENT_POLICY", PlacementPolicy.BEST_FIT),
         help="policy of models whose spec names none (env QUANTFLEET_PLACEMENT_POLICY)",
+    )
+    parser.add_argument(
+        "--model-cache-claim",
+        default=os.environ.get("QUANTFLEET_MODEL_CACHE_CLAIM"),
+        help="PersistentVolumeClaim the quantize and evaluate Jobs share as a model cache "
+        "(env QUANTFLEET_MODEL_CACHE_CLAIM)",
     )
     parser.add_argument(
         "--gpu-costs",

@@ -183,3 +183,32 @@ def test_child_names_fit_a_dns_label(owner: str) -> None:
 
 def test_long_owner_names_do_not_collide() -> None:
     assert child_name("x" * 80 + "a", "vllm") != child_name("x" * 80 + "b", "vllm")
+
+
+@pytest.mark.parametrize("program", ["quantize", "evaluate"])
+def test_with_a_model_cache_both_jobs_mount_it_and_pass_it(program: str) -> None:
+    settings = SETTINGS.model_copy(update={"model_cache_claim": "model-cache"})
+    spec = make_spec()
+    placement = build_gpu_job_placement(0, [])
+    job = (
+        build_quantize_job(make_owner(), spec, spec.quantization.scheme, placement, settings)
+        if program == "quantize"
+        else build_evaluate_job(
+            make_owner(), spec, "abc", ModelKind.VISION_LANGUAGE, placement, 1, {}, settings
+        )
+    )
+    [container] = pod_spec(job)["containers"]
+
+    assert "--model-cache=/mnt/quantfleet/model-cache" in container["args"]
+    assert {
+        "name": "pvc-model-cache", "mountPath": "/mnt/quantfleet/model-cache", "readOnly": False
+    } in container["volumeMounts"]  # fmt: skip
+    assert {"name": "pvc-model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}} in (
+        pod_spec(job)["volumes"]
+    )
+
+
+def test_without_a_model_cache_no_job_mentions_one() -> None:
+    [container] = pod_spec(quantize_job())["containers"]
+
+    assert not [arg for arg in container["args"] if arg.startswith("--model-cache")]

@@ -71,3 +71,10 @@ def test_plan_ranks_by_cost_and_prints_the_ranking(
         in out
     )
     assert "by Cheapest; runner-up: FP8_DYNAMIC on 1 x hopper 140 GiB (TP 1)" in out
+
+
+def test_the_operator_takes_a_model_cache_claim() -> None:
+    args = build_parser().parse_args(operator_args("--model-cache-claim=model-cache"))
+
+    assert settings_from(args).model_cache_claim == "model-cache"
+    assert settings_from(build_parser().parse_args(operator_args())).model_cache_claim is None
