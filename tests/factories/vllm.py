@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from factories.resources import make_owner, make_plan, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
@@ -52,18 +53,23 @@ TINY_CONTEXT = {ModelKind.TEXT: 512, ModelKind.VISION_LANGUAGE: 1024}
 SERVED_NAME = "tiny"
 
 
-def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
-    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
-    named `tiny` serving `checkpoint` (first word: the model location)."""
+def tiny_model_sections(kind: ModelKind, scheme: Scheme) -> dict[str, Any]:
+    """The spec sections (source, output, serving) of a QuantizedModel of a tiny model in
+    `scheme`, on claim `models`: what deployment_args builds from and e2e tests create."""
     serving: dict[str, object] = {"maxModelLength": TINY_CONTEXT[kind]}
     if kind is ModelKind.VISION_LANGUAGE:
         serving["imagesPerPrompt"] = 1
-    spec = make_spec(
-        source={"uri": "pvc://models/source", "kind": kind, "parametersBillions": 0.001},
-        quantization={"scheme": scheme},
-        output={"uri": f"pvc://models/{scheme.lower()}"},
-        serving=serving,
-    )
+    return {
+        "source": {"uri": "pvc://models/source", "kind": kind, "parametersBillions": 0.001},
+        "output": {"uri": f"pvc://models/{scheme.lower()}"},
+        "serving": serving,
+    }
+
+
+def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
+    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
+    named `tiny` serving `checkpoint` (first word: the model location)."""
+    spec = make_spec(quantization={"scheme": scheme}, **tiny_model_sections(kind, scheme))
     deployment = build_deployment(
         make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings()
     )
