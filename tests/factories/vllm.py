@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factories.resources import make_owner, make_plan, make_spec
+from factories.gpus import DEV_INVENTORY
+from factories.resources import make_owner, make_plan, make_run_owner, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.benchmark import build_baseline_deployment
 from quantfleet.builders.serving import build_deployment
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING_ENV = REPO / "serving" / ".venv"
@@ -77,6 +80,20 @@ def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[s
     args: list[str] = container["args"]
     assert args[0].endswith(f"{scheme.lower()}"), args  # the model location comes first
     return [str(checkpoint), *args[1:]]
+
+
+def baseline_args(source: Path, kind: ModelKind) -> list[str]:
+    """The `vllm serve` arguments of the BF16 baseline Deployment a BenchmarkRun `cmp` brings up
+    for that QuantizedModel (any scheme: the baseline serves its source), first word `source`."""
+    spec = make_spec(quantization={"scheme": Scheme.W8A8}, **tiny_model_sections(kind, Scheme.W8A8))
+    plan = make_plan(spec)
+    placed = plan_baseline(plan.parameters, plan.target_families[0], DEV_INVENTORY)
+    assert isinstance(placed, BaselinePlan), placed
+    deployment = build_baseline_deployment(
+        make_run_owner(), spec, f"{SERVED_NAME}-bf16", placed, OperatorSettings()
+    )
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return [str(source), *args[1:]]
 
 
 def serving_env_ready() -> bool:
