@@ -11,7 +11,7 @@ import pytest
 
 from factories import FEW_GUIDELLM_WORKERS
 from factories.vllm import SERVED_NAME, VllmServer, VllmServers, deployment_args
-from quantfleet.api.contract import SWEEP_THROUGHPUT, WorkloadPreset
+from quantfleet.api.contract import SWEEP_THROUGHPUT, WORKLOAD_PRESETS, WorkloadPreset
 from quantfleet.api.enums import ModelKind, ScenarioKind, Scheme
 from quantfleet.api.results import BenchmarkMeasurement, BenchmarkResult, parse_result
 from quantfleet_jobs import benchmark
@@ -83,6 +83,22 @@ def assert_measured(run: BenchmarkMeasurement) -> None:
     assert run.ttft_ms.p50 < run.latency_s.p50 * 1000
 
 
+def assert_requests_had_the_workloads_shape(report: dict[str, Any]) -> None:
+    """From GuideLLM's full report: every request carried the preset's image, and vLLM
+    generated exactly its output tokens (the program's ignore_eos reached the server)."""
+    shape = WORKLOAD_PRESETS[WORKLOAD]
+    for bench in report["benchmarks"]:
+        metrics = bench["metrics"]
+        pixels = metrics["image"]["pixels"]["input"]["successful"]
+        assert (pixels["count"], pixels["min"], pixels["max"]) == (
+            REQUESTS,
+            shape.image_width * shape.image_height,
+            shape.image_width * shape.image_height,
+        )
+        output = metrics["output_token_count"]["successful"]
+        assert output["min"] == output["max"] == shape.output_tokens
+
+
 def strategies(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [bench["config"]["strategy"] for bench in report["benchmarks"]]
 
@@ -104,6 +120,7 @@ def test_every_scenario_measures_a_real_vllm_server_with_an_image_workload(
     for run in result.runs:
         assert_measured(run)
     report = json.loads((output / f"{WORKLOAD}-{scenario}.json").read_text())
+    assert_requests_had_the_workloads_shape(report)
     bounded = [s for s in strategies(report) if s["type_"] == "throughput"]
     assert all(s["max_concurrency"] == MAX_CONCURRENCY for s in bounded)
     assert len(bounded) == (scenario in (ScenarioKind.THROUGHPUT, ScenarioKind.SWEEP))
