@@ -6,6 +6,9 @@ Deployment (testbed.program_runner.ProgramRunner). One server at a time: the bas
 first, then the W8A8 one, under the same load."""
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +24,6 @@ from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.builders.benchmark import baseline_name
 from quantfleet.builders.benchmark_status import SPEEDUP_DIGITS
 from quantfleet.builders.serving import serving_name
-from quantfleet.cli import main as cli_main
 from quantfleet.testbed.program_runner import ProgramRunner
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import SimulatedWorker
@@ -46,8 +48,6 @@ def test_speedups_of_w8a8_over_bf16_measured_on_real_vllm_reach_status_and_the_r
     tiny_vlm: Path,
     checkpoint: Callable[[Path, Scheme], Path],
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sections = tiny_model_sections(ModelKind.VISION_LANGUAGE, Scheme.W8A8)
     # What each in-cluster Service serves, on this host: the source, or the W8A8 checkpoint.
@@ -136,12 +136,18 @@ def test_speedups_of_w8a8_over_bf16_measured_on_real_vllm_reach_status_and_the_r
     assert status["bestSpeedup"] == max(speedups.values())
     print(f"measured W8A8 vs BF16 speed-ups on the CPU: {speedups}")  # shown with -s
 
-    # `quantfleet report` reads the run from the cluster and shows it unmarked.
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # `quantfleet report`, as a user runs it, reads the run from the cluster and shows it
+    # unmarked.
     out = tmp_path / "report"
-    capsys.readouterr()
-    assert cli_main.main(["report", RUN, "-n", namespace, "--out", str(out)]) == 0
-    table = capsys.readouterr().out
+    shown = subprocess.run(
+        [sys.executable, "-m", "quantfleet.cli.main", "report", RUN, "-n", namespace,
+         "--out", str(out)],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    table = shown.stdout
+    print(table)
     assert "SIMULATED" not in table
     assert " *" not in table  # simulated rows are starred
     assert f"{w8a8_tp['requestsPerSecond']:.2f}" in table
