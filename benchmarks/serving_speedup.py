@@ -73,10 +73,9 @@ def main() -> None:
             for name, (model, serve_args) in sides.items():
                 server = servers.serve(model, serve_args)
                 served_name = next(a for a in serve_args if a.startswith("--served-model-name="))
-                (work / name).mkdir()
-                measured = measure(
-                    server.url, served_name.split("=", 1)[1], source, args, work / name
-                )
+                bench = work / "bench" / name
+                bench.mkdir(parents=True)
+                measured = measure(server.url, served_name.split("=", 1)[1], source, args, bench)
                 results += results_of(name, measured)
         finally:
             servers.stop()
