@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from quantfleet.api.enums import ModelKind, Scheme
-from quantfleet.api.results import QuantizeResult
+from quantfleet.api.results import CHECKPOINT_LIBRARY, QuantizeResult
 from quantfleet_jobs import calibration, checkpoints
 from quantfleet_jobs.common import (
     JobArgumentParser,
@@ -162,7 +162,7 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
         size_after=size_after,
         duration_seconds=round(time.monotonic() - started, 3),
         device=device,
-        versions=library_versions("llmcompressor", "compressed-tensors", "transformers", "torch"),
+        versions=library_versions("llmcompressor", CHECKPOINT_LIBRARY, "transformers", "torch"),
     )
 
 

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     # Ready
     DEPLOYMENT_READY = "DeploymentReady"
     DEPLOYMENT_PROGRESSING = "DeploymentProgressing"
+    SERVING_FAILED = "ServingFailed"
     SERVING_DISABLED = "ServingDisabled"
     NOT_PROMOTED = "NotPromoted"
     # Any
