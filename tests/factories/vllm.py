@@ -20,10 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factories.resources import make_owner, make_plan, make_spec
+from factories.gpus import DEV_INVENTORY
+from factories.resources import Json, make_owner, make_plan, make_run_owner, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.benchmark import build_baseline_deployment
 from quantfleet.builders.serving import build_deployment
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING_ENV = REPO / "serving" / ".venv"
@@ -52,25 +56,53 @@ TINY_CONTEXT = {ModelKind.TEXT: 512, ModelKind.VISION_LANGUAGE: 1024}
 SERVED_NAME = "tiny"
 
 
-def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
-    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
-    named `tiny` serving `checkpoint` (first word: the model location)."""
+def tiny_spec(kind: ModelKind, scheme: Scheme) -> QuantizedModelSpec:
+    """A QuantizedModel spec for a tiny model of `kind` quantized to `scheme`, with the serving
+    options the tests' tiny models take."""
     serving: dict[str, object] = {"maxModelLength": TINY_CONTEXT[kind]}
     if kind is ModelKind.VISION_LANGUAGE:
         serving["imagesPerPrompt"] = 1
-    spec = make_spec(
+    return make_spec(
         source={"uri": "pvc://models/source", "kind": kind, "parametersBillions": 0.001},
         quantization={"scheme": scheme},
         output={"uri": f"pvc://models/{scheme.lower()}"},
         serving=serving,
     )
-    deployment = build_deployment(
-        make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings()
-    )
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    args: list[str] = container["args"]
+
+
+def vllm_container(pod_owner: Json) -> Json:
+    """The vLLM container of a Deployment the operator built."""
+    container: Json = pod_owner["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def build_tiny_deployment(kind: ModelKind, scheme: Scheme) -> Json:
+    """The Deployment the operator builds for a QuantizedModel named `tiny` (tiny_spec)."""
+    spec = tiny_spec(kind, scheme)
+    return build_deployment(make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings())
+
+
+def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
+    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
+    named `tiny` serving `checkpoint` (first word: the model location)."""
+    args: list[str] = vllm_container(build_tiny_deployment(kind, scheme))["args"]
     assert args[0].endswith(f"{scheme.lower()}"), args  # the model location comes first
     return [str(checkpoint), *args[1:]]
+
+
+def baseline_args(source: Path, kind: ModelKind) -> list[str]:
+    """The `vllm serve` arguments of a BenchmarkRun's BF16 baseline of that QuantizedModel: its
+    unquantized `source`, planned on the simulated fleet as the operator plans it."""
+    spec = tiny_spec(kind, Scheme.W8A8)
+    plan = make_plan(spec)
+    baseline = plan_baseline(plan.parameters, plan.target_families[0], DEV_INVENTORY)
+    assert isinstance(baseline, BaselinePlan), baseline
+    deployment = build_baseline_deployment(
+        make_run_owner(), spec, SERVED_NAME, baseline, OperatorSettings()
+    )
+    args: list[str] = vllm_container(deployment)["args"]
+    assert args[0].endswith("source"), args  # the model location comes first
+    return [str(source), *args[1:]]
 
 
 def serving_env_ready() -> bool:
