@@ -12,7 +12,9 @@ def measured(request: pytest.FixtureRequest) -> list[str]:
     return request.config.stash.setdefault(MEASURED, [])
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     lines = config.stash.get(MEASURED, [])
     if lines:
         terminalreporter.section("measured by tests/serving (real vLLM on this host's CPU)")

@@ -94,6 +94,7 @@ VLLM_SCHEME_CLASS: Final[dict[Scheme, str]] = {
     Scheme.NVFP4: "CompressedTensorsW4A4Fp4",
 }
 
+
 @dataclass(frozen=True)
 class Compatibility:
     """The verdict for one precision on one GPU generation, with the reason a user reads."""
