@@ -47,8 +47,10 @@ ADDED_ON_CPU = ("--enforce-eager",)
 # Environment of every server: the KV cache in host RAM; the engine in the API server's process
 # (one process fewer to import: ~15 s and ~1 GiB less per server here).
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-# "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" in vLLM's startup log.
-SELECTED_KERNEL = re.compile(r"Selected (\w+) for (\w+)")
+# vLLM's startup log names the linear kernel per compressed-tensors scheme class in one of two
+# words: "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" (scaled-mm
+# schemes), "Using CPUWNA16LinearKernel for CompressedTensorsWNA16" (mixed precision).
+SELECTED_KERNEL = re.compile(r"(?:Selected|Using) (\w+) for (CompressedTensors\w+)")
 
 
 # The tiny models' context (factories.models) and the served name the tests' requests use.

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
+from factories.resources import make_owner, make_plan, make_spec
 from factories.vllm import (
     ADDED_ON_CPU,
     DROPPED_ON_CPU,
@@ -34,6 +35,8 @@ from factories.vllm import (
     vllm_container,
 )
 from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.serving import build_deployment
 from quantfleet.planning.compat import VLLM_SCHEME_CLASS
 
 # The linear kernel vLLM 0.32's CPU build selects per scheme on this host (AVX-512/AMX; measured,
@@ -290,8 +293,9 @@ def test_nvfp4_fails_on_the_cpu_with_vllms_reason(
     model = checkpoint(tiny_llama, Scheme.NVFP4)
     log = vllm_servers.fail_to_serve(model, deployment_args(model, ModelKind.TEXT, Scheme.NVFP4))
 
-    (line,) = {line.strip() for line in log.splitlines() if NVFP4_FAILURE in line}
-    measured.append(f"text-NVFP4: {line}")
+    lines = [line.strip() for line in log.splitlines() if NVFP4_FAILURE in line]
+    assert lines, log[-3000:]
+    measured.append(f"text-NVFP4 (refused, as expected): {lines[-1]}")
 
 
 def test_greedy_output_of_w8a8_and_bf16_is_recorded(
@@ -310,22 +314,77 @@ def test_greedy_output_of_w8a8_and_bf16_is_recorded(
     assert all(answer.strip() for answer in answers.values())
 
 
-def test_vllm_knows_every_scheme_class_the_operator_names() -> None:
-    listing = subprocess.run(
-        [
-            str(SERVING_PYTHON),
-            "-c",
-            "import json; from vllm.model_executor.layers.quantization.compressed_tensors "
-            "import schemes; print(json.dumps(schemes.__all__))",
-        ],
+def in_serving_env(program: str, payload: object) -> Any:
+    """Run `program` with serving/.venv's Python (vLLM importable); it reads JSON `payload` from
+    stdin and prints its JSON answer as the last line."""
+    done = subprocess.run(
+        [str(SERVING_PYTHON), "-c", program],
+        input=json.dumps(payload),
         capture_output=True,
         text=True,
-        check=True,
         timeout=300,
     )
-    classes = set(json.loads(listing.stdout.splitlines()[-1]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+LIST_SCHEME_CLASSES = """
+import json
+from vllm.model_executor.layers.quantization.compressed_tensors import schemes
+print(json.dumps(schemes.__all__))
+"""
+# vLLM's own `vllm serve` parser and engine arguments, as the server builds them.
+PARSE_ARGS = """
+import json, sys
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.entrypoints.launchers.cli_args import make_arg_parser
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+parsed = []
+for args in json.load(sys.stdin):
+    namespace = make_arg_parser(FlexibleArgumentParser()).parse_args(["--model", *args])
+    engine = AsyncEngineArgs.from_cli_args(namespace)
+    parsed.append([engine.model, engine.load_format, engine.tensor_parallel_size, namespace.port])
+print(json.dumps(parsed))
+"""
+
+
+def test_vllm_knows_every_scheme_class_the_operator_names() -> None:
+    classes = set(in_serving_env(LIST_SCHEME_CLASSES, None))
 
     assert set(VLLM_SCHEME_CLASS.values()) <= classes
+
+
+# (source, output, the load format vLLM must take): every location, and a 400B hub model that
+# the plan spreads over several GPUs.
+LOCATIONS = [
+    ("pvc://models/src", "pvc://models/q", "auto"),
+    ("pvc://models/src", "s3://bucket/q", "runai_streamer"),
+    ("hf://x/y", "pvc://models/q", "auto"),
+]
+
+
+def test_vllms_own_parser_takes_the_deployments_arguments() -> None:
+    # Parsed by vLLM 0.32 itself, as `vllm serve` parses them (the s3:// list cannot be served
+    # here: the serving environment has no runai extra; docs/serving.md).
+    built = []
+    for source, output, _ in LOCATIONS:
+        spec = make_spec(
+            source={"uri": source, "parametersBillions": 400 if "hf://" in source else 8.3},
+            output={"uri": output},
+            serving={"imagesPerPrompt": 2, "maxModelLength": 4096, "extraArgs": ["--seed=1"]},
+        )
+        plan = make_plan(spec)
+        deployment = build_deployment(make_owner(), spec, plan, OperatorSettings())
+        built.append((vllm_container(deployment)["args"], plan.tensor_parallel_size))
+
+    parsed = in_serving_env(PARSE_ARGS, [args for args, _ in built])
+
+    want = [
+        [args[0], load_format, tensor_parallel, 8000]
+        for (args, tensor_parallel), (_, _, load_format) in zip(built, LOCATIONS, strict=True)
+    ]
+    assert parsed == want
+    assert len({tensor_parallel for _, tensor_parallel in built}) > 1  # TP > 1 among them
 
 
 # --- The argument lists ----------------------------------------------------------------------
