@@ -295,6 +295,8 @@ def test_nvfp4_fails_on_the_cpu_with_vllms_reason(
 
     lines = [line.strip() for line in log.splitlines() if NVFP4_FAILURE in line]
     assert lines, log[-3000:]
+    # It failed inside the scheme class the operator expects (the traceback names it).
+    assert VLLM_SCHEME_CLASS[Scheme.NVFP4] in log
     measured.append(f"text-NVFP4 (refused, as expected): {lines[-1]}")
 
 
