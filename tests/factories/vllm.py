@@ -44,8 +44,9 @@ KV_CACHE_GIB = "1"
 # - --enforce-eager (added): skips ~40 s of torch.compile warm-up per server, same outputs.
 DROPPED_ON_CPU = ("--gpu-memory-utilization", "--port")
 ADDED_ON_CPU = ("--enforce-eager",)
-# Environment of every server: the KV cache in host RAM; the engine in the API server's process
-# (one process fewer to import: ~15 s and ~1 GiB less per server here).
+# Environment of every server: the KV cache in host RAM. VLLM_ENABLE_V1_MULTIPROCESSING is read
+# only by vLLM's offline LLM engine; `vllm serve` 0.32 still starts its engine core as a process
+# of its own (its log shows APIServer and EngineCore pids).
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 # vLLM's startup log names the linear kernel per compressed-tensors scheme class in one of two
 # words: "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" (scaled-mm
