@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from factories.gpus import DEV_INVENTORY
-from factories.resources import make_owner, make_plan, make_run_owner, make_spec
+from factories.resources import Json, make_owner, make_plan, make_run_owner, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.benchmark import build_baseline_deployment
 from quantfleet.builders.serving import build_deployment
@@ -44,11 +45,14 @@ KV_CACHE_GIB = "1"
 # - --enforce-eager (added): skips ~40 s of torch.compile warm-up per server, same outputs.
 DROPPED_ON_CPU = ("--gpu-memory-utilization", "--port")
 ADDED_ON_CPU = ("--enforce-eager",)
-# Environment of every server: the KV cache in host RAM; the engine in the API server's process
-# (one process fewer to import: ~15 s and ~1 GiB less per server here).
+# Environment of every server: the KV cache in host RAM. VLLM_ENABLE_V1_MULTIPROCESSING is read
+# only by vLLM's offline LLM engine; `vllm serve` 0.32 still starts its engine core as a process
+# of its own (its log shows APIServer and EngineCore pids).
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-# "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" in vLLM's startup log.
-SELECTED_KERNEL = re.compile(r"Selected (\w+) for (\w+)")
+# vLLM's startup log names the linear kernel per compressed-tensors scheme class in one of two
+# words: "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" (scaled-mm
+# schemes), "Using CPUWNA16LinearKernel for CompressedTensorsWNA16" (mixed precision).
+SELECTED_KERNEL = re.compile(r"(?:Selected|Using) (\w+) for (CompressedTensors\w+)")
 
 
 # The tiny models' context (factories.models) and the served name the tests' requests use.
@@ -69,30 +73,43 @@ def tiny_model_sections(kind: ModelKind, scheme: Scheme) -> dict[str, Any]:
     }
 
 
+def tiny_spec(kind: ModelKind, scheme: Scheme) -> QuantizedModelSpec:
+    """A QuantizedModel spec for a tiny model of `kind` quantized to `scheme`."""
+    return make_spec(quantization={"scheme": scheme}, **tiny_model_sections(kind, scheme))
+
+
+def vllm_container(pod_owner: Json) -> Json:
+    """The vLLM container of a Deployment the operator built."""
+    container: Json = pod_owner["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def build_tiny_deployment(kind: ModelKind, scheme: Scheme) -> Json:
+    """The Deployment the operator builds for a QuantizedModel named `tiny` (tiny_spec)."""
+    spec = tiny_spec(kind, scheme)
+    return build_deployment(make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings())
+
+
 def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
     """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
     named `tiny` serving `checkpoint` (first word: the model location)."""
-    spec = make_spec(quantization={"scheme": scheme}, **tiny_model_sections(kind, scheme))
-    deployment = build_deployment(
-        make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings()
-    )
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    args: list[str] = container["args"]
+    args: list[str] = vllm_container(build_tiny_deployment(kind, scheme))["args"]
     assert args[0].endswith(f"{scheme.lower()}"), args  # the model location comes first
     return [str(checkpoint), *args[1:]]
 
 
 def baseline_args(source: Path, kind: ModelKind) -> list[str]:
-    """The `vllm serve` arguments of the BF16 baseline Deployment a BenchmarkRun `cmp` brings up
-    for that QuantizedModel (any scheme: the baseline serves its source), first word `source`."""
-    spec = make_spec(quantization={"scheme": Scheme.W8A8}, **tiny_model_sections(kind, Scheme.W8A8))
+    """The `vllm serve` arguments of a BenchmarkRun's BF16 baseline of that QuantizedModel: its
+    unquantized `source`, planned on the simulated fleet as the operator plans it."""
+    spec = tiny_spec(kind, Scheme.W8A8)
     plan = make_plan(spec)
-    placed = plan_baseline(plan.parameters, plan.target_families[0], DEV_INVENTORY)
-    assert isinstance(placed, BaselinePlan), placed
+    baseline = plan_baseline(plan.parameters, plan.target_families[0], DEV_INVENTORY)
+    assert isinstance(baseline, BaselinePlan), baseline
     deployment = build_baseline_deployment(
-        make_run_owner(), spec, f"{SERVED_NAME}-bf16", placed, OperatorSettings()
+        make_run_owner(), spec, SERVED_NAME, baseline, OperatorSettings()
     )
-    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    args: list[str] = vllm_container(deployment)["args"]
+    assert args[0].endswith("source"), args  # the model location comes first
     return [str(source), *args[1:]]
 
 

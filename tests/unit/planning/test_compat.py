@@ -10,6 +10,7 @@ from quantfleet.api.enums import GpuFamily, Scheme
 from quantfleet.planning.compat import (
     BF16,
     COMPATIBILITY,
+    VLLM_SCHEME_CLASS,
     Precision,
     Support,
     band_floors,
@@ -98,6 +99,14 @@ def test_every_scheme_and_family_is_covered() -> None:
     schemes = [s for s in Scheme if s is not Scheme.AUTO]
 
     assert {(s, f) for s in schemes for f in GpuFamily} <= covered
+
+
+def test_every_scheme_names_the_vllm_class_that_loads_it() -> None:
+    # tests/serving checks the classes against a real vLLM; here only that none is missing.
+    schemes = {s for s in Scheme if s is not Scheme.AUTO}
+
+    assert set(VLLM_SCHEME_CLASS) == schemes
+    assert all(name.startswith("CompressedTensors") for name in VLLM_SCHEME_CLASS.values())
 
 
 @pytest.mark.parametrize(
