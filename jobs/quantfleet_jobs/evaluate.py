@@ -10,6 +10,7 @@ or vLLM's CPU build) or transformers; `auto` picks vLLM on a GPU where it is ins
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import importlib.util
 import json
@@ -286,7 +287,12 @@ def score(
     )
     if results is None:
         raise JobError("lm-eval returned no results")
-    return read_scores(results, tasks)
+    scores = read_scores(results, tasks)
+    # Drop this model's engine before the next one starts: vLLM holds its share of the GPU (or,
+    # on the CPU, its KV cache in RAM) until the engine is collected.
+    del model, results
+    gc.collect()
+    return scores
 
 
 def vllm_model_args(
