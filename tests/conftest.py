@@ -39,6 +39,10 @@ from quantfleet.testbed.cluster import Cluster, ClusterState
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.wait import poll_until
 
+# The operator end to end (operator process, worker, models, runs), shared by tests/e2e and
+# tests/serving.
+pytest_plugins = ["factories.e2e_fixtures"]
+
 CLUSTER_START_TIMEOUT = 180.0
 NAMESPACE_READY_TIMEOUT = 60.0
 

@@ -33,10 +33,10 @@ from quantfleet_jobs.common import (
     JobError,
     add_common_arguments,
     env_defaults,
-    fetch_source,
     library_versions,
     publish,
     run_program,
+    source_fetcher,
     split_list,
     staging_dir,
     workdir_for,
@@ -139,9 +139,7 @@ def benchmark(args: argparse.Namespace) -> BenchmarkResult:
     workdir = workdir_for(args)
     tokenizer: str | Path = args.tokenizer or args.model
     if _looks_like_location(str(tokenizer)):  # else a hub name GuideLLM resolves itself
-        tokenizer = fetch_source(
-            str(tokenizer), mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env
-        )
+        tokenizer = source_fetcher(args, workdir)(str(tokenizer))
 
     runs: list[BenchmarkMeasurement] = []
     with staging_dir(args.output, mount_root=args.mount_root, workdir=workdir) as staging:

@@ -83,6 +83,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, env: EnvDefault) -> No
         default=env("WORKDIR"),
         help="Scratch directory for downloads and temporary outputs (default: system temp).",
     )
+    parser.add_argument(
+        "--model-cache",
+        default=env("MODEL_CACHE"),
+        help="Shared directory (a volume) where hub and S3 sources are downloaded once per "
+        "source and revision and found by later Jobs; unset, each run downloads to --workdir.",
+    )
 
 
 @dataclass(frozen=True)
@@ -121,15 +127,85 @@ def hub_token(token_env: str) -> str | None:
     return os.environ.get(token_env) or None
 
 
-def fetch_source(uri: str, *, mount_root: str, workdir: Path, token_env: str) -> Path:
-    """Make a model (or dataset) directory available locally and return its path."""
+def fetch_source(
+    uri: str, *, mount_root: str, workdir: Path, token_env: str, cache: Path | None = None
+) -> Path:
+    """Make a model (or dataset) directory available locally and return its path. A hub or S3
+    source is downloaded into the scratch `workdir`, or with a `cache` (the shared model cache
+    volume) once per source and revision into it, where the next Job finds it."""
     location = parse_location(uri, mount_root)
     if location.scheme in ("file", "pvc"):
         path = Path(location.path)
         if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
             raise JobError(f"source {uri} is not a readable directory")
         return path
-    target = workdir / "source" / uuid.uuid4().hex
+    if cache is None:
+        target = workdir / "source" / uuid.uuid4().hex
+        _download(location, target, token_env)
+        return target
+    return _cached(
+        cache, _cache_key(location, token_env), lambda t: _download(location, t, token_env)
+    )
+
+
+def source_fetcher(args: argparse.Namespace, workdir: Path) -> Callable[[str], Path]:
+    """`fetch_source` with the program's mount root, token variable and model cache."""
+    cache = Path(args.model_cache) if args.model_cache else None
+
+    def fetch(uri: str) -> Path:
+        return fetch_source(
+            uri, mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env,
+            cache=cache,
+        )  # fmt: skip
+
+    return fetch
+
+
+# Written last into a cache entry: an entry without it is never used.
+CACHE_COMPLETE = ".quantfleet-complete"
+
+
+def _cache_key(location: Location, token_env: str) -> str:
+    """`hf/ORG/NAME@COMMIT` (an unpinned hub source resolved to the commit it is at now, so a
+    moved branch is fetched anew) or `s3/BUCKET/KEY`."""
+    if location.scheme == "s3":
+        return f"s3/{location.path.rstrip('/')}"
+    revision = location.revision
+    if revision is None:
+        from huggingface_hub import HfApi
+
+        try:
+            revision = HfApi().model_info(location.path, token=hub_token(token_env)).sha
+        except Exception as error:  # the hub client raises many types; the reason is enough
+            raise JobError(f"could not resolve {location.uri}: {type(error).__name__}") from error
+    return f"hf/{location.path}@{revision}"
+
+
+def _cached(cache: Path, key: str, download: Callable[[Path], None]) -> Path:
+    """The complete cache entry `key`, downloaded first if missing. Downloads land in a private
+    directory renamed into place whole, so Jobs sharing the cache never see half an entry; when
+    two download the same source at once, the first rename wins and the other's copy goes."""
+    entry = cache / key
+    if (entry / CACHE_COMPLETE).exists():
+        return entry
+    partial = cache / ".partial" / uuid.uuid4().hex
+    partial.mkdir(parents=True)
+    try:
+        download(partial)
+        (partial / CACHE_COMPLETE).touch()
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            partial.rename(entry)
+        except OSError:
+            if not (entry / CACHE_COMPLETE).exists():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return entry
+
+
+def _download(location: Location, target: Path, token_env: str) -> None:
+    uri = location.uri
     if location.scheme == "hf":
         from huggingface_hub import snapshot_download
 
@@ -142,7 +218,7 @@ def fetch_source(uri: str, *, mount_root: str, workdir: Path, token_env: str) ->
             )
         except Exception as error:  # the hub client raises many types; the reason is enough
             raise JobError(f"could not download {uri}: {type(error).__name__}") from error
-        return target
+        return
     import s3fs
 
     filesystem = s3fs.S3FileSystem()
@@ -152,7 +228,6 @@ def fetch_source(uri: str, *, mount_root: str, workdir: Path, token_env: str) ->
         raise JobError(f"could not download {uri}: {type(error).__name__}: {error}") from error
     if not target.is_dir() or not any(target.iterdir()):
         raise JobError(f"source {uri} is empty")
-    return target
 
 
 @contextlib.contextmanager

@@ -29,10 +29,10 @@ from quantfleet_jobs.common import (
     JobError,
     add_common_arguments,
     env_defaults,
-    fetch_source,
     library_versions,
     run_program,
     select_device,
+    source_fetcher,
     split_list,
     workdir_for,
 )
@@ -117,10 +117,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
     engine = engine_for(args.engine, device, has_vllm=_installed("vllm"))
     workdir = workdir_for(args)
 
-    def fetch(uri: str) -> Path:
-        return fetch_source(
-            uri, mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env
-        )
+    fetch = source_fetcher(args, workdir)
 
     from lm_eval.tasks import TaskManager
 

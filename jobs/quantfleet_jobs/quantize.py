@@ -13,18 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from quantfleet.api.enums import ModelKind, Scheme
-from quantfleet.api.results import QuantizeResult
+from quantfleet.api.results import CHECKPOINT_LIBRARY, QuantizeResult
 from quantfleet_jobs import calibration, checkpoints
 from quantfleet_jobs.common import (
     JobArgumentParser,
     JobError,
     add_common_arguments,
     env_defaults,
-    fetch_source,
     library_versions,
     publish,
     run_program,
     select_device,
+    source_fetcher,
     split_list,
     staging_dir,
     weights_size,
@@ -90,11 +90,10 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # calibrate on the CPU even where a GPU is visible
     device = select_device(args.device)
     workdir = workdir_for(args)
+    fetch = source_fetcher(args, workdir)
 
     # Load. Heavy imports here so that bad arguments fail in a second, not after 20.
-    source = fetch_source(
-        args.source, mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env
-    )
+    source = fetch(args.source)
     config = checkpoints.read_config(source)
     kind = checkpoints.model_kind_of(config)
     if args.model_kind != "auto" and args.model_kind != kind.value:
@@ -119,9 +118,7 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
         dataset = calibration.load(
             args.dataset, kind=kind, processor=processor, split=args.dataset_split,
             num_samples=args.num_samples, max_seq_length=args.max_seq_length, seed=args.seed,
-            fetch=lambda uri: fetch_source(
-                uri, mount_root=args.mount_root, workdir=workdir, token_env=args.hf_token_env
-            ),
+            fetch=fetch,
             token_env=args.hf_token_env,
         )  # fmt: skip
     elif scheme not in DATA_FREE:
@@ -162,7 +159,7 @@ def quantize(args: argparse.Namespace) -> QuantizeResult:
         size_after=size_after,
         duration_seconds=round(time.monotonic() - started, 3),
         device=device,
-        versions=library_versions("llmcompressor", "compressed-tensors", "transformers", "torch"),
+        versions=library_versions("llmcompressor", CHECKPOINT_LIBRARY, "transformers", "torch"),
     )
 
 

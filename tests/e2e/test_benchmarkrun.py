@@ -4,10 +4,7 @@ baseline on kwok's simulated GPU nodes, and the SIMULATED worker completing the 
 in the one test where a real run of the benchmark program supplies the pod's result."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ from kubernetes import client
 
 from factories import (
     DEV_INVENTORY,
+    FEW_GUIDELLM_WORKERS,
     MOCK_MODEL,
     MOCK_TTFT_MS,
     Models,
@@ -30,6 +28,7 @@ from quantfleet.api.results import BenchmarkResult, parse_result
 from quantfleet.cli import main as cli_main
 from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
+from quantfleet.testbed.program_runner import ProgramRunner
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import (
     Outcome,
@@ -270,34 +269,6 @@ def test_a_target_that_never_becomes_ready_fails_after_the_timeout(
 # --- a real run of the benchmark program ---------------------------------------------------------
 
 
-class RealProgram:
-    """Producer: runs `python -m quantfleet_jobs.benchmark` for real with the Job pod's own
-    arguments (target, model, workloads, scenarios, limits, error rate), swapping only the
-    tokenizer for a local one (no hub here) and the report folder for a temporary one; the
-    pod gets the program's exit code and termination-log JSON."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.tokenizer = build_tokenizer(tmp_path / "tokenizer")
-        self.result: str | None = None
-
-    def __call__(self, pod: Json) -> Outcome | None:
-        if self.result is not None or LABEL_TARGET not in pod["metadata"]["labels"]:
-            return None
-        container = pod["spec"]["containers"][0]
-        args = [a for a in container["args"] if not a.startswith(("--tokenizer=", "--output="))]
-        log = self.tmp_path / "termination-log"
-        completed = subprocess.run(
-            [sys.executable, "-m", "quantfleet_jobs.benchmark", *args,
-             f"--tokenizer={self.tokenizer}", f"--output={self.tmp_path / 'reports'}",
-             f"--termination-log={log}", f"--workdir={self.tmp_path / 'work'}"],
-            capture_output=True, text=True, timeout=300, check=False,
-            env={**os.environ, "GUIDELLM__MAX_WORKER_PROCESSES": "2"},
-        )  # fmt: skip
-        self.result = log.read_text()
-        return completed.returncode, self.result
-
-
 def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
     runs: Runs, worker: SimulatedWorker, mock_server: str, tmp_path: Path
 ) -> None:
@@ -305,7 +276,14 @@ def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
     (GuideLLM 0.8.1) against GuideLLM's MOCK server on 127.0.0.1 — a real HTTP server, but a
     mock one, not vLLM serving a model. The numbers in status were measured, so they are not
     marked simulated."""
-    program = RealProgram(tmp_path)
+    # The plain endpoint's tokenizer is its model name; no hub here, so a local one stands in.
+    tokenizer = str(build_tokenizer(tmp_path / "tokenizer"))
+    program = ProgramRunner(
+        lambda target: target,
+        tmp_path,
+        tokenizers={MOCK_MODEL: tokenizer},
+        env=FEW_GUIDELLM_WORKERS,
+    )
     worker.producer = program
     runs.create(
         make_benchmark_run(
@@ -317,8 +295,8 @@ def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
         )
     )
     succeeded = runs.wait_condition("real", "Succeeded", reason="Completed")
-    assert program.result is not None
-    measured = parse_result(program.result)
+    [text] = program.results.values()
+    measured = parse_result(text)
     assert isinstance(measured, BenchmarkResult)
     assert measured.simulated is False
     assert measured.library_versions == {"guidellm": "0.8.1"}

@@ -5,12 +5,15 @@ kwok's simulated GPU nodes, and the SIMULATED worker standing in for the GPU Job
 import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from factories import Models, make_quantized_model
+from factories import GPU_TAINT, Models, make_quantized_model
+from quantfleet.api.common import GROUP, VERSION
+from quantfleet.cli import main as cli_main
 from quantfleet.cli.localrun import OperatorProcess
 from quantfleet.testbed.cluster import AUDIT_LOG, ClusterState
 from quantfleet.testbed.wait import poll_until
@@ -201,3 +204,58 @@ def test_a_scheme_no_node_runs_natively_reports_it_without_pods(
     finally:
         for name in blackwell:
             core.patch_node(name, {"spec": {"unschedulable": False}})
+
+
+def test_a_model_waits_for_free_gpus_and_is_placed_once_they_free_up(
+    models: Models,
+    api_client: client.ApiClient,
+    make_namespace: Callable[..., str],
+    kubeconfig: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Pods of another team hold every NVFP4-native GPU (the B200s): the model fits the fleet,
+    not its free GPUs, so it waits with InsufficientFreeGpus and no Job; once they go, its next
+    pass plans it."""
+    core = client.CoreV1Api(api_client)
+    others = make_namespace()
+    b200s = core.list_node(label_selector="nvidia.com/gpu.family=blackwell").items
+    assert b200s
+    for node in b200s:
+        gpus = node.status.allocatable["nvidia.com/gpu"]
+        container = {"name": "hold", "image": "busybox"}
+        container["resources"] = {"limits": {"nvidia.com/gpu": gpus}}
+        holder = {
+            "metadata": {"name": f"hold-{node.metadata.name}"},
+            "spec": {
+                "nodeName": node.metadata.name,
+                "tolerations": [{"key": GPU_TAINT["key"], "operator": "Exists"}],
+                "containers": [container],
+            },
+        }
+        core.create_namespaced_pod(others, holder)
+
+    models.create(make_quantized_model("fp4", "NVFP4"))
+    waiting = models.wait_condition("fp4", "Planned", "False", "InsufficientFreeGpus")
+
+    assert "0 of 8 GPUs free" in waiting["message"]
+    assert models.job_names("fp4") == []
+    # `quantfleet plan` against the cluster sees the same pods.
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    capsys.readouterr()
+    assert cli_main.main(["plan", "--params=8B", "--scheme=NVFP4"]) == 1
+    assert "unplaceable (InsufficientFreeGpus)" in capsys.readouterr().out
+    for node in b200s:
+        core.delete_namespaced_pod(f"hold-{node.metadata.name}", others, grace_period_seconds=0)
+    poll_until(
+        lambda: not core.list_namespaced_pod(others).items,
+        timeout=60,
+        what="the holder pods to be gone",
+    )
+    # Any pass plans it again (the resync at the latest); a label change starts one now.
+    models.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, models.namespace, "quantizedmodels", "fp4",
+        {"metadata": {"labels": {"nudge": "1"}}},
+    )  # fmt: skip
+    planned = models.wait_condition("fp4", "Planned", "True", "Placed")
+    assert "blackwell" in planned["message"]

@@ -13,7 +13,13 @@ from factories.gpus import (
     make_inventory,
     make_node,
 )
-from factories.mock_server import MOCK_ITL_MS, MOCK_MODEL, MOCK_TTFT_MS, guidellm_mock_server
+from factories.mock_server import (
+    FEW_GUIDELLM_WORKERS,
+    MOCK_ITL_MS,
+    MOCK_MODEL,
+    MOCK_TTFT_MS,
+    guidellm_mock_server,
+)
 from factories.objects import Models, Runs
 from factories.resources import (
     make_benchmark_run,
@@ -30,6 +36,7 @@ from factories.tokenizer import build_tokenizer, make_text_tokenizer, train_bpe
 __all__ = [
     "DEV_FLEET",
     "DEV_INVENTORY",
+    "FEW_GUIDELLM_WORKERS",
     "GPU_CATALOG",
     "GPU_TAINT",
     "MOCK_ITL_MS",

@@ -21,6 +21,8 @@ MOCK_OUTPUT_TOKENS = 8
 # Importing GuideLLM and Sanic takes long on a loaded two-core machine.
 START_TIMEOUT = 240.0
 READY = b"ready\n"
+# GuideLLM starts 10 worker processes by default; two cores are shared here.
+FEW_GUIDELLM_WORKERS = {"GUIDELLM__MAX_WORKER_PROCESSES": "2"}
 
 
 @contextmanager

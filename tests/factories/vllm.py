@@ -19,11 +19,15 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from factories.resources import make_owner, make_plan, make_spec
+from factories.gpus import DEV_INVENTORY
+from factories.resources import make_owner, make_plan, make_run_owner, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.benchmark import build_baseline_deployment
 from quantfleet.builders.serving import build_deployment
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING_ENV = REPO / "serving" / ".venv"
@@ -52,18 +56,23 @@ TINY_CONTEXT = {ModelKind.TEXT: 512, ModelKind.VISION_LANGUAGE: 1024}
 SERVED_NAME = "tiny"
 
 
-def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
-    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
-    named `tiny` serving `checkpoint` (first word: the model location)."""
+def tiny_model_sections(kind: ModelKind, scheme: Scheme) -> dict[str, Any]:
+    """The spec sections (source, output, serving) of a QuantizedModel of a tiny model in
+    `scheme`, on claim `models`: what deployment_args builds from and e2e tests create."""
     serving: dict[str, object] = {"maxModelLength": TINY_CONTEXT[kind]}
     if kind is ModelKind.VISION_LANGUAGE:
         serving["imagesPerPrompt"] = 1
-    spec = make_spec(
-        source={"uri": "pvc://models/source", "kind": kind, "parametersBillions": 0.001},
-        quantization={"scheme": scheme},
-        output={"uri": f"pvc://models/{scheme.lower()}"},
-        serving=serving,
-    )
+    return {
+        "source": {"uri": "pvc://models/source", "kind": kind, "parametersBillions": 0.001},
+        "output": {"uri": f"pvc://models/{scheme.lower()}"},
+        "serving": serving,
+    }
+
+
+def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
+    """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
+    named `tiny` serving `checkpoint` (first word: the model location)."""
+    spec = make_spec(quantization={"scheme": scheme}, **tiny_model_sections(kind, scheme))
     deployment = build_deployment(
         make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings()
     )
@@ -71,6 +80,20 @@ def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[s
     args: list[str] = container["args"]
     assert args[0].endswith(f"{scheme.lower()}"), args  # the model location comes first
     return [str(checkpoint), *args[1:]]
+
+
+def baseline_args(source: Path, kind: ModelKind) -> list[str]:
+    """The `vllm serve` arguments of the BF16 baseline Deployment a BenchmarkRun `cmp` brings up
+    for that QuantizedModel (any scheme: the baseline serves its source), first word `source`."""
+    spec = make_spec(quantization={"scheme": Scheme.W8A8}, **tiny_model_sections(kind, Scheme.W8A8))
+    plan = make_plan(spec)
+    placed = plan_baseline(plan.parameters, plan.target_families[0], DEV_INVENTORY)
+    assert isinstance(placed, BaselinePlan), placed
+    deployment = build_baseline_deployment(
+        make_run_owner(), spec, f"{SERVED_NAME}-bf16", placed, OperatorSettings()
+    )
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return [str(source), *args[1:]]
 
 
 def serving_env_ready() -> bool:

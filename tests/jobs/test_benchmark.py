@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from factories import MOCK_ITL_MS, MOCK_TTFT_MS, guidellm_mock_server
+from factories import FEW_GUIDELLM_WORKERS, MOCK_ITL_MS, MOCK_TTFT_MS, guidellm_mock_server
 from quantfleet.api.contract import SWEEP_THROUGHPUT
 from quantfleet.api.results import BenchmarkResult, FailureResult, parse_result
 from quantfleet_jobs import benchmark
@@ -28,8 +28,8 @@ def free_port() -> int:
 
 @pytest.fixture(autouse=True)
 def few_guidellm_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GuideLLM starts 10 worker processes by default; two cores are shared here.
-    monkeypatch.setenv("GUIDELLM__MAX_WORKER_PROCESSES", "2")
+    for name, value in FEW_GUIDELLM_WORKERS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")

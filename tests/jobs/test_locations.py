@@ -95,3 +95,38 @@ def test_parse_location(uri: str, want: tuple[str, str, str | None]) -> None:
 def test_bad_locations_are_refused(uri: str) -> None:
     with pytest.raises(JobError):
         parse_location(uri, "/mnt")
+
+
+def test_a_source_is_downloaded_into_the_model_cache_once(
+    s3: object, tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The second Job of the same source finds it in the shared cache: it still loads after the
+    bucket lost it, and no partial download is left behind."""
+    import s3fs
+
+    from quantfleet_jobs.common import CACHE_COMPLETE, fetch_source
+
+    assert isinstance(s3, s3fs.S3FileSystem)
+    s3.put(str(tiny_llama) + "/", "models/cached/", recursive=True)
+    cache = tmp_path / "cache"
+
+    def fetch(job: str) -> Path:
+        return fetch_source(
+            "s3://models/cached", mount_root="/nonexistent", workdir=tmp_path / job,
+            token_env="HF_TOKEN", cache=cache,
+        )  # fmt: skip
+
+    first = fetch("quantize")
+    s3.rm("models/cached/", recursive=True)
+    second = fetch("evaluate")
+
+    assert first == second == cache / "s3" / "models" / "cached"
+    assert (second / CACHE_COMPLETE).exists()
+    assert (second / "config.json").exists()
+    assert list((cache / ".partial").iterdir()) == []
+    with pytest.raises(JobError, match="could not download s3://models/gone"):
+        fetch_source(
+            "s3://models/gone", mount_root="/nonexistent", workdir=tmp_path / "x",
+            token_env="HF_TOKEN", cache=cache,
+        )  # fmt: skip
+    assert not (cache / "s3" / "models" / "gone").exists()

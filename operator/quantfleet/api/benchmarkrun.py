@@ -1,8 +1,8 @@
 """BenchmarkRun: serving benchmarks of quantized models against a baseline under the same load."""
 
-from typing import Any, Self
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from quantfleet.api.common import (
     CONDITIONS_LIST,
@@ -11,8 +11,8 @@ from quantfleet.api.common import (
     Condition,
     LocalObjectRef,
     Percentiles,
-    cel,
-    validations,
+    Rule,
+    one_of,
 )
 from quantfleet.api.contract import (
     BASELINE_TARGET,
@@ -52,23 +52,15 @@ class Target(ApiModel):
     )
     endpoint: Endpoint | None = Field(default=None, description="A plain OpenAI-compatible server.")
 
-    model_config = validations(
-        cel("has(self.modelRef) != has(self.endpoint)", "set exactly one of modelRef or endpoint"),
-        cel(f"self.name != '{BASELINE_TARGET}'", RESERVED_TARGET_NAME, ".name"),
+    rules = (
+        one_of("modelRef", "endpoint"),
+        Rule(
+            f"self.name != '{BASELINE_TARGET}'",
+            lambda target: target.name != BASELINE_TARGET,
+            RESERVED_TARGET_NAME,
+            ".name",
+        ),
     )
-
-    @field_validator("name")
-    @classmethod
-    def _not_the_baseline(cls, name: str) -> str:
-        if name == BASELINE_TARGET:
-            raise ValueError(RESERVED_TARGET_NAME)
-        return name
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.model_ref is None) == (self.endpoint is None):
-            raise ValueError("target: set exactly one of modelRef or endpoint")
-        return self
 
 
 class Baseline(ApiModel):
@@ -83,15 +75,7 @@ class Baseline(ApiModel):
     )
     endpoint: Endpoint | None = Field(default=None, description="An already-served baseline.")
 
-    model_config = validations(
-        cel("has(self.modelRef) != has(self.endpoint)", "set exactly one of modelRef or endpoint")
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.model_ref is None) == (self.endpoint is None):
-            raise ValueError("baseline: set exactly one of modelRef or endpoint")
-        return self
+    rules = (one_of("modelRef", "endpoint"),)
 
 
 class Workload(ApiModel):
@@ -106,35 +90,26 @@ class Workload(ApiModel):
     prompt_tokens: int | None = Field(default=None, ge=0, le=131072, description="Prompt tokens.")
     output_tokens: int | None = Field(default=None, ge=1, le=131072, description="Output tokens.")
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "has(self.preset) != has(self.outputTokens)",
+            lambda w: (w.preset is None) != (w.output_tokens is None),
             "set either preset or a custom shape with outputTokens",
             ".outputTokens",
         ),
-        cel(
+        Rule(
             "has(self.imageWidth) == has(self.imageHeight)",
+            lambda w: (w.image_width is None) == (w.image_height is None),
             "imageWidth and imageHeight go together",
             ".imageHeight",
         ),
-        cel(
+        Rule(
             "!has(self.preset) || (!has(self.imageWidth) && !has(self.promptTokens))",
+            lambda w: w.preset is None or (w.image_width is None and w.prompt_tokens is None),
             "a preset fixes the shape; drop imageWidth, imageHeight and promptTokens",
             ".preset",
         ),
     )
-
-    @model_validator(mode="after")
-    def _preset_or_custom(self) -> Self:
-        if (self.preset is None) == (self.output_tokens is None):
-            raise ValueError("workload: set either preset or a custom shape with outputTokens")
-        if (self.image_width is None) != (self.image_height is None):
-            raise ValueError("workload: imageWidth and imageHeight go together")
-        if self.preset is not None and (
-            self.image_width is not None or self.prompt_tokens is not None
-        ):
-            raise ValueError("workload: a preset fixes the shape; drop the custom fields")
-        return self
 
     def shape(self) -> WorkloadShape:
         """The request shape, from the preset or the custom fields (0 × 0 means text only)."""
@@ -167,25 +142,26 @@ class Scenario(ApiModel):
         f"counts against the {MAX_BENCHMARKS} benchmarks one Job reports.",
     )
 
-    model_config = validations(
-        cel("(self.kind == 'rate') == has(self.rates)", "rates go with kind rate", ".rates"),
-        cel("!has(self.steps) || self.kind == 'sweep'", "steps go with kind sweep", ".steps"),
-        cel(
+    rules = (
+        Rule(
+            "(self.kind == 'rate') == has(self.rates)",
+            lambda s: (s.kind == ScenarioKind.RATE) == (s.rates is not None),
+            "rates go with kind rate",
+            ".rates",
+        ),
+        Rule(
+            "!has(self.steps) || self.kind == 'sweep'",
+            lambda s: s.steps is None or s.kind == ScenarioKind.SWEEP,
+            "steps go with kind sweep",
+            ".steps",
+        ),
+        Rule(
             "!has(self.rates) || self.rates.all(r, r > 0.0)",
+            lambda s: s.rates is None or all(rate > 0 for rate in s.rates),
             "rates must be positive",
             ".rates",
         ),
     )
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> Self:
-        if (self.kind == ScenarioKind.RATE) != (self.rates is not None):
-            raise ValueError("scenario: rates go with kind rate")
-        if self.steps is not None and self.kind != ScenarioKind.SWEEP:
-            raise ValueError("scenario: steps go with kind sweep")
-        if self.rates is not None and any(rate <= 0 for rate in self.rates):
-            raise ValueError("scenario: rates must be positive")
-        return self
 
 
 class Limits(ApiModel):
@@ -198,15 +174,18 @@ class Limits(ApiModel):
         default=None, ge=1, le=1000000, description="Stop after this many requests."
     )
 
-    model_config = validations(
-        cel("has(self.maxSeconds) || has(self.maxRequests)", "set maxSeconds or maxRequests")
+    rules = (
+        Rule(
+            "has(self.maxSeconds) || has(self.maxRequests)",
+            lambda limits: limits.max_seconds is not None or limits.max_requests is not None,
+            "set maxSeconds or maxRequests",
+        ),
     )
 
-    @model_validator(mode="after")
-    def _one_limit(self) -> Self:
-        if self.max_seconds is None and self.max_requests is None:
-            raise ValueError("limits: set maxSeconds or maxRequests")
-        return self
+
+def unique_names(items: list[Target] | list[Workload]) -> bool:
+    names = [item.name for item in items]
+    return len(names) == len(set(names))
 
 
 class BenchmarkRunSpec(ApiModel):
@@ -241,26 +220,20 @@ class BenchmarkRunSpec(ApiModel):
         default=1800, ge=0, le=86400, description="How long to wait for a target to be Ready."
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+            lambda spec: unique_names(spec.targets),
             "target names must be unique",
             ".targets",
         ),
-        cel(
+        Rule(
             "self.workloads.all(w, self.workloads.exists_one(v, v.name == w.name))",
+            lambda spec: unique_names(spec.workloads),
             "workload names must be unique",
             ".workloads",
         ),
     )
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> Self:
-        for field, items in (("targets", self.targets), ("workloads", self.workloads)):
-            names = [item.name for item in items]
-            if len(names) != len(set(names)):
-                raise ValueError(f"spec.{field}: names must be unique")
-        return self
 
 
 class Result(ApiModel):

@@ -1,10 +1,12 @@
 """Building blocks shared by both kinds: the base model, conditions and object references."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema, model_validator
+from pydantic.alias_generators import to_camel, to_snake
 
 # One class for a latency distribution, in Job results and in status alike (re-exported).
 from quantfleet.api.results import Percentiles as Percentiles
@@ -35,15 +37,67 @@ CONDITIONS_LIST: dict[str, JsonValue] = {
 }
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule, said once for both checks: `cel` for the API server (the CRD's
+    x-kubernetes-validations) and `holds` for the models, with one message; `field_path`
+    (`.name`) makes both name the field."""
+
+    cel: str
+    holds: Callable[[Any], bool]
+    message: str
+    field_path: str | None = None
+
+    def schema(self) -> dict[str, JsonValue]:
+        """The rule as one `x-kubernetes-validations` entry."""
+        entry: dict[str, JsonValue] = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            entry["fieldPath"] = self.field_path
+        return entry
+
+    def broken_message(self) -> str:
+        """The message as the models say it: prefixed with the field, as the API server does."""
+        return f"{self.field_path[1:]}: {self.message}" if self.field_path else self.message
+
+
+def one_of(first: str, second: str) -> Rule:
+    """Exactly one of two optional fields (by their camelCase names) is set."""
+
+    def holds(model: Any) -> bool:
+        return (getattr(model, to_snake(first)) is None) != (
+            getattr(model, to_snake(second)) is None
+        )
+
+    return Rule(
+        f"has(self.{first}) != has(self.{second})", holds, f"set exactly one of {first} or {second}"
+    )
+
+
+def _rules_schema(schema: dict[str, JsonValue], model: type[Any]) -> None:
+    """The model's rules into its generated schema."""
+    if model.rules:
+        schema["x-kubernetes-validations"] = [rule.schema() for rule in model.rules]
+
+
 class ApiModel(BaseModel):
-    """Base of every API model: camelCase on the wire, unknown fields refused."""
+    """Base of every API model: camelCase on the wire, unknown fields refused, and the model's
+    cross-field `rules` checked here and carried into the CRD."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
         use_enum_values=False,
+        json_schema_extra=_rules_schema,
     )
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _rules_hold(self) -> Self:
+        broken = [rule.broken_message() for rule in self.rules if not rule.holds(self)]
+        if broken:
+            raise ValueError("; ".join(broken))
+        return self
 
 
 class Condition(ApiModel):
@@ -97,16 +151,3 @@ class Resources(ApiModel):
         default_factory=dict,
         description='Maximum resources, e.g. {memory: 128Gi, "nvidia.com/gpu": 1}.',
     )
-
-
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
-    """One `x-kubernetes-validations` rule; `fieldPath` makes the API server name the field."""
-    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
-    if field_path:
-        entry["fieldPath"] = field_path
-    return entry
-
-
-def validations(*rules: dict[str, JsonValue]) -> ConfigDict:
-    """A model config carrying CEL rules into the generated schema (merged with ApiModel's)."""
-    return ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})

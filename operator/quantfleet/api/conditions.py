@@ -21,6 +21,8 @@ class Reason(StrEnum):
     NO_GPU_NODES = "NoGpuNodes"
     NO_COMPATIBLE_GPU = "NoCompatibleGpu"
     INSUFFICIENT_GPU_MEMORY = "InsufficientGpuMemory"
+    # Fits the fleet, but not its free GPUs now: planned again as pods come and go.
+    INSUFFICIENT_FREE_GPUS = "InsufficientFreeGpus"
     SIZE_UNKNOWN = "ParameterCountUnknown"
     # Jobs (Quantized, Evaluated)
     PENDING = "Pending"
@@ -37,6 +39,7 @@ class Reason(StrEnum):
     # Ready
     DEPLOYMENT_READY = "DeploymentReady"
     DEPLOYMENT_PROGRESSING = "DeploymentProgressing"
+    SERVING_FAILED = "ServingFailed"
     SERVING_DISABLED = "ServingDisabled"
     NOT_PROMOTED = "NotPromoted"
     # Any

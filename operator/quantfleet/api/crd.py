@@ -2,7 +2,7 @@
 
 Pydantic's JSON Schema is turned into a Kubernetes structural schema: `$ref` inlined, titles and
 defaults dropped (defaults live in the models), Optional as `nullable`, exclusive bounds in
-OpenAPI v3 form. CEL rules come from the models' `validations(...)` config.
+OpenAPI v3 form. CEL rules come from the models' `rules` (`api.common.Rule`).
 """
 
 from typing import Any

@@ -21,6 +21,15 @@ class Objective(StrEnum):
     BALANCED = "balanced"
 
 
+class PlacementPolicy(StrEnum):
+    """Which of the GPU kinds that run the scheme natively and fit a replica gets it."""
+
+    BEST_FIT = "BestFit"  # the smallest such GPU, so big GPUs stay free for big models
+    CHEAPEST = "Cheapest"  # the lowest cost per replica, from the cluster's GPU costs
+    MOST_CAPABLE = "MostCapable"  # the newest generation for the objective
+    FIRST_AVAILABLE = "FirstAvailable"  # the first in the cluster's node order, unranked
+
+
 class ModelKind(StrEnum):
     """Whether the source model takes images; decides default ignore patterns and calibration."""
 

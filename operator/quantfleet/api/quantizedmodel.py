@@ -1,8 +1,8 @@
 """QuantizedModel: a source model, the scheme to quantize it to, the accuracy gate and serving."""
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from quantfleet.api.common import (
     CONDITIONS_LIST,
@@ -10,11 +10,19 @@ from quantfleet.api.common import (
     Condition,
     ConfigMapKeyRef,
     Resources,
+    Rule,
     SecretKeyRef,
-    cel,
-    validations,
+    one_of,
 )
-from quantfleet.api.enums import EvalTask, GpuFamily, ModelKind, Objective, PromotionPolicy, Scheme
+from quantfleet.api.enums import (
+    EvalTask,
+    GpuFamily,
+    ModelKind,
+    Objective,
+    PlacementPolicy,
+    PromotionPolicy,
+    Scheme,
+)
 
 SOURCE_URI = r"^(hf://[A-Za-z0-9][\w.-]*/[\w.-]+|s3://[a-z0-9][a-z0-9.-]+/\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*)$"
 OUTPUT_URI = r"^(s3://[a-z0-9][a-z0-9.-]+/\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*)$"
@@ -65,19 +73,14 @@ class Source(ApiModel):
         description="Parameter count in billions, for capacity planning before the config is read.",
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "!has(self.revision) || self.uri.startsWith('hf://')",
+            lambda source: source.revision is None or source.uri.startswith("hf://"),
             "revision applies to hf:// sources only",
             ".revision",
-        )
+        ),
     )
-
-    @model_validator(mode="after")
-    def _revision_only_for_hub(self) -> Self:
-        if self.revision is not None and not self.uri.startswith("hf://"):
-            raise ValueError("spec.source.revision applies to hf:// sources only")
-        return self
 
 
 class Recipe(ApiModel):
@@ -90,18 +93,7 @@ class Recipe(ApiModel):
         default=None, description="ConfigMap key holding the recipe YAML."
     )
 
-    model_config = validations(
-        cel(
-            "has(self.inline) != has(self.configMapRef)",
-            "set exactly one of inline or configMapRef",
-        )
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.inline is None) == (self.config_map_ref is None):
-            raise ValueError("spec.quantization.recipe: set exactly one of inline or configMapRef")
-        return self
+    rules = (one_of("inline", "configMapRef"),)
 
 
 class Calibration(ApiModel):
@@ -159,38 +151,32 @@ class Quantization(ApiModel):
     resources: Resources | None = Field(
         default=None,
         description=(
-            "CPU and memory of the quantization Job, added to its one GPU; unset, only the GPU is "
-            "requested (on a node whose GPU memory holds the BF16 weights, from the size)."
+            "CPU and memory of the quantization Job, added to its one GPU. A key unset is "
+            "derived from the size: memory and, for hf:// and s3:// sources, ephemeral-storage "
+            "of 1.1 x the BF16 weights (72B: 148Gi)."
         ),
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "!has(self.objective) || self.scheme == 'auto'",
+            lambda q: q.objective is None or q.scheme == Scheme.AUTO,
             "objective applies only to scheme auto",
             ".objective",
         ),
-        cel(
+        Rule(
             "!has(self.recipe) || self.scheme != 'auto'",
+            lambda q: q.recipe is None or q.scheme != Scheme.AUTO,
             "a recipe override must name the scheme it produces; auto picks a preset recipe",
             ".recipe",
         ),
-        cel(
+        Rule(
             "!has(self.recipe) || !has(self.ignore)",
+            lambda q: q.recipe is None or q.ignore is None,
             "ignore feeds the preset recipe; put ignore patterns in the recipe override",
             ".ignore",
         ),
     )
-
-    @model_validator(mode="after")
-    def _cross_field(self) -> Self:
-        if self.objective is not None and self.scheme != Scheme.AUTO:
-            raise ValueError("spec.quantization.objective applies only to scheme auto")
-        if self.recipe is not None and self.scheme == Scheme.AUTO:
-            raise ValueError("spec.quantization.recipe must name the scheme it produces, not auto")
-        if self.recipe is not None and self.ignore is not None:
-            raise ValueError("spec.quantization.ignore cannot be combined with a recipe override")
-        return self
 
     @property
     def resolved_objective(self) -> Objective:
@@ -266,19 +252,31 @@ class Serving(ApiModel):
         description="Under Manual promotion, the status.artifact.id approved for serving.",
     )
 
-    model_config = validations(
-        cel(
+    rules = (
+        Rule(
             "!has(self.approvedArtifact) || (has(self.promotion) && self.promotion == 'Manual')",
+            lambda serving: (
+                serving.approved_artifact is None or serving.promotion == PromotionPolicy.MANUAL
+            ),
             "approvedArtifact applies only to promotion Manual",
             ".approvedArtifact",
         ),
     )
 
-    @model_validator(mode="after")
-    def _approval_needs_manual(self) -> Self:
-        if self.approved_artifact is not None and self.promotion != PromotionPolicy.MANUAL:
-            raise ValueError("spec.serving.approvedArtifact applies only to promotion Manual")
-        return self
+
+class Placement(ApiModel):
+    """Which of the GPU kinds that run the scheme natively and fit one replica serves it."""
+
+    policy: PlacementPolicy | None = Field(
+        default=None,
+        description=(
+            "BestFit: the smallest such GPU (fewest GPUs, least memory, oldest generation), so "
+            "big GPUs stay free. Cheapest: the lowest cost per replica from the operator's GPU "
+            "costs (GPUs without a cost last). MostCapable: the newest generation for the "
+            "objective. FirstAvailable: the first in the cluster's node order. Unset: the "
+            "operator's default (BestFit unless configured)."
+        ),
+    )
 
 
 class QuantizedModelSpec(ApiModel):
@@ -291,23 +289,21 @@ class QuantizedModelSpec(ApiModel):
         default_factory=Evaluation, description="Accuracy recovery check and promotion gate."
     )
     serving: Serving = Field(default_factory=Serving, description="How the checkpoint is served.")
-
-    model_config = validations(
-        cel(
-            "self.quantization.scheme != 'auto' || has(self.source.parametersBillions)",
-            "scheme auto needs source.parametersBillions to choose before quantizing",
-            ".source.parametersBillions",
-        )
+    placement: Placement = Field(
+        default_factory=Placement, description="How the GPUs that serve it are chosen."
     )
 
-    @model_validator(mode="after")
-    def _auto_needs_size(self) -> Self:
-        if self.quantization.scheme == Scheme.AUTO and self.source.parameters_billions is None:
-            raise ValueError(
-                "spec.source.parametersBillions is required with scheme auto, to choose before "
-                "quantizing"
-            )
-        return self
+    rules = (
+        Rule(
+            "self.quantization.scheme != 'auto' || has(self.source.parametersBillions)",
+            lambda spec: (
+                spec.quantization.scheme != Scheme.AUTO
+                or spec.source.parameters_billions is not None
+            ),
+            "scheme auto needs source.parametersBillions to choose before quantizing",
+            ".source.parametersBillions",
+        ),
+    )
 
     def min_recovery(self, scheme: Scheme) -> float:
         """The gate for the resolved scheme: the spec's, or the study's figure for the scheme."""
@@ -318,6 +314,9 @@ class PlanStatus(ApiModel):
     """The scheme and GPUs the planner chose, and why."""
 
     scheme: Scheme = Field(description="Resolved scheme (never auto).")
+    policy: PlacementPolicy | None = Field(
+        default=None, description="The placement policy that ranked the GPUs."
+    )
     gpu_family: GpuFamily | None = Field(default=None, description="Preferred GPU family.")
     gpu_families: list[GpuFamily] = Field(
         default_factory=list, description="Every GPU family the pods may land on."
@@ -349,6 +348,10 @@ class ArtifactStatus(ApiModel):
     compression_ratio: float | None = Field(
         default=None, description="Baseline size divided by checkpoint size."
     )
+    compressed_tensors_version: str | None = Field(
+        default=None,
+        description="compressed-tensors version that wrote the checkpoint (the quantize Job's).",
+    )
     simulated: bool = Field(
         default=False, description="True when no real quantization produced this (test fleets)."
     )
@@ -379,6 +382,11 @@ class ServingStatus(ApiModel):
 
     endpoint: str | None = Field(default=None, description="OpenAI-compatible base URL.")
     ready_replicas: int = Field(default=0, description="Replicas passing readiness.")
+    vllm_version: str | None = Field(
+        default=None,
+        description="vLLM release the serving image's tag names (v0.32.0 -> 0.32.0); unset for "
+        "a tag that names none (latest, a digest).",
+    )
 
 
 class Children(ApiModel):

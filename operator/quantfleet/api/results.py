@@ -17,6 +17,8 @@ from quantfleet.api.enums import ModelKind, Scheme
 RESULT_SCHEMA_VERSION: Literal["v1"] = "v1"
 
 ProgramName = Literal["quantize", "evaluate", "benchmark"]
+# The library that writes a checkpoint: its version is in QuantizeResult.library_versions.
+CHECKPOINT_LIBRARY = "compressed-tensors"
 
 
 # Results are read by an operator that may be older than the program: unknown fields are

@@ -1,8 +1,12 @@
 """Operator-wide settings: the images and bounds every child gets, from flags or environment."""
 
+from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, Field
+import yaml
+from pydantic import BaseModel, Field, PositiveFloat, TypeAdapter, ValidationError
+
+from quantfleet.api.enums import PlacementPolicy
 
 # vLLM's own default --gpu-memory-utilization: the share of each GPU it may use. The planner sizes
 # with the operator's setting, which defaults to this (planning.capacity).
@@ -34,3 +38,37 @@ class OperatorSettings(BaseModel):
             "with the same share of each GPU."
         ),
     )
+    model_cache_claim: str | None = Field(
+        default=None,
+        max_length=253,
+        description=(
+            "PersistentVolumeClaim (ReadWriteMany, in each models' namespace) the quantize and "
+            "evaluate Jobs share as a model cache: hub and S3 sources are downloaded into it "
+            "once per source and revision. Unset, each Job downloads its own copy."
+        ),
+    )
+    placement_policy: PlacementPolicy = Field(
+        default=PlacementPolicy.BEST_FIT,
+        description="The placement policy of models whose spec names none.",
+    )
+    gpu_costs: dict[str, PositiveFloat] = Field(
+        default_factory=dict,
+        description=(
+            "Cost of one GPU (any unit, e.g. per hour) by nvidia.com/gpu.product or GPU family, "
+            "for the Cheapest policy."
+        ),
+    )
+
+
+def read_gpu_costs(path: Path) -> dict[str, float]:
+    """A GPU cost file (YAML: product or family -> cost of one GPU), e.g. a mounted ConfigMap
+    key. Raises ValueError naming the file when it is not such a mapping."""
+    try:
+        costs: dict[str, float] = TypeAdapter(dict[str, PositiveFloat]).validate_python(
+            yaml.safe_load(path.read_text()) or {}
+        )
+    except (yaml.YAMLError, ValidationError) as error:
+        raise ValueError(
+            f"{path}: not a map of GPU product or family to a positive cost"
+        ) from error
+    return costs

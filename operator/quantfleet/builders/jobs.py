@@ -2,6 +2,7 @@
 the hash of their inputs so that changed inputs make a new Job instead of mutating one."""
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +31,7 @@ from quantfleet.builders.children import (
     token_env,
 )
 from quantfleet.builders.placement import build_any_gpu_placement
-from quantfleet.builders.storage import claim_volumes
+from quantfleet.builders.storage import claim_volumes, local_path
 from quantfleet.planning.capacity import MIB, weight_bytes
 from quantfleet.planning.compat import BF16
 from quantfleet.planning.inventory import GPU_RESOURCE, Taint
@@ -40,6 +41,9 @@ RECIPE_DIR = "/etc/quantfleet/recipe"
 # the BF16 weights on the GPU only up to a point: cap the memory floor at an 80 GB card.
 QUANTIZE_MEMORY_CAP_MIB = 80 * 1024
 QUANTIZE_HEADROOM = 1.2
+# Host memory and disk over the BF16 weights: tokenizer, calibration data, the Python process.
+HOST_HEADROOM = 1.1
+GIB = 2**30
 
 
 def artifact_id(spec: QuantizedModelSpec, scheme: Scheme) -> str:
@@ -71,6 +75,27 @@ def quantize_memory_floor_mib(parameters: int | None) -> int:
     return int(min(need, QUANTIZE_MEMORY_CAP_MIB))
 
 
+def model_cache(settings: OperatorSettings) -> tuple[list[str], list[str]]:
+    """(claim URIs to mount writable, program arguments) for the shared model cache, if any."""
+    if not settings.model_cache_claim:
+        return [], []
+    uri = f"pvc://{settings.model_cache_claim}/"
+    return [uri], [f"--model-cache={local_path(uri)}"]
+
+
+def quantize_host_resources(spec: QuantizedModelSpec, parameters: int | None) -> dict[str, str]:
+    """Host memory and local disk the quantize Job requests, from the source's size: LLM
+    Compressor holds the BF16 model in host memory while it onloads layers to the GPU, and a hub
+    or S3 source is downloaded to the pod's /tmp first (a pvc:// source is mounted instead).
+    72B: 148Gi of each. Nothing when the size is not known yet."""
+    if parameters is None:
+        return {}
+    gib = f"{math.ceil(weight_bytes(parameters, BF16) * HOST_HEADROOM / GIB)}Gi"
+    if spec.source.uri.startswith("pvc://"):
+        return {"memory": gib}
+    return {"memory": gib, "ephemeral-storage": gib}
+
+
 def build_gpu_job_placement(min_memory_mib: int, gpu_taints: Iterable[Taint]) -> Json:
     """One GPU of any kind with at least `min_memory_mib`; GPU taints tolerated."""
     return build_any_gpu_placement(min_memory_mib, gpu_taints)
@@ -82,8 +107,10 @@ def build_quantize_job(
     scheme: Scheme,
     placement: Json,
     settings: OperatorSettings,
+    parameters: int | None = None,
 ) -> Json:
-    """The Job running `quantfleet_jobs.quantize` for `spec` at the resolved `scheme`."""
+    """The Job running `quantfleet_jobs.quantize` for `spec` at the resolved `scheme`; its host
+    memory and disk sized from `parameters` unless `spec.quantization.resources` says."""
     name = owner["metadata"]["name"]
     inputs = artifact_id(spec, scheme)
     quantization = spec.quantization
@@ -101,7 +128,11 @@ def build_quantize_job(
     if calibration.dataset:
         args.append(f"--dataset={calibration.dataset}")
     env: list[Json] = []
-    volumes, mounts = claim_volumes(writable=[spec.output.uri], read_only=[spec.source.uri])
+    cache_claims, cache_args = model_cache(settings)
+    args.extend(cache_args)
+    volumes, mounts = claim_volumes(
+        writable=[spec.output.uri, *cache_claims], read_only=[spec.source.uri]
+    )
     recipe = quantization.recipe
     if recipe and recipe.inline is not None:
         env.append({"name": env_name("recipe"), "value": recipe.inline})
@@ -131,7 +162,11 @@ def build_quantize_job(
         mounts=mounts,
         placement=placement,
         resources={
-            "requests": {**(resources.requests if resources else {}), GPU_RESOURCE: "1"},
+            "requests": {
+                **quantize_host_resources(spec, parameters),
+                **(resources.requests if resources else {}),
+                GPU_RESOURCE: "1",
+            },
             "limits": {**(resources.limits if resources else {}), GPU_RESOURCE: "1"},
         },
         deadline=settings.quantize_deadline_seconds,
@@ -249,7 +284,11 @@ def build_evaluate_job(
         # The whole cache for this source, revision and limit, keyed by the spec's task names
         # as the program's results are; it takes what it needs.
         args.append(f"--baseline-scores={json.dumps(cached_baseline, sort_keys=True)}")
-    volumes, mounts = claim_volumes(writable=[], read_only=[spec.source.uri, spec.output.uri])
+    cache_claims, cache_args = model_cache(settings)
+    args.extend(cache_args)
+    volumes, mounts = claim_volumes(
+        writable=cache_claims, read_only=[spec.source.uri, spec.output.uri]
+    )
     inputs = evaluation_id(spec, artifact, kind)
     return build_job(
         owner,

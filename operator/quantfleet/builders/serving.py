@@ -110,6 +110,7 @@ def build_vllm_pod_template(
         "readinessProbe": {**probe, "periodSeconds": 5},
         "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4},
         "volumeMounts": scratch_mounts + mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # a crash's reason (serving_status)
     }
     return {
         "metadata": {"labels": pod_labels},

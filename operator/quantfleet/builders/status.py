@@ -20,8 +20,15 @@ from quantfleet.api.quantizedmodel import (
     ServingStatus,
     TaskRecovery,
 )
-from quantfleet.api.results import AnyResult, EvaluateResult, FailureResult, QuantizeResult
+from quantfleet.api.results import (
+    CHECKPOINT_LIBRARY,
+    AnyResult,
+    EvaluateResult,
+    FailureResult,
+    QuantizeResult,
+)
 from quantfleet.builders.conditions import condition, stamp
+from quantfleet.builders.serving_status import image_version
 from quantfleet.planning.planner import Plan, Unplaceable
 
 JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -52,9 +59,13 @@ class JobObservation:
 
 @dataclass(frozen=True)
 class DeploymentObservation:
+    """The vLLM Deployment as seen now, and why its pods fail to serve (serving_status)."""
+
     name: str
     replicas: int
     ready_replicas: int
+    image: str = ""
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class Observed:
     artifact_id: str
     quantize: JobObservation | None = None
     evaluate: JobObservation | None = None
+    evaluate_unplaceable: str | None = None  # why the evaluate Job fits no GPU the plan names
     promotion: Promotion | None = None
     deployment: DeploymentObservation | None = None
     service: str | None = None
@@ -142,7 +154,7 @@ def build_status(
     fresh = [
         _planned(plan),
         _quantized(observed.quantize),
-        _job_condition(Type.EVALUATED, observed.evaluate, _evaluated_message),
+        _evaluated(observed),
         _promoted(observed.promotion),
         _ready(spec, observed),
     ]
@@ -153,13 +165,7 @@ def build_status(
         plan=_plan_status(plan),
         artifact=_artifact(spec, observed),
         recovery=_recovery(spec, observed),
-        serving=(
-            ServingStatus(
-                endpoint=observed.endpoint, ready_replicas=observed.deployment.ready_replicas
-            )
-            if observed.deployment
-            else None
-        ),
+        serving=_serving(observed),
         children=Children(
             quantize_job=observed.quantize.name if observed.quantize else None,
             evaluate_job=observed.evaluate.name if observed.evaluate else None,
@@ -200,6 +206,14 @@ def _quantized_message(result: AnyResult) -> str:
         f"{result.scheme} checkpoint ({result.format}), {result.compression_ratio:.2f}x "
         f"smaller, in {result.duration_seconds:.0f}s{_simulated(result)}"
     )
+
+
+def _evaluated(observed: Observed) -> Condition:
+    if observed.evaluate_unplaceable:
+        return condition(
+            Type.EVALUATED, "False", Reason.INSUFFICIENT_GPU_MEMORY, observed.evaluate_unplaceable
+        )
+    return _job_condition(Type.EVALUATED, observed.evaluate, _evaluated_message)
 
 
 def _evaluated_message(result: AnyResult) -> str:
@@ -250,7 +264,20 @@ def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
     message = f"{deployment.ready_replicas}/{deployment.replicas} vLLM replicas ready"
     if deployment.ready_replicas >= deployment.replicas:
         return condition(Type.READY, "True", Reason.DEPLOYMENT_READY, message)
+    if deployment.failure:
+        return condition(Type.READY, "False", Reason.SERVING_FAILED, deployment.failure)
     return condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, message)
+
+
+def _serving(observed: Observed) -> ServingStatus | None:
+    deployment = observed.deployment
+    if deployment is None:
+        return None
+    return ServingStatus(
+        endpoint=observed.endpoint,
+        ready_replicas=deployment.ready_replicas,
+        vllm_version=image_version(deployment.image),
+    )
 
 
 def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
@@ -259,6 +286,7 @@ def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
     families = list(plan.target_families)
     return PlanStatus(
         scheme=plan.scheme,
+        policy=plan.policy,
         gpu_family=families[0],
         gpu_families=families,
         gpus_per_replica=plan.gpus_per_replica,
@@ -279,6 +307,7 @@ def _artifact(spec: QuantizedModelSpec, observed: Observed) -> ArtifactStatus | 
         scheme=result.scheme,
         size_bytes=result.size_after_bytes,
         compression_ratio=round(result.compression_ratio, 3),
+        compressed_tensors_version=result.library_versions.get(CHECKPOINT_LIBRARY),
         simulated=result.simulated,
     )
 

@@ -69,10 +69,17 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
-def down(args: argparse.Namespace) -> int:
-    state = _load(args.state_dir)
+def _recorded(state_dir: Path) -> ClusterState | None:
+    """The cluster `up` recorded in `state_dir`; None, said on stderr, when there is none."""
+    state = _load(state_dir)
     if state is None:
-        _say(f"No cluster recorded in {args.state_dir}")
+        _say(f"No cluster recorded in {state_dir}")
+    return state
+
+
+def down(args: argparse.Namespace) -> int:
+    state = _recorded(args.state_dir)
+    if state is None:
         return 0
     stopped = stop(state.processes)
     _say(f"Stopped {', '.join(stopped) or 'nothing (already stopped)'}")
@@ -83,9 +90,9 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    state = _load(args.state_dir)
+    state = _recorded(args.state_dir)
     if state is None:
-        print(f"down (no cluster recorded in {args.state_dir})")
+        print("down")
         return 3
     running = [record.is_running() for record in state.processes]
     for record, alive in zip(state.processes, running, strict=True):

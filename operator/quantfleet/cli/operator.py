@@ -3,17 +3,19 @@
 import argparse
 import logging
 import os
+from pathlib import Path
 
 import kopf
 from prometheus_client import start_http_server
 
-from quantfleet.api.settings import OperatorSettings
+from quantfleet.api.enums import PlacementPolicy
+from quantfleet.api.settings import OperatorSettings, read_gpu_costs
 from quantfleet.handlers import runtime
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    runtime.configure(OperatorSettings(jobs_image=args.jobs_image))
+    runtime.configure(settings_from(args))
     import quantfleet.handlers  # noqa: F401  registers the handlers with Kopf
 
     start_http_server(args.metrics_port)
@@ -24,6 +26,18 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz",
     )
     return 0
+
+
+def settings_from(args: argparse.Namespace) -> OperatorSettings:
+    """The operator's settings from its flags; a GPU cost file that does not exist (its optional
+    ConfigMap is absent) means no costs, one that exists but does not parse stops the start."""
+    costs = read_gpu_costs(args.gpu_costs) if args.gpu_costs and args.gpu_costs.exists() else {}
+    return OperatorSettings(
+        jobs_image=args.jobs_image,
+        placement_policy=args.placement_policy,
+        gpu_costs=costs,
+        model_cache_claim=args.model_cache_claim or None,
+    )
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -39,5 +53,24 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--jobs-image",
         default=os.environ.get("QUANTFLEET_JOBS_IMAGE", OperatorSettings().jobs_image),
         help="image of the quantize/evaluate/benchmark Jobs (env QUANTFLEET_JOBS_IMAGE)",
+    )
+    parser.add_argument(
+        "--placement-policy",
+        type=PlacementPolicy,
+        choices=list(PlacementPolicy),
+        default=os.environ.get("QUANTFLEET_PLACEMENT_POLICY", PlacementPolicy.BEST_FIT),
+        help="policy of models whose spec names none (env QUANTFLEET_PLACEMENT_POLICY)",
+    )
+    parser.add_argument(
+        "--model-cache-claim",
+        default=os.environ.get("QUANTFLEET_MODEL_CACHE_CLAIM"),
+        help="PersistentVolumeClaim the quantize and evaluate Jobs share as a model cache "
+        "(env QUANTFLEET_MODEL_CACHE_CLAIM)",
+    )
+    parser.add_argument(
+        "--gpu-costs",
+        type=Path,
+        help="YAML map of GPU product or family to the cost of one GPU, for the Cheapest "
+        "policy; read at start, ignored when the file does not exist (an optional ConfigMap)",
     )
     parser.set_defaults(run=run)

@@ -5,18 +5,30 @@ cluster through the kubeconfig.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from quantfleet.api.enums import Objective, Scheme
+from quantfleet.api.enums import Objective, PlacementPolicy, Scheme
+from quantfleet.api.settings import read_gpu_costs
 from quantfleet.builders.placement import build_gpu_resources, build_pod_placement
 from quantfleet.planning.capacity import format_bytes, parse_parameter_count
-from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.inventory import GpuInventory, build_inventory, requested_gpus
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
+from quantfleet.planning.rules import GpuCosts, gpu_cost
 
+# Flags that are PlanRequest fields of the same name, passed as they parse.
+REQUEST_FLAGS = (
+    "objective",
+    "scheme",
+    "allow_fallback",
+    "attention_heads",
+    "gpus_per_replica",
+    "policy",
+)
 EXIT_UNPLACEABLE = 1
 EXIT_USAGE = 2
 
@@ -29,17 +41,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         request = PlanRequest(
             parameters=parse_parameter_count(args.params),
-            objective=args.objective,
-            scheme=args.scheme,
-            allow_fallback=args.allow_fallback,
-            attention_heads=args.attention_heads,
-            gpus_per_replica=args.gpus_per_replica,
+            gpu_costs=read_gpu_costs(args.gpu_costs) if args.gpu_costs else {},
+            **{flag: getattr(args, flag) for flag in REQUEST_FLAGS},
         )
-        nodes = read_fleet_file(args.fleet) if args.fleet else read_cluster_nodes()
+        # A fleet file's GPUs are all free; a cluster's pods hold some.
+        nodes, taken = (read_fleet_file(args.fleet), {}) if args.fleet else read_cluster()
     except (ValueError, OSError) as error:
         print(f"quantfleet plan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    inventory = build_inventory(nodes)
+    inventory = build_inventory(nodes, taken)
     if not inventory.nodes and not inventory.skipped:
         source = args.fleet or "the current cluster"
         print(f"quantfleet plan: error: no GPU nodes in {source}", file=sys.stderr)
@@ -48,16 +58,23 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(result, Unplaceable):
         print(f"unplaceable ({result.reason}): {result.message}")
         return EXIT_UNPLACEABLE
-    print(render(result, inventory, show_placement=args.show_placement))
+    print(render(result, inventory, args.show_placement, request.gpu_costs))
     return 0
 
 
-def render(plan: Plan, inventory: GpuInventory, show_placement: bool = False) -> str:
+def render(
+    plan: Plan,
+    inventory: GpuInventory,
+    show_placement: bool = False,
+    costs: GpuCosts | None = None,
+) -> str:
     """The plan as a short aligned table, optionally followed by the pod scheduling terms."""
     rows = [
         ("scheme", f"{plan.scheme} ({plan.support.lower()})"),
         ("gpus per replica", str(plan.gpus_per_replica)),
         ("tensor parallel", str(plan.tensor_parallel_size)),
+        ("policy", str(plan.policy)),
+        ("ranking", "; ".join(_ranked(plan, costs))),
         ("target families", ", ".join(plan.target_families)),
         ("gpu memory", f">= {plan.min_gpu_memory_mib} MiB per GPU"),
         ("replica needs", format_bytes(plan.required_bytes)),
@@ -72,6 +89,22 @@ def render(plan: Plan, inventory: GpuInventory, show_placement: bool = False) ->
         terms = {**build_pod_placement(plan), "resources": build_gpu_resources(plan)}
         lines += ["---", yaml.safe_dump(terms, sort_keys=False).rstrip()]
     return "\n".join(lines)
+
+
+def _ranked(plan: Plan, costs: GpuCosts | None) -> list[str]:
+    """The targets best first: `1. hopper 80 GiB (2 nodes, 16 of 16 GPUs free), cost 5.00 per
+    replica`."""
+    ranked = []
+    for rank, target in enumerate(plan.targets, 1):
+        pool = target.pool
+        nodes = f"{len(pool.nodes)} node{'s' if len(pool.nodes) > 1 else ''}"
+        free = f"{pool.free_gpus} of {pool.gpus} GPUs free"
+        line = f"{rank}. {pool.family} {pool.memory_mib / 1024:.0f} GiB ({nodes}, {free})"
+        cost = gpu_cost(pool, costs or {})
+        if cost is not None:
+            line += f", cost {cost * plan.gpus_per_replica:.2f} per replica"
+        ranked.append(line)
+    return ranked
 
 
 def read_fleet_file(path: Path) -> list[dict[str, Any]]:
@@ -105,20 +138,22 @@ def read_fleet_file(path: Path) -> list[dict[str, Any]]:
     return nodes
 
 
-def read_cluster_nodes() -> list[dict[str, Any]]:
-    """The current cluster's Nodes, through the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+def read_cluster() -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The current cluster's Nodes and the GPUs its pods request per node, through the
+    kubeconfig (KUBECONFIG or ~/.kube/config)."""
     from kubernetes import client, config
 
-    from quantfleet.kube.nodes import list_nodes
+    from quantfleet.kube.nodes import list_gpu_pods, list_nodes
 
     try:
-        api_client = config.new_client_from_config()
+        # KUBECONFIG as it is now (the client library reads it once, when first imported).
+        api_client = config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
     except (config.ConfigException, OSError) as error:
         raise FleetError(f"no --fleet given and no usable kubeconfig: {error}") from error
     try:
-        return list_nodes(api_client)
+        return list_nodes(api_client), requested_gpus(list_gpu_pods(api_client))
     except client.ApiException as error:
-        raise FleetError(f"could not list Nodes: {error.status} {error.reason}") from error
+        raise FleetError(f"could not list Nodes/Pods: {error.status} {error.reason}") from error
     finally:
         api_client.close()
 
@@ -152,6 +187,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument("--attention-heads", type=_positive_int, help="TP must divide these")
     parser.add_argument("--gpus-per-replica", type=_positive_int, help="fix the GPU count")
+    parser.add_argument(
+        "--policy",
+        type=PlacementPolicy,
+        choices=list(PlacementPolicy),
+        default=PlacementPolicy.BEST_FIT,
+        help="how the GPU kinds that qualify are ranked",
+    )
+    parser.add_argument(
+        "--gpu-costs", type=Path, help="YAML map of GPU product or family to one GPU's cost"
+    )
     parser.add_argument(
         "--show-placement", action="store_true", help="also print the pod scheduling terms"
     )

@@ -48,7 +48,6 @@ from quantfleet.builders.serving import endpoint as model_endpoint
 from quantfleet.handlers import metrics, nodes, reconciler, runtime
 from quantfleet.kube import children, custom_objects
 from quantfleet.planning.baseline import plan_baseline
-from quantfleet.planning.inventory import build_inventory
 
 # None when a target serves; else why not (str), or a failure that no waiting mends.
 Readiness = Callable[[], "str | TargetProgress | None"]
@@ -83,7 +82,7 @@ def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -
             reconciler.reconcile_named(KIND, namespace or "", run, reconcile, nodes.listed(kwargs))
 
 
-def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
+def reconcile(body: Json, fleet: nodes.Fleet) -> BenchmarkRunStatus:
     """One pass: observe, create what is due, report. Returns the status it wrote."""
     run = reconciler.parse(BenchmarkRun, body, INVALID_SPEC, Why.INVALID_SPEC)
     generation = body["metadata"].get("generation", 0)
@@ -95,7 +94,7 @@ def reconcile(body: Json, nodes: list[Json]) -> BenchmarkRunStatus:
         assert run.status is not None
         metrics.record_benchmark(body["metadata"]["namespace"], run.metadata["name"], run.status)
         return run.status
-    status = _pass(body, run, nodes, generation)
+    status = _pass(body, run, fleet, generation)
     if is_finished(status, generation):
         _teardown_baseline(body)
     _report(body, run, status)
@@ -111,7 +110,7 @@ def _forget(namespace: str, name: str, body: Json) -> None:
 HANDLERS = reconciler.register(KIND, reconcile, LABEL_BENCHMARK_RUN, RESYNC_SECONDS, _forget)
 
 
-def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> BenchmarkRunStatus:
+def _pass(body: Json, run: BenchmarkRun, fleet: nodes.Fleet, generation: int) -> BenchmarkRunStatus:
     """Resolve each target in run order and start its Job when its turn has come."""
     spec, now = run.spec, datetime.now(UTC)
     previous = run.status.conditions if run.status else []
@@ -127,7 +126,7 @@ def _pass(body: Json, run: BenchmarkRun, nodes: list[Json], generation: int) -> 
     progress: list[TargetProgress] = []
     may_start = True  # sequential: only the first unfinished target may run
     for name, ref, plain in order:
-        target = _target(body, run, name, ref, plain, nodes, may_start)
+        target = _target(body, run, name, ref, plain, fleet, may_start)
         if target.waiting not in (None, QUEUED) and target.job is None and timed_out:
             reason = f"not ready after {spec.ready_timeout_seconds}s: {target.waiting}"
             target = TargetProgress(name, failure=(Why.TARGET_NOT_READY, reason))
@@ -149,7 +148,7 @@ def _target(
     name: str,
     ref: LocalObjectRef | None,
     plain: SpecEndpoint | None,
-    nodes: list[Json],
+    fleet: nodes.Fleet,
     may_start: bool,
 ) -> TargetProgress:
     """One target's Job if it has one, else why it cannot start, else its new Job."""
@@ -173,7 +172,7 @@ def _target(
         endpoint = SystemUnderTest(
             name, url, f"{ref.name}-bf16", tokenizer, source.token_secret_ref, uris
         )
-        return _job(body, run, endpoint, lambda: _baseline_ready(body, model, nodes), may_start)
+        return _job(body, run, endpoint, lambda: _baseline_ready(body, model, fleet), may_start)
     url = base_url(model_endpoint(ref.name, namespace))
     endpoint = SystemUnderTest(name, url, ref.name, tokenizer, source.token_secret_ref, uris)
     return _job(body, run, endpoint, lambda: _model_ready(model), may_start)
@@ -224,7 +223,7 @@ def _model_ready(model: QuantizedModel) -> str | None:
 
 
 def _baseline_ready(
-    body: Json, model: QuantizedModel, nodes: list[Json]
+    body: Json, model: QuantizedModel, fleet: nodes.Fleet
 ) -> str | TargetProgress | None:
     """Bring up the BF16 baseline on the model's GPU family; None once it serves."""
     api, name = runtime.api_client(), model.metadata["name"]
@@ -236,7 +235,7 @@ def _baseline_ready(
     if parameters is None:
         return f"QuantizedModel {name} has no size yet (parametersBillions or a checkpoint)"
     config = runtime.settings()
-    plan = plan_baseline(parameters, family, build_inventory(nodes), config.gpu_memory_utilization)
+    plan = plan_baseline(parameters, family, fleet.inventory(), config.gpu_memory_utilization)
     if isinstance(plan, str):
         return TargetProgress(BASELINE_TARGET, failure=(Why.BASELINE_UNPLACEABLE, plan))
     deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, config)

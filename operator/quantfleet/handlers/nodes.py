@@ -1,14 +1,25 @@
-"""The Node index both kinds plan against: every Node kept in memory from one watch, so a pass
-costs no API call for the inventory. Kopf passes it to every handler as the `gpu_nodes` keyword;
-a handler that finds none fails instead of planning on no GPUs."""
+"""The fleet both kinds plan against, kept in memory from two watches so a pass costs no API call
+for it: every Node (the GPU inventory) and every pod that holds GPUs (their free capacity). Kopf
+passes the indexes to every handler as the `gpu_nodes` and `gpu_pods` keywords; a handler that
+finds none fails instead of planning on no GPUs."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.builders.children import Json
+from quantfleet.planning.inventory import (
+    GpuInventory,
+    GpuPod,
+    build_inventory,
+    read_gpu_pod,
+    requested_gpus,
+)
 
-INDEX = "gpu_nodes"  # Kopf names an index after its function
+NODES_INDEX = "gpu_nodes"  # Kopf names an index after its function
+PODS_INDEX = "gpu_pods"
 
 
 @kopf.index("v1", "nodes")
@@ -17,11 +28,36 @@ def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
     return {name: {key: body[key] for key in ("metadata", "spec", "status") if key in body}}
 
 
-def listed(kwargs: dict[str, Any]) -> list[Json]:
-    """The Nodes in the index, from the keywords Kopf passed a handler."""
-    index: kopf.Index[str, Json] | None = kwargs.get(INDEX)
-    if index is None:
+@kopf.index("v1", "pods")
+def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, GpuPod] | None:
+    """Keep each bound, unfinished pod that requests GPUs by its node; others are not kept."""
+    pod = read_gpu_pod(body, LABEL_MODEL)
+    return {pod.node: pod} if pod else None
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The Nodes and the GPU pods, as one pass sees them."""
+
+    nodes: list[Json]
+    pods: tuple[GpuPod, ...] = ()
+
+    def inventory(self, namespace: str = "", model: str | None = None) -> GpuInventory:
+        """The GPU inventory with free GPUs, the pods of `model` in `namespace` not counted."""
+        taken = requested_gpus(self.pods, namespace=namespace, model=model)
+        return build_inventory(self.nodes, taken)
+
+
+def listed(kwargs: dict[str, Any]) -> Fleet:
+    """The fleet in the indexes, from the keywords Kopf passed a handler."""
+    nodes: kopf.Index[str, Json] | None = kwargs.get(NODES_INDEX)
+    pods: kopf.Index[str, GpuPod] | None = kwargs.get(PODS_INDEX)
+    if nodes is None or pods is None:
         raise RuntimeError(
-            f"Kopf passed no {INDEX} index: {__name__} is not imported by the handlers"
+            f"Kopf passed no {NODES_INDEX}/{PODS_INDEX} index: {__name__} is not imported by "
+            "the handlers"
         )
-    return [node for store in index.values() for node in store]
+    return Fleet(
+        nodes=[node for store in nodes.values() for node in store],
+        pods=tuple(pod for store in pods.values() for pod in store),
+    )

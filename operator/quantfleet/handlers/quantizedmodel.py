@@ -5,6 +5,7 @@ it in status. One idempotent pass serves every trigger; each step is its own fun
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from quantfleet.api.common import QUANTIZED_MODEL
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
@@ -23,11 +24,14 @@ from quantfleet.builders.jobs import (
     build_evaluate_job,
     build_gpu_job_placement,
     build_quantize_job,
+    evaluation_tasks,
     quantize_memory_floor_mib,
 )
 from quantfleet.builders.placement import build_pod_placement
 from quantfleet.builders.serving import build_deployment, build_service, endpoint
+from quantfleet.builders.serving_status import LOG_TAIL_LINES, serving_failure
 from quantfleet.builders.status import (
+    DeploymentObservation,
     JobObservation,
     Observed,
     Promotion,
@@ -37,9 +41,11 @@ from quantfleet.builders.status import (
     quantize_result,
 )
 from quantfleet.handlers import metrics, reconciler, runtime
+from quantfleet.handlers.nodes import Fleet
 from quantfleet.kube import baseline_cache, children
+from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import source_parameters
-from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.inventory import GpuInventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
 KIND = QUANTIZED_MODEL
@@ -51,10 +57,10 @@ QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESS
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
 
 
-def reconcile(body: Json, nodes: list[Json]) -> QuantizedModelStatus:
+def reconcile(body: Json, fleet: Fleet) -> QuantizedModelStatus:
     """One pass: parse, observe and ensure each step, build the status, report it."""
     model = reconciler.parse(QuantizedModel, body, INVALID_SPEC, Reason.INVALID_SPEC)
-    observed = _observe_and_ensure(body, model, nodes)
+    observed = _observe_and_ensure(body, model, fleet)
     previous = model.status.conditions if model.status else []
     status = build_status(model.spec, observed, previous, datetime.now(UTC))
     _report(body, model, status)
@@ -91,9 +97,11 @@ class Pass:
         return str(self.body["metadata"]["name"])
 
 
-def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) -> Observed:
+def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Observed:
     """Walk the steps in order, creating each child once the step before it succeeded."""
-    step, spec = Pass(body, model, build_inventory(nodes)), model.spec
+    # Free GPUs as this model sees them: its own replicas and Jobs do not count as taken.
+    inventory = fleet.inventory(body["metadata"]["namespace"], body["metadata"]["name"])
+    step, spec = Pass(body, model, inventory), model.spec
     generation = body["metadata"].get("generation", 0)
     parameters = source_parameters(spec.source.parameters_billions)
     plan = plan_for(step, parameters) if parameters else None
@@ -114,6 +122,8 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
             return observed
     kind = spec.source.kind or produced.model_kind or ModelKind.TEXT
     evaluate = ensure_evaluate_job(step, artifact, kind, plan)
+    if isinstance(evaluate, str):
+        return replace(observed, evaluate_unplaceable=evaluate)
     observed = replace(observed, evaluate=evaluate)
     scores = evaluate_result(evaluate)
     if scores is None:
@@ -124,14 +134,17 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, nodes: list[Json]) ->
 
 def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
     """Planned: where a model of `parameters` runs its scheme, on the GPUs there are."""
-    quantization = step.spec.quantization
+    quantization, settings = step.spec.quantization, runtime.settings()
     request = PlanRequest(
         parameters=parameters,
         objective=quantization.resolved_objective,
         scheme=quantization.scheme,
         allow_fallback=quantization.allow_fallback,
         gpus_per_replica=step.spec.serving.gpus_per_replica,
-        gpu_memory_utilization=runtime.settings().gpu_memory_utilization,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        policy=step.spec.placement.policy or settings.placement_policy,
+        gpu_costs=settings.gpu_costs,
+        replicas=step.spec.serving.replicas if step.spec.serving.enabled else 0,
     )
     return plan_placement(request, step.inventory)
 
@@ -140,23 +153,29 @@ def ensure_quantize_job(step: Pass, scheme: Scheme, parameters: int | None) -> J
     """Quantized: the quantize Job for these inputs (created if missing); older ones go."""
     taints = [t for pool in step.inventory.pools for t in pool.gpu_taints]
     placement = build_gpu_job_placement(quantize_memory_floor_mib(parameters), taints)
-    manifest = build_quantize_job(step.body, step.spec, scheme, placement, runtime.settings())
+    manifest = build_quantize_job(
+        step.body, step.spec, scheme, placement, runtime.settings(), parameters
+    )
     return _ensure_only_job(step, Component.QUANTIZE, manifest)
 
 
-def ensure_evaluate_job(step: Pass, artifact: str, kind: ModelKind, plan: Plan) -> JobObservation:
+def ensure_evaluate_job(
+    step: Pass, artifact: str, kind: ModelKind, plan: Plan
+) -> JobObservation | str:
     """Evaluated: the evaluate Job for this checkpoint, given the cached BF16 scores; a result
-    with baseline scores the cache lacks adds them to it."""
+    with baseline scores the cache lacks adds them to it. A string: why no Job can be placed."""
     api, spec = runtime.api_client(), step.spec
     cached = baseline_cache.read_baseline_scores(api, step.namespace, spec)
-    placement = build_pod_placement(plan)
+    sized = evaluation_plan(step, plan, kind, cached)
+    if isinstance(sized, str):
+        return sized
     manifest = build_evaluate_job(
         step.body,
         spec,
         artifact,
         kind,
-        placement,
-        plan.gpus_per_replica,
+        build_pod_placement(sized),
+        sized.gpus_per_replica,
         cached,
         runtime.settings(),
     )
@@ -165,6 +184,26 @@ def ensure_evaluate_job(step: Pass, artifact: str, kind: ModelKind, plan: Plan) 
     if scores is not None and any(task.task not in cached for task in scores.tasks):
         baseline_cache.write_baseline_scores(api, step.namespace, spec, scores)
     return evaluate
+
+
+def evaluation_plan(
+    step: Pass, plan: Plan, kind: ModelKind, cached: dict[str, dict[str, Any]]
+) -> Plan | BaselinePlan | str:
+    """Where the evaluate Job runs: it loads the BF16 baseline unless every task's baseline
+    score is cached, so it is sized for BF16 (72B: 4 x 80 GB, where the FP8 plan needs 2) on the
+    first of the plan's GPU families that holds it; with every score cached, the plan itself.
+    A string says why BF16 fits none of them."""
+    if all(str(task) in cached for task in evaluation_tasks(step.spec, kind)):
+        return plan
+    utilization = runtime.settings().gpu_memory_utilization
+    tried = [
+        plan_baseline(plan.parameters, family, step.inventory, utilization)
+        for family in plan.target_families
+    ]
+    placed = [baseline for baseline in tried if isinstance(baseline, BaselinePlan)]
+    if placed:
+        return placed[0]
+    return f"the evaluation loads the BF16 baseline: {tried[0]}"
 
 
 def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> Observed:
@@ -180,10 +219,35 @@ def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> O
     children.ensure_applied(api, service)
     return replace(
         observed,
-        deployment=children.observe_deployment(live),
+        deployment=observe_serving(step, live),
         service=service["metadata"]["name"],
         endpoint=endpoint(step.name, step.namespace),
     )
+
+
+def observe_serving(step: Pass, live: Json) -> DeploymentObservation:
+    """The Deployment, and while it is short of ready replicas why its pods fail: read from
+    them (a label-selected list, only then), and from the failed server's log when its
+    termination message holds only vLLM's wrappers. Pods are not watched: a crash-looping
+    server changes no Deployment field, the resync finds it."""
+    api, observed = runtime.api_client(), children.observe_deployment(live)
+    if observed.ready_replicas >= observed.replicas:
+        return observed
+    selector = live["spec"]["selector"]["matchLabels"]
+    failure = serving_failure(children.list_pods(api, step.namespace, selector))
+    if failure is None:
+        return observed
+    log = ""
+    if failure.wants_log:
+        log = children.read_log(
+            api,
+            step.namespace,
+            failure.pod,
+            failure.container,
+            previous=failure.previous,
+            lines=LOG_TAIL_LINES,
+        )
+    return replace(observed, failure=failure.describe(log))
 
 
 def _ensure_only_job(step: Pass, component: Component, manifest: Json) -> JobObservation:
@@ -206,10 +270,12 @@ def _report(body: Json, model: QuantizedModel, status: QuantizedModelStatus) -> 
 
 
 def _post_transitions(body: Json, before: list[Json], status: QuantizedModelStatus) -> None:
-    """An event for each step that just succeeded (Normal) or failed (Warning)."""
-    previous = {c.get("type"): c.get("status") for c in before}
+    """An event for each step that just succeeded (Normal) or failed (Warning), including one
+    that goes on failing for a new reason (Ready: DeploymentProgressing -> ServingFailed)."""
+    previous = {c.get("type"): (c.get("status"), c.get("reason")) for c in before}
     for condition in status.conditions:
-        if condition.status == previous.get(condition.type) or condition.status == "Unknown":
+        now = (condition.status, condition.reason)
+        if now == previous.get(condition.type) or condition.status == "Unknown":
             continue
         if condition.reason in QUIET_REASONS:
             continue

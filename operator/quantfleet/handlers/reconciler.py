@@ -38,7 +38,7 @@ class Handlers:
 
 def register(
     kind: str,
-    reconcile: Callable[[Json, list[Json]], Any],
+    reconcile: Callable[[Json, nodes.Fleet], Any],
     owner_label: str,
     resync_seconds: float,
     forget_more: Callable[[str, str, Json], None],
@@ -83,8 +83,8 @@ def reconcile_named(
     kind: str,
     namespace: str,
     name: str,
-    reconcile: Callable[[Json, list[Json]], Any],
-    nodes: list[Json],
+    reconcile: Callable[[Json, nodes.Fleet], Any],
+    fleet: nodes.Fleet,
 ) -> None:
     """Reconcile one object at a time, from a fresh read: triggers arriving together (a Job
     event, a resync, a model turning Ready) then cost one set of writes, not racing ones."""
@@ -97,7 +97,7 @@ def reconcile_named(
             forget(kind, namespace, name)
             return
         with timed(kind):
-            reconcile(body, nodes)
+            reconcile(body, fleet)
 
 
 def forget(kind: str, namespace: str, name: str) -> None:

@@ -98,11 +98,47 @@ def read(api: client.ApiClient, manifest: Json) -> Json | None:
 
 def observe_deployment(live: Json) -> DeploymentObservation:
     status = live.get("status") or {}
+    containers = live["spec"]["template"]["spec"]["containers"]
     return DeploymentObservation(
         name=live["metadata"]["name"],
         replicas=live["spec"].get("replicas", 1),
         ready_replicas=status.get("readyReplicas") or 0,
+        image=containers[0].get("image", ""),
     )
+
+
+def list_pods(api: client.ApiClient, namespace: str, match_labels: dict[str, str]) -> list[Json]:
+    """The pods carrying `match_labels`, as the API returns them (camelCase JSON)."""
+    selector = ",".join(f"{key}={value}" for key, value in match_labels.items())
+    with api_errors(f"listing Pods {namespace}/{selector}"):
+        answer: Json = api.call_api(
+            f"/api/v1/namespaces/{namespace}/pods",
+            "GET",
+            query_params=[("labelSelector", selector)],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            response_type="object",
+            _return_http_data_only=True,
+        )
+    pods: list[Json] = answer.get("items") or []
+    return pods
+
+
+def read_log(
+    api: client.ApiClient, namespace: str, pod: str, container: str, *, previous: bool, lines: int
+) -> str:
+    """The last `lines` of a container's log (of its run before this one when `previous`); ""
+    when the kubelet no longer has it."""
+    with api_errors(f"reading the log of Pod {namespace}/{pod}"):
+        try:
+            log: str = client.CoreV1Api(api).read_namespaced_pod_log(
+                pod, namespace, container=container, previous=previous, tail_lines=lines
+            )
+        except ApiException as error:
+            if error.status in (400, 404):  # "previous terminated container ... not found"
+                return ""
+            raise
+    return log
 
 
 def patch_status(api: client.ApiClient, body: Json, patch: Json) -> None:

@@ -62,6 +62,11 @@ class GpuNode:
     # False when the node carries only the family label: placement then selects on the family,
     # since compute-capability selectors would not match it.
     labelled_compute_capability: bool = True
+    requested_gpus: int = 0  # by the pods bound to it now (the model being planned aside)
+
+    @property
+    def free_gpus(self) -> int:
+        return max(self.gpus - self.requested_gpus, 0)
 
 
 @dataclass(frozen=True)
@@ -87,15 +92,28 @@ class GpuPool:
         return max(node.gpus for node in self.nodes)
 
     @property
+    def free_gpus(self) -> int:
+        return sum(node.free_gpus for node in self.nodes)
+
+    @property
+    def gpus(self) -> int:
+        return sum(node.gpus for node in self.nodes)
+
+    def free_replicas(self, gpus_per_replica: int) -> int:
+        """How many replicas of `gpus_per_replica` GPUs (each on one node) fit its free GPUs."""
+        return sum(node.free_gpus // gpus_per_replica for node in self.nodes)
+
+    @property
     def gpu_taints(self) -> tuple[Taint, ...]:
         """The GPU taints a pod must tolerate to land on any node of this pool."""
         return tuple(sorted({t for n in self.nodes for t in n.taints if t.is_gpu}, key=str))
 
     def describe(self) -> str:
-        """`hopper 9.0, 80 GiB, up to 8 GPUs/node (2 nodes)`."""
+        """`hopper 9.0, 80 GiB, up to 8 GPUs/node (2 nodes, 5 of 16 GPUs free)`."""
         return (
             f"{self.family} {self.compute_capability}, {self.memory_mib / 1024:.0f} GiB, "
-            f"up to {self.max_gpus_per_node} GPUs/node ({len(self.nodes)} nodes)"
+            f"up to {self.max_gpus_per_node} GPUs/node ({len(self.nodes)} nodes, "
+            f"{self.free_gpus} of {self.gpus} GPUs free)"
         )
 
 
@@ -134,8 +152,9 @@ class GpuInventory:
         return _bounded(pool.describe() for pool in self.pools)
 
 
-def read_gpu_node(node: Mapping[str, Any]) -> GpuNode | SkippedNode | None:
-    """Read one Node object (Kubernetes JSON shape). None when the node has no GPUs at all."""
+def read_gpu_node(node: Mapping[str, Any], requested_gpus: int = 0) -> GpuNode | SkippedNode | None:
+    """Read one Node object (Kubernetes JSON shape), `requested_gpus` of its GPUs taken by pods.
+    None when the node has no GPUs at all."""
     metadata = node.get("metadata") or {}
     spec = node.get("spec") or {}
     status = node.get("status") or {}
@@ -180,12 +199,20 @@ def read_gpu_node(node: Mapping[str, Any]) -> GpuNode | SkippedNode | None:
         taints=taints,
         product=labels.get(LABEL_PRODUCT),
         labelled_compute_capability=labelled,
+        requested_gpus=requested_gpus,
     )
 
 
-def build_inventory(nodes: Iterable[Mapping[str, Any]]) -> GpuInventory:
-    """The GPU inventory of a list of Node objects; nodes without GPUs are left out."""
-    read = [read_gpu_node(node) for node in nodes]
+def build_inventory(
+    nodes: Iterable[Mapping[str, Any]], requested_gpus: Mapping[str, int] | None = None
+) -> GpuInventory:
+    """The GPU inventory of a list of Node objects, with the GPUs pods request per node name;
+    nodes without GPUs are left out."""
+    requested = requested_gpus or {}
+    read = [
+        read_gpu_node(node, requested.get((node.get("metadata") or {}).get("name", ""), 0))
+        for node in nodes
+    ]
     return GpuInventory(
         nodes=tuple(n for n in read if isinstance(n, GpuNode)),
         skipped=tuple(n for n in read if isinstance(n, SkippedNode)),
@@ -218,3 +245,61 @@ def _first_int(*values: object) -> int | None:
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
     return None
+
+
+@dataclass(frozen=True)
+class GpuPod:
+    """A pod holding GPUs on a node: what free capacity is computed from."""
+
+    namespace: str
+    name: str
+    node: str
+    gpus: int
+    model: str | None = None  # its QuantizedModel (the model label), if one of ours
+
+
+# Pods in these phases hold nothing: the scheduler no longer counts their requests.
+_DONE_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+def read_gpu_pod(pod: Mapping[str, Any], model_label: str) -> GpuPod | None:
+    """A bound, unfinished pod's GPU request (the larger of its containers' sum and any init
+    container's, as the scheduler counts it); None when it holds no GPU."""
+    spec = pod.get("spec") or {}
+    metadata = pod.get("metadata") or {}
+    node = spec.get("nodeName")
+    if not node or (pod.get("status") or {}).get("phase") in _DONE_PHASES:
+        return None
+
+    def gpus(container: Mapping[str, Any]) -> int:
+        resources = container.get("resources") or {}
+        wanted = (resources.get("requests") or {}).get(GPU_RESOURCE) or (
+            resources.get("limits") or {}
+        ).get(GPU_RESOURCE)
+        return _first_int(wanted) or 0
+
+    running = sum(gpus(c) for c in spec.get("containers") or ())
+    init = max((gpus(c) for c in spec.get("initContainers") or ()), default=0)
+    held = max(running, init)
+    if not held:
+        return None
+    return GpuPod(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        node=str(node),
+        gpus=held,
+        model=(metadata.get("labels") or {}).get(model_label),
+    )
+
+
+def requested_gpus(
+    pods: Iterable[GpuPod], *, namespace: str = "", model: str | None = None
+) -> dict[str, int]:
+    """GPUs requested per node, leaving out the pods of `model` in `namespace` (a model being
+    planned again must not see its own replicas and Jobs as taken)."""
+    requested: dict[str, int] = {}
+    for pod in pods:
+        if model is not None and pod.namespace == namespace and pod.model == model:
+            continue
+        requested[pod.node] = requested.get(pod.node, 0) + pod.gpus
+    return requested

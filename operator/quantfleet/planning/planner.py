@@ -1,10 +1,10 @@
 """Resolve a requested scheme (or `auto`) against the GPU inventory: a plan that says which
 scheme, which GPUs and how many per replica, or an unplaceable verdict a user can act on."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quantfleet.api.conditions import Reason
-from quantfleet.api.enums import GpuFamily, Objective, Scheme
+from quantfleet.api.enums import GpuFamily, Objective, PlacementPolicy, Scheme
 from quantfleet.planning.capacity import (
     GPU_MEMORY_UTILIZATION,
     Sizing,
@@ -16,7 +16,14 @@ from quantfleet.planning.capacity import (
 )
 from quantfleet.planning.compat import Support, compatibility, family_label, native_families
 from quantfleet.planning.inventory import GpuInventory, GpuPool, Taint
-from quantfleet.planning.rules import MEMORY_BOUND_WHY, POOL_PREFERENCE, auto_rule, meant_for
+from quantfleet.planning.rules import (
+    MEMORY_BOUND_WHY,
+    GpuCosts,
+    Preference,
+    auto_rule,
+    meant_for,
+    pool_preference,
+)
 
 # Schemes a user can name; what messages suggest instead, smallest weights first.
 CONCRETE_SCHEMES = (Scheme.W4A16, Scheme.NVFP4, Scheme.W8A8, Scheme.FP8_DYNAMIC)
@@ -37,6 +44,11 @@ class PlanRequest:
     gpus_per_replica: int | None = None  # fixed by the spec; derived when None
     # vLLM's --gpu-memory-utilization: the operator passes its setting, so plans and pods agree.
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
+    # Which qualifying GPU kind wins; Cheapest ranks by `gpu_costs` (per GPU).
+    policy: PlacementPolicy = PlacementPolicy.BEST_FIT
+    gpu_costs: GpuCosts = field(default_factory=dict)
+    # Every replica must fit the free GPUs of one pool (one node each) for the pool to be chosen.
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         if self.parameters <= 0:
@@ -45,6 +57,8 @@ class PlanRequest:
             raise ValueError(f"attention head count must be positive, got {self.attention_heads}")
         if self.gpus_per_replica is not None and self.gpus_per_replica <= 0:
             raise ValueError(f"GPUs per replica must be positive, got {self.gpus_per_replica}")
+        if self.replicas < 0:
+            raise ValueError(f"replicas must not be negative, got {self.replicas}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
                 f"GPU memory utilization must be in (0, 1], got {self.gpu_memory_utilization}"
@@ -64,6 +78,7 @@ class Target:
 class Plan:
     scheme: Scheme
     objective: Objective
+    policy: PlacementPolicy
     parameters: int  # the source's parameter count it was sized for (capacity.source_parameters)
     gpus_per_replica: int
     tensor_parallel_size: int
@@ -93,7 +108,7 @@ class Plan:
 class Unplaceable:
     scheme: Scheme
     objective: Objective
-    reason: Reason  # NoGpuNodes, NoCompatibleGpu or InsufficientGpuMemory
+    reason: Reason  # NoGpuNodes, NoCompatibleGpu, InsufficientGpuMemory, InsufficientFreeGpus
     message: str
 
 
@@ -118,9 +133,16 @@ def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unpl
         candidates = _requested_candidates(request, pools)
     if isinstance(candidates, Unplaceable):
         return candidates
-    prefer = POOL_PREFERENCE[request.objective]
-    best = min(
-        candidates,
+    free = [
+        c for c in candidates if c.pool.free_replicas(c.sizing.gpus_per_replica) >= request.replicas
+    ]
+    if not free:
+        return _unplaceable(
+            request, Reason.INSUFFICIENT_FREE_GPUS, _no_free_gpus(request, candidates)
+        )
+    prefer = _preference(request, pools)
+    best, *others = sorted(
+        free,
         key=lambda c: (
             c.step,
             c.support is not Support.NATIVE,
@@ -128,7 +150,12 @@ def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unpl
             prefer(c.pool, c.sizing.gpus_per_replica),
         ),
     )
-    return _plan_around(best, request, pools)
+    runner_up = next((c for c in others if c.pool.family != best.pool.family), None)
+    return _plan_around(best, runner_up, request, pools)
+
+
+def _preference(request: PlanRequest, pools: tuple[GpuPool, ...]) -> Preference:
+    return pool_preference(request.policy, request.objective, request.gpu_costs, pools)
 
 
 def _auto_candidates(
@@ -189,7 +216,9 @@ def _requested_candidates(
     return _unplaceable(request, Reason.INSUFFICIENT_GPU_MEMORY, message)
 
 
-def _plan_around(best: _Candidate, request: PlanRequest, pools: tuple[GpuPool, ...]) -> Plan:
+def _plan_around(
+    best: _Candidate, runner_up: _Candidate | None, request: PlanRequest, pools: tuple[GpuPool, ...]
+) -> Plan:
     """Widen the best candidate to every GPU kind that runs the same scheme at the same GPU
     count, so the scheduler has every good node to choose from."""
     gpus = best.sizing.gpus_per_replica
@@ -204,9 +233,15 @@ def _plan_around(best: _Candidate, request: PlanRequest, pools: tuple[GpuPool, .
     # Fallback GPUs only when no native GPU can take the replica: they load without the speed.
     native = [(pool, support) for pool, support in fitting if support is Support.NATIVE]
     chosen = native or fitting
-    prefer = POOL_PREFERENCE[request.objective]
+    prefer = _preference(request, pools)
+    # Kinds with room for every replica now first: a full kind stays admitted for later.
     ranked = sorted(
-        chosen, key=lambda item: (not meant_for(best.scheme, item[0].family), prefer(item[0], gpus))
+        chosen,
+        key=lambda item: (
+            item[0].free_replicas(gpus) < request.replicas,
+            not meant_for(best.scheme, item[0].family),
+            prefer(item[0], gpus),
+        ),
     )
     step = max(1, 100 // len(ranked))
     targets = tuple(
@@ -216,17 +251,18 @@ def _plan_around(best: _Candidate, request: PlanRequest, pools: tuple[GpuPool, .
     return Plan(
         scheme=best.scheme,
         objective=request.objective,
+        policy=request.policy,
         parameters=request.parameters,
         gpus_per_replica=gpus,
         tensor_parallel_size=best.sizing.tensor_parallel_size,
         min_gpu_memory_mib=best.sizing.min_gpu_memory_mib,
         required_bytes=best.sizing.required_bytes,
         targets=targets,
-        rationale=_rationale(best, request),
+        rationale=_rationale(best, runner_up, request),
     )
 
 
-def _rationale(best: _Candidate, request: PlanRequest) -> str:
+def _rationale(best: _Candidate, runner_up: _Candidate | None, request: PlanRequest) -> str:
     chose = (
         f"auto chose {best.scheme} for {request.objective}"
         if request.scheme is Scheme.AUTO
@@ -234,12 +270,19 @@ def _rationale(best: _Candidate, request: PlanRequest) -> str:
     )
     if best.support is Support.FALLBACK:
         chose += " (fallback allowed by the spec)"
-    gpus = best.sizing.gpus_per_replica
-    return (
+    rationale = (
         f"{chose}: {best.why}; {_params(request.parameters)} needs "
-        f"{format_bytes(best.sizing.required_bytes)} -> {gpus} x "
-        f"{best.pool.family} {best.pool.memory_mib / 1024:.0f} GiB (TP {gpus})"
+        f"{format_bytes(best.sizing.required_bytes)} -> {_gpus(best)} by {request.policy}"
     )
+    if runner_up is not None:
+        rationale += f"; runner-up: {runner_up.scheme} on {_gpus(runner_up)}"
+    return rationale
+
+
+def _gpus(candidate: _Candidate) -> str:
+    """`2 x hopper 80 GiB (TP 2)`."""
+    pool, gpus = candidate.pool, candidate.sizing.gpus_per_replica
+    return f"{gpus} x {pool.family} {pool.memory_mib / 1024:.0f} GiB (TP {gpus})"
 
 
 def _incompatible(request: PlanRequest, pools: tuple[GpuPool, ...]) -> str:
@@ -268,6 +311,20 @@ def _incompatible(request: PlanRequest, pools: tuple[GpuPool, ...]) -> str:
     else:
         message += f"; add {natives} GPU nodes"
     return message
+
+
+def _no_free_gpus(request: PlanRequest, candidates: list[_Candidate]) -> str:
+    """What each kind that would hold the model has free now."""
+    kinds = "; ".join(
+        f"{c.scheme} on {c.sizing.gpus_per_replica} x {c.pool.family} "
+        f"{c.pool.memory_mib / 1024:.0f} GiB: {c.pool.free_gpus} of {c.pool.gpus} GPUs free"
+        for c in candidates[:3]
+    )
+    more = f"; and {len(candidates) - 3} more" if len(candidates) > 3 else ""
+    return (
+        f"{request.replicas} replica(s) fit the fleet but not its free GPUs now ({kinds}{more}); "
+        "planned again as GPUs free up"
+    )
 
 
 def _too_small(request: PlanRequest, scheme: Scheme, pools: tuple[GpuPool, ...]) -> str:

@@ -1,14 +1,15 @@
 """The rules `scheme: auto` follows, as tables: which scheme per objective and GPU family, and
-which GPUs an objective prefers.
+how a placement policy ranks the GPU kinds that qualify.
 
 Findings of the study, ../shared/reference/quantization.md §1; hardware floors §3.
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from quantfleet.api.enums import GpuFamily, Objective, Scheme
+from quantfleet.api.enums import GpuFamily, Objective, PlacementPolicy, Scheme
 from quantfleet.planning.inventory import GpuPool
 
 BLACKWELL: Final = frozenset({GpuFamily.BLACKWELL})
@@ -76,7 +77,11 @@ def meant_for(scheme: Scheme, family: GpuFamily) -> bool:
 # first. Latency: the newest generation has the fastest kernels (§3: Machete on 9.0, FP8/FP4
 # tensor cores), and fewer GPUs mean less tensor-parallel traffic. Throughput: the fewest GPUs per
 # replica make the most replicas from the same GPUs, then the newest. Balanced: as latency.
-PreferenceKey = tuple[int, int, int, int]
+# Compute capabilities compare as numbers ((10, 0) > (9, 0)), never as strings.
+PreferenceKey = tuple[float, ...]
+Preference = Callable[[GpuPool, int], PreferenceKey]
+# What one GPU of a kind costs (any unit, e.g. per hour), by `nvidia.com/gpu.product` or family.
+GpuCosts = Mapping[str, float]
 
 
 def _newest_first(pool: GpuPool, gpus_per_replica: int) -> PreferenceKey:
@@ -89,8 +94,50 @@ def _fewest_gpus_first(pool: GpuPool, gpus_per_replica: int) -> PreferenceKey:
     return (gpus_per_replica, -cc.major, -cc.minor, -pool.memory_mib)
 
 
-POOL_PREFERENCE: Final[dict[Objective, Callable[[GpuPool, int], PreferenceKey]]] = {
+def _smallest_first(pool: GpuPool, gpus_per_replica: int) -> PreferenceKey:
+    """BestFit: the fewest GPUs, then the least memory per GPU in whole GiB (an 80 GB A100 and
+    an 80 GB H100 report a few hundred MiB apart), then the oldest generation."""
+    cc = pool.compute_capability
+    return (gpus_per_replica, round(pool.memory_mib / 1024), cc.major, cc.minor)
+
+
+MOST_CAPABLE: Final[dict[Objective, Preference]] = {
     Objective.LATENCY: _newest_first,
     Objective.THROUGHPUT: _fewest_gpus_first,
     Objective.BALANCED: _newest_first,
 }
+
+
+def gpu_cost(pool: GpuPool, costs: GpuCosts) -> float | None:
+    """One GPU of `pool`, by its nodes' product (the highest, if they differ) or its family;
+    None when the cluster gives no cost for it."""
+    known = [
+        costs[node.product] if node.product and node.product in costs else costs.get(pool.family)
+        for node in pool.nodes
+    ]
+    priced = [cost for cost in known if cost is not None]
+    return max(priced) if priced else None
+
+
+def pool_preference(
+    policy: PlacementPolicy,
+    objective: Objective,
+    costs: GpuCosts,
+    pools: Sequence[GpuPool],
+) -> Preference:
+    """The sort key `policy` ranks GPU kinds by (smaller first) for `objective` among `pools`."""
+    if policy is PlacementPolicy.MOST_CAPABLE:
+        return MOST_CAPABLE[objective]
+    if policy is PlacementPolicy.CHEAPEST:
+
+        def cheapest(pool: GpuPool, gpus: int) -> PreferenceKey:
+            cost = gpu_cost(pool, costs)
+            return (math.inf if cost is None else cost * gpus, *_smallest_first(pool, gpus))
+
+        return cheapest
+    if policy is PlacementPolicy.FIRST_AVAILABLE:
+        # The cluster's node order, as `kubectl get nodes` lists it: no ranking at all.
+        order = sorted(pools, key=lambda pool: min(node.name for node in pool.nodes))
+        rank = {pool: float(index) for index, pool in enumerate(order)}
+        return lambda pool, _gpus: (rank[pool],)
+    return _smallest_first

@@ -35,6 +35,7 @@ from quantfleet.api.results import (
     QuantizeResult,
     dump_result,
     one_line,
+    parse_result,
 )
 from quantfleet.testbed.fleet import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
 from quantfleet_jobs import benchmark, evaluate, quantize
@@ -69,6 +70,17 @@ def program_of(pod: Mapping[str, Any]) -> ProgramName | None:
     return next((program for program in PROGRAMS if program == component), None)
 
 
+def job_container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod's container that runs the Job program (empty if it has none)."""
+    containers = pod.get("spec", {}).get("containers", [])
+    return next((c for c in containers if c.get("name") == JOB_CONTAINER), {})
+
+
+def container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """The container's literal environment (values from references are left out)."""
+    return {str(e["name"]): str(e["value"]) for e in container.get("env") or [] if "value" in e}
+
+
 def pod_arguments(pod: Mapping[str, Any]) -> argparse.Namespace:
     """The Job container's arguments as its program reads them: the program's own parser over
     the container's args, with the container's env underneath (each flag's QF_* default).
@@ -76,9 +88,8 @@ def pod_arguments(pod: Mapping[str, Any]) -> argparse.Namespace:
     program = program_of(pod)
     if program is None:
         raise ValueError("not a Job program's pod")
-    containers = pod.get("spec", {}).get("containers", [])
-    main: Mapping[str, Any] = next((c for c in containers if c.get("name") == JOB_CONTAINER), {})
-    environ = {str(e["name"]): str(e["value"]) for e in main.get("env") or [] if "value" in e}
+    main = job_container(pod)
+    environ = container_env(main)
     return PARSERS[program](environ).parse_args([str(word) for word in main.get("args") or []])
 
 
@@ -340,7 +351,8 @@ class SimulatedWorker:
                 if error.status != 404:  # a pod deleted meanwhile needs no outcome
                     raise
                 continue
-            log.info("Annotated pod %s with a SIMULATED result (exit code %d)", key, exit_code)
+            what = "a SIMULATED" if parse_result(result).simulated else "a measured"
+            log.info("Annotated pod %s with %s result (exit code %d)", key, what, exit_code)
             done.append(key)
         self.completed.extend(done)
         self.passes += 1

@@ -19,10 +19,12 @@ from quantfleet.builders.jobs import (
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
 
 
-def quantize_job(**spec_overrides: Any) -> dict[str, Any]:
+def quantize_job(parameters: int | None = None, **spec_overrides: Any) -> dict[str, Any]:
     spec = make_spec(**spec_overrides)
     placement = build_gpu_job_placement(0, [])
-    return build_quantize_job(make_owner(), spec, spec.quantization.scheme, placement, SETTINGS)
+    return build_quantize_job(
+        make_owner(), spec, spec.quantization.scheme, placement, SETTINGS, parameters
+    )
 
 
 def pod_spec(job: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +123,38 @@ def test_quantize_memory_floor(parameters: int | None, want_floor_mib: int) -> N
     assert quantize_memory_floor_mib(parameters) == want_floor_mib
 
 
+@pytest.mark.parametrize(
+    ("parameters", "spec", "want"),
+    [
+        pytest.param(None, {}, {}, id="unknown-size-asks-for-the-gpu-only"),
+        pytest.param(
+            72 * 10**9,
+            {},
+            {"memory": "148Gi", "ephemeral-storage": "148Gi"},
+            id="72b-from-the-hub-needs-its-bf16-weights-in-memory-and-on-disk",
+        ),
+        pytest.param(
+            72 * 10**9,
+            {"source": {"uri": "pvc://models/qwen-72b", "kind": "vision-language"}},
+            {"memory": "148Gi"},
+            id="a-mounted-source-is-not-downloaded",
+        ),
+        pytest.param(
+            72 * 10**9,
+            {"quantization": {"scheme": "W8A8", "resources": {"requests": {"memory": "400Gi"}}}},
+            {"memory": "400Gi", "ephemeral-storage": "148Gi"},
+            id="the-spec-wins-key-by-key",
+        ),
+    ],
+)
+def test_quantize_job_requests_host_memory_and_disk_from_the_size(
+    parameters: int | None, spec: dict[str, Any], want: dict[str, str]
+) -> None:
+    [container] = pod_spec(quantize_job(parameters, **spec))["containers"]
+
+    assert container["resources"]["requests"] == {**want, "nvidia.com/gpu": "1"}
+
+
 def test_evaluate_job_passes_the_cached_baseline_scores() -> None:
     spec = make_spec(evaluation={"tasks": ["chartqa", "mmmu"], "limit": 50})
     job = build_evaluate_job(
@@ -161,3 +195,32 @@ def test_child_names_fit_a_dns_label(owner: str) -> None:
 
 def test_long_owner_names_do_not_collide() -> None:
     assert child_name("x" * 80 + "a", "vllm") != child_name("x" * 80 + "b", "vllm")
+
+
+@pytest.mark.parametrize("program", ["quantize", "evaluate"])
+def test_with_a_model_cache_both_jobs_mount_it_and_pass_it(program: str) -> None:
+    settings = SETTINGS.model_copy(update={"model_cache_claim": "model-cache"})
+    spec = make_spec()
+    placement = build_gpu_job_placement(0, [])
+    job = (
+        build_quantize_job(make_owner(), spec, spec.quantization.scheme, placement, settings)
+        if program == "quantize"
+        else build_evaluate_job(
+            make_owner(), spec, "abc", ModelKind.VISION_LANGUAGE, placement, 1, {}, settings
+        )
+    )
+    [container] = pod_spec(job)["containers"]
+
+    assert "--model-cache=/mnt/quantfleet/model-cache" in container["args"]
+    assert {
+        "name": "pvc-model-cache", "mountPath": "/mnt/quantfleet/model-cache", "readOnly": False
+    } in container["volumeMounts"]  # fmt: skip
+    assert {"name": "pvc-model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}} in (
+        pod_spec(job)["volumes"]
+    )
+
+
+def test_without_a_model_cache_no_job_mentions_one() -> None:
+    [container] = pod_spec(quantize_job())["containers"]
+
+    assert not [arg for arg in container["args"] if arg.startswith("--model-cache")]

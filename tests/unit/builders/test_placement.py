@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factories import DEV_FLEET, DEV_INVENTORY, GPU_TAINT, make_node
-from quantfleet.api.enums import GpuFamily, Objective, Scheme
+from quantfleet.api.enums import GpuFamily, Objective, PlacementPolicy, Scheme
 from quantfleet.builders.placement import (
     build_any_gpu_placement,
     build_gpu_resources,
@@ -26,6 +26,7 @@ from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
 
 Node = dict[str, Any]
 B = 10**9
+MOST_CAPABLE = PlacementPolicy.MOST_CAPABLE
 
 
 # --- A model of the kube-scheduler's filters that matter here (NodeAffinity, TaintToleration,
@@ -164,7 +165,7 @@ def test_placement_uses_labels_not_product_strings() -> None:
 
 
 def test_preferred_affinity_ranks_targets_for_the_objective() -> None:
-    plan = plan_for(MIXED, PlanRequest(72 * B, Objective.LATENCY))
+    plan = plan_for(MIXED, PlanRequest(72 * B, Objective.LATENCY, policy=MOST_CAPABLE))
 
     preferred = build_node_affinity(plan)["preferredDuringSchedulingIgnoredDuringExecution"]
 

@@ -88,6 +88,7 @@ def model_status(
         "no-gpu-nodes": Reason.NO_GPU_NODES,
         "no-compatible-gpu": Reason.NO_COMPATIBLE_GPU,
         "insufficient-memory": Reason.INSUFFICIENT_GPU_MEMORY,
+        "insufficient-free": Reason.INSUFFICIENT_FREE_GPUS,
     }
     if stage in unplaceable:
         plan = Unplaceable(
@@ -112,12 +113,16 @@ def model_status(
     if stage == "evaluate-running":
         observed = Observed(1, plan, "a1", quantize=done, evaluate=JobObservation("e", "Running"))
         return build_status(spec, observed, [], NOW)
+    if stage == "evaluate-unplaceable":
+        observed = Observed(1, plan, "a1", quantize=done, evaluate_unplaceable="BF16 needs 4")
+        return build_status(spec, observed, [], NOW)
     scores = evaluated(recovery)
     promotion = decide_promotion(spec, plan.scheme, scores, "a1")
     evaluate = JobObservation("e", "Succeeded", scores)
     deployment = {
         "progressing": DeploymentObservation("d", 1, 0),
         "ready": DeploymentObservation("d", 1, 1),
+        "serving-failed": DeploymentObservation("d", 1, 0, failure="ValueError: no kernel"),
     }.get(stage)
     observed = Observed(
         1, plan, "a1", quantize=done, evaluate=evaluate, promotion=promotion, deployment=deployment
@@ -134,6 +139,9 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      {"Planned": ("False", "NoCompatibleGpu")}, "Degraded"),
     ("insufficient-gpu-memory", model_status("insufficient-memory"),
      {"Planned": ("False", "InsufficientGpuMemory")}, "Degraded"),
+    # Fits the fleet, not its free GPUs now: it waits, planned again as GPUs free up.
+    ("insufficient-free-gpus", model_status("insufficient-free"),
+     {"Planned": ("False", "InsufficientFreeGpus")}, "Progressing"),
     ("size-unknown-until-quantized", model_status("size-unknown"),
      {"Planned": ("Unknown", "ParameterCountUnknown")}, "Progressing"),
     ("quantize-pending", model_status("quantize-pending"),
@@ -147,6 +155,9 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      {"Quantized": ("False", "NoReadableResult")}, "Degraded"),
     ("recipe-produced-another-scheme", model_status("scheme-mismatch"),
      {"Quantized": ("False", "SchemeMismatch")}, "Degraded"),
+    ("bf16-evaluation-fits-no-node", model_status("evaluate-unplaceable"),
+     {"Evaluated": ("False", "InsufficientGpuMemory"), "Ready": ("False", "Waiting")},
+     "Degraded"),
     ("evaluating", model_status("evaluate-running"),
      {"Quantized": ("True", "Succeeded"), "Evaluated": ("Unknown", "Running")}, "Progressing"),
     ("below-gate", model_status("scored", recovery=90.0),
@@ -158,6 +169,8 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      model_status("progressing", make_spec(serving={**MANUAL, "approvedArtifact": "a1"})),
      {"Promoted": ("True", "Approved"), "Ready": ("False", "DeploymentProgressing")},
      "Progressing"),
+    ("vllm-cannot-load-it", model_status("serving-failed"),
+     {"Promoted": ("True", "PassedGate"), "Ready": ("False", "ServingFailed")}, "Degraded"),
     ("passed-gate-and-ready", model_status("ready"),
      {"Promoted": ("True", "PassedGate"), "Ready": ("True", "DeploymentReady")}, "Healthy"),
     ("serving-disabled", model_status("scored", make_spec(serving={"enabled": False})),

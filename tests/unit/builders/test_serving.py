@@ -134,6 +134,14 @@ def test_deployment_is_restricted_probed_and_scraped() -> None:
     )
 
 
+def test_a_crashed_vllm_leaves_its_last_log_lines_as_the_termination_message() -> None:
+    """Issue 11: the reconciler reads vLLM's reason for failing from there (serving_status)."""
+    spec = make_spec()
+    deployment = build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 def test_spec_hash_changes_with_the_pod_and_not_otherwise() -> None:
     spec = make_spec()
     plan = make_plan(spec)

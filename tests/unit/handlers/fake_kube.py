@@ -42,6 +42,8 @@ class FakeKube:
     outcomes: dict[str, tuple[JobPhase, AnyResult | None]] = field(default_factory=dict)
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: list[tuple[str, str, str]] = field(default_factory=list)  # (verb, kind, name)
+    reads: list[tuple[str, str, str]] = field(default_factory=list)  # (verb, kind, what)
+    logs: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (ns, pod, container)
     status_patches: list[Json] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message)
 
@@ -54,6 +56,7 @@ class FakeKube:
 
     def clear_log(self) -> None:
         self.writes.clear()
+        self.reads.clear()
         self.status_patches.clear()
         self.events.clear()
 
@@ -114,6 +117,22 @@ class FakeKube:
         self.status_patches.append(copy.deepcopy(status))
 
     observe_deployment = staticmethod(children.observe_deployment)
+
+    def read_log(
+        self, api: object, namespace: str, pod: str, container: str, *, previous: bool, lines: int
+    ) -> str:
+        self.reads.append(("log", "Pod", f"{pod}/{container}{' previous' if previous else ''}"))
+        return "\n".join(self.logs.get((namespace, pod, container), "").splitlines()[-lines:])
+
+    def list_pods(self, api: object, namespace: str, match_labels: dict[str, str]) -> list[Json]:
+        self.reads.append(("list", "Pod", ",".join(f"{k}={v}" for k, v in match_labels.items())))
+        return [
+            copy.deepcopy(pod)
+            for (kind, ns, _), pod in self.objects.items()
+            if kind == "Pod"
+            and ns == namespace
+            and match_labels.items() <= pod["metadata"]["labels"].items()
+        ]
 
     # --- Our own kinds ---
     def read_custom(self, api: object, kind: str, namespace: str, name: str) -> Json | None:

@@ -8,6 +8,7 @@ from handler_factories import make_run_body
 
 from quantfleet.api.benchmarkrun import BenchmarkRunStatus
 from quantfleet.handlers import benchmarkrun, metrics, reconciler
+from quantfleet.handlers.nodes import Fleet
 
 Json = dict[str, Any]
 
@@ -49,13 +50,13 @@ def test_a_first_pass_starts_the_job_and_a_second_writes_nothing(
 ) -> None:
     kube.add(make_run_body())
     reconciler.reconcile_named(
-        benchmarkrun.KIND, "ml", "bench", benchmarkrun.reconcile, fleet_nodes
+        benchmarkrun.KIND, "ml", "bench", benchmarkrun.reconcile, Fleet(fleet_nodes)
     )
     created = kube.writes_of("create")
     kube.clear_log()
 
     reconciler.reconcile_named(
-        benchmarkrun.KIND, "ml", "bench", benchmarkrun.reconcile, fleet_nodes
+        benchmarkrun.KIND, "ml", "bench", benchmarkrun.reconcile, Fleet(fleet_nodes)
     )
 
     assert [kind for kind, _ in created] == ["Job"]
@@ -68,7 +69,7 @@ def test_deleting_a_run_removes_its_series_and_its_lock(
     """Also in issue 10: a deleted run's series and lock stayed."""
     body = kube.add(make_run_body(name="deleted-run"))
     reconciler.reconcile_named(
-        benchmarkrun.KIND, "ml", "deleted-run", benchmarkrun.reconcile, fleet_nodes
+        benchmarkrun.KIND, "ml", "deleted-run", benchmarkrun.reconcile, Fleet(fleet_nodes)
     )
     metrics.record_benchmark("ml", "deleted-run", make_status("plain-deleted"))
     assert run_series("deleted-run") != []

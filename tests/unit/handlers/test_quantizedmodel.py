@@ -7,12 +7,15 @@ import pytest
 from fake_kube import FakeKube
 from handler_factories import make_evaluate_result, make_model_body, make_quantize_result
 
+from factories import make_node
+from factories.pods import NVFP4_LOG, NVFP4_LOG_TAIL, make_serving_pod, running, terminated, waiting
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.status import Observed, Promotion
 from quantfleet.handlers import metrics, quantizedmodel, reconciler
+from quantfleet.handlers.nodes import Fleet
 from quantfleet.handlers.quantizedmodel import (
     Pass,
     ensure_evaluate_job,
@@ -20,7 +23,7 @@ from quantfleet.handlers.quantizedmodel import (
     plan_for,
     serve,
 )
-from quantfleet.planning.inventory import build_inventory
+from quantfleet.planning.inventory import GpuPod, build_inventory
 from quantfleet.planning.planner import Plan, Unplaceable
 
 Json = dict[str, Any]
@@ -40,8 +43,10 @@ def planned(step: Pass) -> Plan:
     return plan
 
 
-def reconcile_named(name: str, nodes: list[Json]) -> None:
-    reconciler.reconcile_named(quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, nodes)
+def reconcile_named(name: str, nodes: list[Json], pods: tuple[GpuPod, ...] = ()) -> None:
+    reconciler.reconcile_named(
+        quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, Fleet(nodes, pods)
+    )
 
 
 def stored_status(kube: FakeKube, name: str = "qwen") -> Json:
@@ -263,10 +268,148 @@ def test_an_event_on_a_child_reconciles_the_model_it_names(
     index = {node["metadata"]["name"]: [node] for node in fleet_nodes}
 
     quantizedmodel.HANDLERS.child_changed(
-        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index
+        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index, gpu_pods={}
     )
 
     [(kind, name)] = kube.writes_of("create")
     assert kind == "Job"
     assert name.startswith("qwen-quantize-")
     assert conditions(kube)[QuantizedModelCondition.PLANNED] == "True"
+
+
+def evaluate_job_gpus(kube: FakeKube, name: str) -> tuple[str, list[str]]:
+    """The GPUs the evaluate Job requests and the tensor parallel size it passes its engine."""
+    container = kube.objects[("Job", "ml", name)]["spec"]["template"]["spec"]["containers"][0]
+    tp = [arg for arg in container["args"] if arg.startswith("--tensor-parallel-size")]
+    return container["resources"]["limits"]["nvidia.com/gpu"], tp
+
+
+SEVENTY_TWO_B = {
+    "source": {"uri": "hf://Qwen/Qwen2.5-VL-72B-Instruct", "parametersBillions": 72},
+    "evaluation": {"tasks": ["mmlu"]},
+}
+
+
+def test_the_evaluate_job_is_sized_for_the_bf16_baseline_it_loads(kube: FakeKube) -> None:
+    step = make_pass([make_node("h100", gpus=8)], **SEVENTY_TWO_B)
+    plan = plan_for(step, 72 * 10**9)
+    assert isinstance(plan, Plan)
+    assert plan.gpus_per_replica == 2  # FP8 weights: 2 x 80 GB
+
+    evaluate = ensure_evaluate_job(step, "abc123", ModelKind.TEXT, plan)
+
+    assert not isinstance(evaluate, str)
+    assert evaluate_job_gpus(kube, evaluate.name) == ("4", ["--tensor-parallel-size=4"])
+
+
+def test_with_every_baseline_score_cached_the_evaluate_job_needs_only_the_plan(
+    kube: FakeKube,
+) -> None:
+    step = make_pass([make_node("h100", gpus=8)], **SEVENTY_TWO_B)
+    kube.scores = {"mmlu": {"metric": "acc,none", "score": 0.8}}
+    plan = plan_for(step, 72 * 10**9)
+    assert isinstance(plan, Plan)
+
+    evaluate = ensure_evaluate_job(step, "abc123", ModelKind.TEXT, plan)
+
+    assert not isinstance(evaluate, str)
+    assert evaluate_job_gpus(kube, evaluate.name) == ("2", ["--tensor-parallel-size=2"])
+
+
+def test_a_bf16_baseline_no_node_holds_is_said_in_evaluated_and_makes_no_job(
+    kube: FakeKube,
+) -> None:
+    nodes = [make_node("h100", gpus=2)]  # FP8 fits 2 x 80 GB; BF16 needs 4
+    body = make_model_body(**SEVENTY_TWO_B)
+    kube.add(body)
+    kube.outcomes["quantize"] = ("Succeeded", make_quantize_result())
+
+    reconcile_named("qwen", nodes)  # creates the quantize Job
+    reconcile_named("qwen", nodes)  # reads its result: next, the evaluation
+
+    evaluated = next(
+        c
+        for c in stored_status(kube)["conditions"]
+        if c["type"] == QuantizedModelCondition.EVALUATED
+    )
+    assert (evaluated["status"], evaluated["reason"]) == ("False", Reason.INSUFFICIENT_GPU_MEMORY)
+    assert evaluated["message"].startswith("the evaluation loads the BF16 baseline: ")
+    assert "2 x 80 GiB" in evaluated["message"]
+    assert not [key for key in kube.objects if key[0] == "Job" and "evaluate" in key[2]]
+
+
+NVFP4_REASON = (
+    "ValueError: Failed to find a kernel that can implement the NVFP4 linear layer. Reasons:"
+)
+SELECTOR = "quantfleet.io/model=qwen,quantfleet.io/component=serve"
+CRASHED = make_serving_pod(state=waiting("CrashLoopBackOff"), last_state=terminated(NVFP4_LOG_TAIL))
+
+
+@pytest.mark.parametrize(
+    ("pod", "want_reason", "want_message", "want_reads"),
+    [
+        pytest.param(
+            CRASHED, Reason.SERVING_FAILED, NVFP4_REASON,
+            [("list", "Pod", SELECTOR), ("log", "Pod", "qwen-vllm-7d9f-x2k4/vllm previous")],
+            id="a checkpoint vLLM cannot load: vLLM's own reason, from its log",
+        ),
+        pytest.param(
+            make_serving_pod(state=waiting("ImagePullBackOff", 'Back-off pulling image "x"')),
+            Reason.SERVING_FAILED, 'ImagePullBackOff: Back-off pulling image "x"',
+            [("list", "Pod", SELECTOR)],
+            id="an image that cannot be pulled: the kubelet's reason",
+        ),
+        pytest.param(make_serving_pod(state=running()), Reason.DEPLOYMENT_PROGRESSING,
+                     "0/1 vLLM replicas ready", [("list", "Pod", SELECTOR)],
+                     id="a server still loading is progressing"),
+    ],
+)  # fmt: skip
+def test_a_server_that_does_not_come_up_says_why_in_ready(
+    kube: FakeKube,
+    fleet_nodes: list[Json],
+    pod: Json,
+    want_reason: str,
+    want_message: str,
+    want_reads: list[tuple[str, str, str]],
+) -> None:
+    """Issue 11, bad input: never a silent Progressing."""
+    serve_then_settle(kube, fleet_nodes)
+    kube.add(pod)
+    kube.logs[("ml", "qwen-vllm-7d9f-x2k4", "vllm")] = NVFP4_LOG
+    kube.clear_log()
+
+    reconcile_named("qwen", fleet_nodes)
+
+    ready = next(c for c in stored_status(kube)["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        want_reason,
+        want_message,
+    )
+    assert kube.reads == want_reads
+    failed = want_reason == Reason.SERVING_FAILED
+    assert (("ServingFailed", f"Ready: {want_message}") in kube.events) is failed
+
+
+def test_a_ready_deployment_lists_no_pods_and_records_the_versions(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    """Issue 11 item 3: the vLLM release that serves and the compressed-tensors that wrote the
+    checkpoint, in status."""
+    versions = {"compressed-tensors": "0.19.0", "llmcompressor": "0.10.0"}
+    kube.outcomes["quantize"] = ("Succeeded", make_quantize_result(library_versions=versions))
+    kube.outcomes["evaluate"] = ("Succeeded", make_evaluate_result())
+    kube.add(make_model_body(serving={"image": "registry.local/vllm-openai:v0.32.0"}))
+    for _ in range(3):
+        reconcile_named("qwen", fleet_nodes)
+    kube.objects[("Deployment", "ml", "qwen-vllm")]["status"] = {"readyReplicas": 1}
+    kube.add(CRASHED)  # an old crash of a server now ready
+    kube.clear_log()
+
+    reconcile_named("qwen", fleet_nodes)
+
+    status = stored_status(kube)
+    assert conditions(kube)[QuantizedModelCondition.READY] == "True"
+    assert kube.reads == []
+    assert status["serving"]["vllmVersion"] == "0.32.0"
+    assert status["artifact"]["compressedTensorsVersion"] == "0.19.0"

@@ -11,6 +11,7 @@ from handler_factories import make_model_body, make_run_body
 from quantfleet.api.common import MAX_MESSAGE_CHARS
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
 from quantfleet.handlers import benchmarkrun, nodes, quantizedmodel, reconciler
+from quantfleet.planning.inventory import GpuPod
 
 Json = dict[str, Any]
 Reconcile = Callable[[Json, list[Json]], object]
@@ -94,11 +95,11 @@ def test_the_status_writer_sends_nulls_for_nested_removals(kube: FakeKube) -> No
 
 def test_the_node_index_is_declared_once() -> None:
     indexers = [
-        handler
+        handler.id
         for handler in kopf.get_default_registry()._indexing.get_all_handlers()
-        if handler.id == nodes.INDEX
+        if handler.id in (nodes.NODES_INDEX, nodes.PODS_INDEX)
     ]
-    assert len(indexers) == 1
+    assert sorted(indexers) == [nodes.NODES_INDEX, nodes.PODS_INDEX]
 
 
 @pytest.mark.parametrize(
@@ -118,11 +119,14 @@ def test_a_handler_without_the_node_index_fails_loudly(
     kube: FakeKube, handler: Callable[[Json], None]
 ) -> None:
     """Issue 10 part 4: BenchmarkRun read the index with kwargs.get and planned on no GPUs."""
-    with pytest.raises(RuntimeError, match=nodes.INDEX):
+    with pytest.raises(RuntimeError, match=nodes.NODES_INDEX):
         handler({})
     assert kube.writes == []
 
 
-def test_the_node_index_lists_every_node() -> None:
+def test_the_indexes_list_every_node_and_gpu_pod() -> None:
     index = {"a": [{"metadata": {"name": "a"}}], "b": [{"metadata": {"name": "b"}}]}
-    assert [n["metadata"]["name"] for n in nodes.listed({nodes.INDEX: index})] == ["a", "b"]
+    pod = GpuPod("ml", "p", "a", 2)
+    fleet = nodes.listed({nodes.NODES_INDEX: index, nodes.PODS_INDEX: {"a": [pod]}})
+    assert [n["metadata"]["name"] for n in fleet.nodes] == ["a", "b"]
+    assert fleet.pods == (pod,)

@@ -187,7 +187,7 @@ def test_inventory_lists_families_and_describes_skipped_nodes(node_factory: Node
     )
 
     assert usable.families == (GpuFamily.ADA_LOVELACE, GpuFamily.HOPPER)
-    assert "hopper 9.0, 80 GiB, up to 8 GPUs/node (1 nodes)" in usable.describe()
+    assert "hopper 9.0, 80 GiB, up to 8 GPUs/node (1 nodes, 8 of 8 GPUs free)" in usable.describe()
     assert unusable.describe().startswith("no usable GPU nodes (a100-0: cordoned")
     assert unusable.describe().endswith("and 2 more)")
 

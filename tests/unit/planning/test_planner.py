@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from factories import GPU_CATALOG, GPU_TAINT, make_fleet, make_inventory, make_node
 from quantfleet.api.conditions import Reason
-from quantfleet.api.enums import GpuFamily, Objective, Scheme
+from quantfleet.api.enums import GpuFamily, Objective, PlacementPolicy, Scheme
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.planning.capacity import usable_bytes
 from quantfleet.planning.compat import Support, compatibility
@@ -34,6 +34,7 @@ AUTO, FP8, INT8, W4A16, NVFP4 = (
     Scheme.NVFP4,
 )
 LATENCY, THROUGHPUT, BALANCED = Objective.LATENCY, Objective.THROUGHPUT, Objective.BALANCED
+MOST_CAPABLE = PlacementPolicy.MOST_CAPABLE
 Kind = str | tuple[str, int]
 
 
@@ -103,27 +104,44 @@ CASES = [
         1,
     ),
     Case(
-        "a mixed fleet keeps fp8 off the a100s",
+        "most capable: a mixed fleet keeps fp8 off the a100s",
         ("h100", "a100"),
-        ask(72 * B, THROUGHPUT),
+        ask(72 * B, THROUGHPUT, policy=MOST_CAPABLE),
         FP8,
         ("hopper",),
         2,
     ),
     Case(
-        "a fleet without fp8 serves int8 on every gpu that holds it",
+        "best fit: the same size of gpu, the older generation serves int8 and hopper stays free",
+        ("h100", "a100"),
+        ask(72 * B, THROUGHPUT),
+        INT8,
+        ("ampere", "hopper"),
+        2,
+        want_rationale=("by BestFit", "runner-up: FP8_DYNAMIC on 2 x hopper 80 GiB"),
+    ),
+    Case(
+        "a fleet without fp8 serves int8 on every gpu that holds it, the smallest first",
         ("a100", "t4"),
         ask(7 * B, THROUGHPUT),
         INT8,
-        ("ampere", "turing"),
+        ("turing", "ampere"),
         1,
     ),
     Case(
-        "latency ranks hopper before ampere for w4a16",
+        "most capable: latency ranks hopper before ampere for w4a16",
+        ("a100", "h100"),
+        ask(72 * B, LATENCY, policy=MOST_CAPABLE),
+        W4A16,
+        ("hopper", "ampere"),
+        1,
+    ),
+    Case(
+        "best fit: latency on the older of two 80 gb gpus for w4a16",
         ("a100", "h100"),
         ask(72 * B, LATENCY),
         W4A16,
-        ("hopper", "ampere"),
+        ("ampere", "hopper"),
         1,
     ),
     Case(
@@ -145,11 +163,11 @@ CASES = [
     ),
     # A requested scheme is checked, sized and placed.
     Case(
-        "fp8 requested lands on ada and hopper only",
+        "fp8 requested lands on ada and hopper only, the smaller l40s first",
         ("h100", ("l40s", 4), "a100"),
         ask(7 * B, scheme=FP8),
         FP8,
-        ("hopper", "ada-lovelace"),
+        ("ada-lovelace", "hopper"),
         1,
         want_rationale=("FP8_DYNAMIC as requested", "native FP8"),
     ),
@@ -480,7 +498,7 @@ def test_a_whole_catalogue_fleet_plans_every_objective(
 ) -> None:
     inventory = inventory_factory(*GPU_CATALOG)
 
-    schemes = {o: plan_placement(ask(70 * B, o), inventory) for o in Objective}
+    schemes = {o: plan_placement(ask(70 * B, o, policy=MOST_CAPABLE), inventory) for o in Objective}
 
     assert {o: getattr(p, "scheme", None) for o, p in schemes.items()} == {
         THROUGHPUT: FP8,

@@ -1,4 +1,6 @@
-"""Fixtures for the operator end to end, on the session's real control plane (tests/conftest.py).
+"""Fixtures for the operator end to end, on the session's real control plane (tests/conftest.py),
+for every suite that runs the operator (tests/e2e, tests/serving): a pytest plugin the root
+conftest loads; none of them starts anything until a test asks for it.
 
 - `installed_crds`: the CRDs in crds/, Established.
 - `operator_rbac`: manifests/namespace.yaml, serviceaccount.yaml and rbac.yaml, applied as is.

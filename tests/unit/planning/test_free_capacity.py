@@ -1,0 +1,122 @@
+"""Free capacity: pools are ranked among those whose free GPUs (allocatable minus what bound pods
+request) hold every replica now; a model that fits the fleet but not its free GPUs waits with
+InsufficientFreeGpus, distinct from InsufficientGpuMemory (fits never)."""
+
+from typing import Any
+
+import pytest
+
+from factories import make_node
+from quantfleet.api.conditions import Reason
+from quantfleet.api.contract import LABEL_MODEL
+from quantfleet.api.enums import GpuFamily, Scheme
+from quantfleet.planning.inventory import (
+    GpuPod,
+    build_inventory,
+    read_gpu_pod,
+    requested_gpus,
+)
+from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
+
+B = 10**9
+FLEET = [make_node("t4", name="t4-0", gpus=1), make_node("a6000", name="a6000-0", gpus=4)]
+
+
+def pod(
+    node: str | None = "t4-0",
+    gpus: int = 1,
+    phase: str = "Running",
+    init_gpus: int = 0,
+    model: str | None = None,
+) -> dict[str, Any]:
+    def container(count: int) -> dict[str, Any]:
+        return {"name": "c", "resources": {"limits": {"nvidia.com/gpu": str(count)}}}
+
+    return {
+        "metadata": {
+            "namespace": "ml",
+            "name": "p",
+            "labels": {LABEL_MODEL: model} if model else {},
+        },
+        "spec": {
+            **({"nodeName": node} if node else {}),
+            "containers": [container(gpus)],
+            "initContainers": [container(init_gpus)] if init_gpus else [],
+        },
+        "status": {"phase": phase},
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "want"),
+    [
+        (pod(), GpuPod("ml", "p", "t4-0", 1)),
+        (pod(gpus=1, init_gpus=3), GpuPod("ml", "p", "t4-0", 3)),
+        (pod(model="qwen"), GpuPod("ml", "p", "t4-0", 1, "qwen")),
+        (pod(node=None), None),  # not bound: holds nothing yet
+        (pod(phase="Succeeded"), None),
+        (pod(phase="Failed"), None),
+        (pod(gpus=0), None),
+    ],
+)
+def test_a_pod_holds_gpus_while_bound_and_unfinished(
+    body: dict[str, Any], want: GpuPod | None
+) -> None:
+    assert read_gpu_pod(body, LABEL_MODEL) == want
+
+
+def test_a_models_own_pods_do_not_count_as_taken() -> None:
+    pods = [GpuPod("ml", "a", "n", 2, "qwen"), GpuPod("ml", "b", "n", 1, "other")]
+    pods.append(GpuPod("other-ns", "c", "n", 4, "qwen"))
+
+    assert requested_gpus(pods, namespace="ml", model="qwen") == {"n": 5}
+    assert requested_gpus(pods) == {"n": 7}
+
+
+def plan(taken: dict[str, int], replicas: int = 1) -> Plan | Unplaceable:
+    request = PlanRequest(parameters=7 * B, scheme=Scheme.W8A8, replicas=replicas)
+    return plan_placement(request, build_inventory(FLEET, taken))
+
+
+def test_best_fit_takes_the_next_smallest_gpu_when_the_smallest_is_full() -> None:
+    empty, full = plan({}), plan({"t4-0": 1})
+
+    assert isinstance(empty, Plan)
+    assert isinstance(full, Plan)
+    assert empty.target_families[0] == GpuFamily.TURING
+    assert full.target_families[0] == GpuFamily.AMPERE
+    assert "1 x ampere 48 GiB (TP 1) by BestFit" in full.rationale
+
+
+def test_replicas_count_against_free_gpus() -> None:
+    placed = plan({"a6000-0": 1}, replicas=3)
+    waiting = plan({"a6000-0": 2}, replicas=3)
+
+    assert isinstance(placed, Plan)
+    assert placed.target_families[0] == GpuFamily.AMPERE  # 3 free A6000s; the one T4 is too few
+    assert isinstance(waiting, Unplaceable)
+    assert waiting.reason == Reason.INSUFFICIENT_FREE_GPUS
+
+
+def test_fitting_the_fleet_but_not_its_free_gpus_waits_and_says_what_is_free() -> None:
+    waiting = plan({"t4-0": 1, "a6000-0": 4})
+
+    assert isinstance(waiting, Unplaceable)
+    assert waiting.reason == Reason.INSUFFICIENT_FREE_GPUS
+    assert "1 replica(s) fit the fleet but not its free GPUs now" in waiting.message
+    assert "W8A8 on 1 x turing 15 GiB: 0 of 1 GPUs free" in waiting.message
+    assert "W8A8 on 1 x ampere 48 GiB: 0 of 4 GPUs free" in waiting.message
+    assert waiting.message.endswith("planned again as GPUs free up")
+
+
+def test_a_model_no_gpu_holds_is_still_insufficient_memory_when_the_fleet_is_full() -> None:
+    request = PlanRequest(parameters=400 * B, scheme=Scheme.W8A8)
+
+    verdict = plan_placement(request, build_inventory(FLEET, {"t4-0": 1, "a6000-0": 4}))
+
+    assert isinstance(verdict, Unplaceable)
+    assert verdict.reason == Reason.INSUFFICIENT_GPU_MEMORY
+
+
+def test_zero_replicas_need_no_free_gpus() -> None:
+    assert isinstance(plan({"t4-0": 1, "a6000-0": 4}, replicas=0), Plan)
