@@ -22,7 +22,7 @@ from typing import Any
 
 from quantfleet.api.contract import HARNESS_TASKS, MAX_TASKS, harness_task
 from quantfleet.api.enums import ModelKind
-from quantfleet.api.results import EvaluateResult, TaskScore
+from quantfleet.api.results import CHECKPOINT_LIBRARY, EvaluateResult, TaskScore
 from quantfleet_jobs import checkpoints
 from quantfleet_jobs.common import (
     JobArgumentParser,
@@ -162,7 +162,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
         engine=engine,
         baseline_cached=not missing,
         duration_seconds=round(time.monotonic() - started, 3),
-        versions=library_versions("lm-eval", "transformers", "torch", "vllm", "compressed-tensors"),
+        versions=library_versions("lm-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY),
     )
 
 
