@@ -13,9 +13,11 @@ run against a cluster that is already up (`quantfleet dev up`) instead of starti
 
 Model fixtures (session): `tiny_llama` and `tiny_vlm` build the tiny random models
 (factories.models); `checkpoint(source, scheme)` quantizes one with the real quantize program,
-once per session. `vllm_servers` (session) runs real vLLM from serving/.venv, one server at a
-time, shared by every test that asks for the same model and arguments (factories.vllm); tests
-that need it fail, never skip, when the serving environment is missing (`make setup`).
+once per session. `local_tasks` and `image_task` (session): lm-eval task definitions and data on
+disk for `--include-path` (factories.tasks). `vllm_servers` (session) runs real vLLM from
+serving/.venv, one server at a time, shared by every test that asks for the same model and
+arguments (factories.vllm); tests that need it fail, never skip, when the serving environment is
+missing (`make setup`).
 """
 
 import os
@@ -30,6 +32,7 @@ from kubernetes import client, config
 
 from factories import guidellm_mock_server
 from factories.models import build_tiny_llama, build_tiny_qwen2_vl
+from factories.tasks import write_choice_tasks, write_image_task
 from factories.vllm import VllmServers, quantize, serving_env_ready
 from quantfleet.api.enums import Scheme
 from quantfleet.testbed.cluster import Cluster, ClusterState
@@ -146,6 +149,18 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, Sche
         return made[source, scheme]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def local_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The multiple-choice text tasks `qf_fox` and `qf_image` (factories.tasks)."""
+    return write_choice_tasks(tmp_path_factory.mktemp("tasks"))
+
+
+@pytest.fixture(scope="session")
+def image_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image task `qf_colour` for vision-language models (factories.tasks)."""
+    return write_image_task(tmp_path_factory.mktemp("image-task"))
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,14 @@ and report recovery as the study does: per task quantized / baseline x 100, and 
 ratio of the two averages (not the mean of the per-task ratios).
 
 parse → fetch both models → baseline scores (from the cache where present) → quantized scores →
-recovery → write the cache and the result. Engines: vLLM on GPUs, transformers on the CPU.
+recovery → write the cache and the result. Both models run on the same engine: vLLM (on GPUs,
+or vLLM's CPU build) or transformers; `auto` picks vLLM on a GPU where it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import importlib.util
 import json
@@ -20,7 +22,7 @@ from typing import Any
 
 from quantfleet.api.contract import HARNESS_TASKS, MAX_TASKS, harness_task
 from quantfleet.api.enums import ModelKind
-from quantfleet.api.results import EvaluateResult, TaskScore
+from quantfleet.api.results import CHECKPOINT_LIBRARY, EvaluateResult, TaskScore
 from quantfleet_jobs import checkpoints
 from quantfleet_jobs.common import (
     JobArgumentParser,
@@ -40,6 +42,10 @@ from quantfleet_jobs.common import (
 # their own harness names, so local task definitions (--include-path) work too.
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
 Scores = dict[str, tuple[str, float]]  # task -> (metric, score)
+# vLLM's CPU build keeps the KV cache in host RAM and reads gpu_memory_utilization as a share of
+# *host* RAM (its 0.9 default is refused on a shared host): size the cache instead. vLLM's own
+# VLLM_CPU_KVCACHE_SPACE (GiB) overrides it. 1 GiB holds Qwen2.5-7B's 4k context four times.
+CPU_KV_CACHE_BYTES = 2**30
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -87,7 +93,16 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "the layers over them (device_map=auto)",
     )
     parser.add_argument(
-        "--apply-chat-template", action="store_true", default=env_default("CHAT_TEMPLATE") == "1"
+        "--max-model-len",
+        type=int,
+        default=_int(env_default("MAX_MODEL_LEN")),
+        help="vLLM's context length (its KV cache is sized for it); default the model's own",
+    )
+    parser.add_argument(
+        "--apply-chat-template",
+        action="store_true",
+        default=env_default("CHAT_TEMPLATE") == "1",
+        help="Prompt through the model's chat template (always for vision-language models)",
     )
     add_common_arguments(parser, env_default)
     return parser
@@ -99,7 +114,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     device = select_device(args.device)
-    engine = engine_for(args.engine, device, has_vllm=importlib.util.find_spec("vllm") is not None)
+    engine = engine_for(args.engine, device, has_vllm=_installed("vllm"))
     workdir = workdir_for(args)
 
     fetch = source_fetcher(args, workdir)
@@ -147,7 +162,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
         engine=engine,
         baseline_cached=not missing,
         duration_seconds=round(time.monotonic() - started, 3),
-        versions=library_versions("lm-eval", "transformers", "torch", "vllm"),
+        versions=library_versions("lm-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY),
     )
 
 
@@ -164,13 +179,23 @@ def requested_tasks(args: argparse.Namespace) -> list[str]:
 
 
 def engine_for(requested: str, device: str, *, has_vllm: bool) -> str:
-    """auto: vLLM on a GPU where the image has it (the serving image does), transformers else."""
+    """auto: vLLM on a GPU where the image has it (the serving image does), transformers else
+    (on the CPU too: vLLM's CPU build runs with `--engine vllm`, when asked for)."""
     engine = (
         requested if requested != "auto" else ("vllm" if device == "cuda" and has_vllm else "hf")
     )
     if engine not in ("hf", "vllm"):
         raise JobError(f"unknown engine {engine!r}: want auto, hf or vllm")
+    if engine == "vllm" and not has_vllm:
+        raise JobError("engine vllm was requested but vLLM is not installed in this image")
     return engine
+
+
+def uses_chat_template(kind: ModelKind, requested: bool) -> bool:
+    """Vision-language models are always prompted through their chat template: it places the
+    processor's image tokens where the task's `<image>` stands (lm-eval's vllm-vlm passes the
+    literal `<image>` on otherwise, which Qwen2-VL's processor rejects). Text models: as asked."""
+    return requested or kind is ModelKind.VISION_LANGUAGE
 
 
 def summarise(
@@ -249,7 +274,7 @@ def score(
         tasks=list(dict.fromkeys(harness_task(task) for task in tasks)),
         limit=args.limit,
         task_manager=task_manager,
-        apply_chat_template=args.apply_chat_template,
+        apply_chat_template=uses_chat_template(kind, args.apply_chat_template),
         log_samples=False,
         bootstrap_iters=0,
         random_seed=0,
@@ -259,16 +284,30 @@ def score(
     )
     if results is None:
         raise JobError("lm-eval returned no results")
-    return read_scores(results, tasks)
+    scores = read_scores(results, tasks)
+    # Drop this model's engine before the next one starts: vLLM holds its share of the GPU (or,
+    # on the CPU, its KV cache in RAM) until the engine is collected.
+    del model, results
+    gc.collect()
+    return scores
 
 
-def vllm_model_args(directory: Path, tensor_parallel_size: int) -> dict[str, Any]:
-    """lm-eval's vllm / vllm-vlm model arguments: the model across the Job's GPUs."""
-    return {
+def vllm_model_args(
+    directory: Path, tensor_parallel_size: int, device: str, max_model_len: int | None = None
+) -> dict[str, Any]:
+    """lm-eval's vllm / vllm-vlm model arguments: the model across the Job's GPUs. On the CPU
+    the KV cache gets a size (CPU_KV_CACHE_BYTES) and the engine runs eagerly (torch.compile's
+    warm-up costs more there than a short evaluation gains)."""
+    args: dict[str, Any] = {
         "pretrained": str(directory),
         "batch_size": "auto",
         "tensor_parallel_size": tensor_parallel_size,
     }
+    if max_model_len is not None:
+        args["max_model_len"] = max_model_len
+    if device == "cpu":
+        args |= {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES, "enforce_eager": True}
+    return args
 
 
 def hf_device_map(device: str, tensor_parallel_size: int) -> str:
@@ -286,8 +325,10 @@ def _language_model(
         from lm_eval.api.registry import get_model
 
         name = "vllm-vlm" if kind is ModelKind.VISION_LANGUAGE else "vllm"
+        if name == "vllm-vlm" and not _installed("ray"):
+            raise JobError("lm-eval's vllm-vlm engine imports ray: install it beside vLLM")
         return get_model(name).create_from_arg_obj(
-            vllm_model_args(directory, args.tensor_parallel_size)
+            vllm_model_args(directory, args.tensor_parallel_size, device, args.max_model_len)
         )
     model = checkpoints.load_model(
         directory, device=hf_device_map(device, args.tensor_parallel_size)
@@ -301,6 +342,10 @@ def _language_model(
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=model, tokenizer=processor, batch_size=batch, device=device)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _recovery(quantized: float, baseline: float) -> float | None:

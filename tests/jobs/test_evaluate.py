@@ -4,50 +4,18 @@ task definitions and data (no hub), baseline vs quantized, recovery as the study
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from factories.tasks import IMAGE_TASK_NAME, write_harness_named_task
 from quantfleet.api.contract import HARNESS_TASKS, harness_task
-from quantfleet.api.enums import EvalTask
+from quantfleet.api.enums import EvalTask, ModelKind, Scheme
 from quantfleet.api.results import EvaluateResult, FailureResult, parse_result
 from quantfleet_jobs import evaluate, quantize
-
-TASK_TEMPLATE = """task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{question}}}}"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: "{{{{answer}}}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-"""
-
-
-@pytest.fixture(scope="module")
-def local_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two small multiple-choice tasks defined and stored locally, as lm-eval reads them."""
-    directory = tmp_path_factory.mktemp("tasks")
-    for name, choices in {
-        "qf_fox": ["lazy dog", "chart number"],
-        "qf_image": ["a cat on a mat", "the quick brown fox", "a chart"],
-    }.items():
-        rows = [
-            {"question": f"the quick brown fox {i} jumps over the", "choices": choices,
-             "answer": i % len(choices)}
-            for i in range(16)
-        ]  # fmt: skip
-        data = directory / f"{name}.jsonl"
-        data.write_text("\n".join(json.dumps(r) for r in rows))
-        (directory / f"{name}.yaml").write_text(TASK_TEMPLATE.format(name=name, data=data))
-    return directory
+from quantfleet_jobs.common import JobError
 
 
 @pytest.fixture(scope="module")
@@ -181,37 +149,80 @@ def test_lm_eval_results_are_read_back_under_the_names_asked_for() -> None:
     assert scores == {"mgsm": ("exact_match,flexible", 0.4), "qf_fox": ("acc,none", 0.75)}
 
 
+CPU_ENGINE = {"kv_cache_memory_bytes": evaluate.CPU_KV_CACHE_BYTES, "enforce_eager": True}
+
+
 @pytest.mark.parametrize(
-    ("tensor_parallel_size", "device", "want_tp", "want_device_map"),
+    ("tensor_parallel_size", "device", "want_vllm_extra", "want_device_map"),
     [
-        pytest.param(1, "cuda", 1, "cuda", id="one GPU"),
-        pytest.param(4, "cuda", 4, "auto", id="four GPUs: vLLM splits, transformers spreads"),
-        pytest.param(1, "cpu", 1, "cpu", id="the CPU"),
+        pytest.param(1, "cuda", {}, "cuda", id="one GPU"),
+        pytest.param(4, "cuda", {}, "auto", id="four GPUs: vLLM splits, transformers spreads"),
+        pytest.param(1, "cpu", CPU_ENGINE, "cpu", id="the CPU: a KV cache size, eager"),
     ],
 )
 def test_the_engine_runs_across_the_gpus_it_was_given(
-    tensor_parallel_size: int, device: str, want_tp: int, want_device_map: str
+    tensor_parallel_size: int, device: str, want_vllm_extra: dict[str, Any], want_device_map: str
 ) -> None:
-    args = evaluate.vllm_model_args(Path("/models/q"), tensor_parallel_size)
+    args = evaluate.vllm_model_args(Path("/models/q"), tensor_parallel_size, device)
 
     assert args == {
         "pretrained": "/models/q",
         "batch_size": "auto",
-        "tensor_parallel_size": want_tp,
+        "tensor_parallel_size": tensor_parallel_size,
+        **want_vllm_extra,
     }
     assert evaluate.hf_device_map(device, tensor_parallel_size) == want_device_map
 
 
+def test_the_tensor_parallel_size_flag_reaches_vllm() -> None:
+    # The operator passes the GPUs the evaluate Job requests as --tensor-parallel-size.
+    args = evaluate.build_parser({}).parse_args(
+        ["--tensor-parallel-size=4", "--max-model-len=2048"]
+    )
+    engine = evaluate.vllm_model_args(
+        Path("/m"), args.tensor_parallel_size, "cuda", args.max_model_len
+    )
+
+    assert (engine["tensor_parallel_size"], engine["max_model_len"]) == (4, 2048)
+
+
+@pytest.mark.parametrize(
+    ("kind", "requested", "want"),
+    [
+        pytest.param(ModelKind.VISION_LANGUAGE, False, True, id="a VLM always: image tokens"),
+        pytest.param(ModelKind.TEXT, False, False, id="a text model: as asked"),
+        pytest.param(ModelKind.TEXT, True, True, id="a text model asked for it"),
+    ],
+)
+def test_vision_language_models_are_prompted_through_their_chat_template(
+    kind: ModelKind, requested: bool, want: bool
+) -> None:
+    assert evaluate.uses_chat_template(kind, requested) is want
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "has_vllm", "want"),
+    [
+        pytest.param("auto", "cuda", True, "vllm", id="auto on a GPU with vLLM"),
+        pytest.param("auto", "cuda", False, "hf", id="auto on a GPU without vLLM"),
+        pytest.param("auto", "cpu", True, "hf", id="auto on the CPU: transformers"),
+        pytest.param("vllm", "cpu", True, "vllm", id="vllm on the CPU when asked"),
+    ],
+)
+def test_engine_choice(requested: str, device: str, has_vllm: bool, want: str) -> None:
+    assert evaluate.engine_for(requested, device, has_vllm=has_vllm) == want
+
+
+def test_vllm_asked_for_but_absent_is_a_one_line_reason() -> None:
+    with pytest.raises(JobError, match="vLLM is not installed"):
+        evaluate.engine_for("vllm", "cpu", has_vllm=False)
+
+
 @pytest.fixture(scope="module")
 def harness_named_task(local_tasks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A local task under the harness name of the CRD's `mgsm` (mgsm_cot_native), so the name
-    mapping runs for real without the hub."""
+    """qf_fox under the harness name of the CRD's `mgsm` (mgsm_cot_native)."""
     directory = tmp_path_factory.mktemp("harness-tasks")
-    fox = (local_tasks / "qf_fox.yaml").read_text()
-    (directory / "mgsm_cot_native.yaml").write_text(
-        fox.replace("task: qf_fox", "task: mgsm_cot_native")
-    )
-    return directory
+    return write_harness_named_task(local_tasks, directory, harness_task("mgsm"))
 
 
 def test_study_tasks_are_reported_and_cached_by_the_crd_names(
@@ -276,55 +287,21 @@ def test_malformed_baseline_scores_fail_with_a_one_line_reason(
     assert result.reason.startswith("bad --baseline-scores")
 
 
-VISION_TASK = """task: qf_colour
-dataset_path: parquet
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: generate_until
-doc_to_image:
-  - image
-doc_to_text: "<image>What colour is the picture?"
-doc_to_target: "{{{{label}}}}"
-generation_kwargs:
-  until: []
-  do_sample: false
-  max_gen_toks: 4
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-"""
-
-
 def test_vision_language_baseline_vs_quantized_on_a_local_image_task(
-    tiny_vlm: Path, tmp_path: Path
+    tiny_vlm: Path,
+    checkpoint: Callable[[Path, Scheme], Path],
+    image_task: Path,
+    tmp_path: Path,
 ) -> None:
     """The CPU path for VLMs: lm-eval's hf-multimodal model over our loader, images from a local
     parquet file. A random tiny model answers nothing right, so the scores are 0 and recovery
     is null (undefined), which is what the result must then say."""
-    import datasets
-    from PIL import Image
-
-    rows = {
-        "image": [Image.new("RGB", (64, 64), c) for c in ("red", "green", "blue", "white")],
-        "label": ["red", "green", "blue", "white"],
-    }
-    data = tmp_path / "colour.parquet"
-    datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).to_parquet(data)
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "qf_colour.yaml").write_text(VISION_TASK.format(data=data))
-    quantized = tmp_path / "vlm-fp8"
-    assert quantize.main(
-        [f"--source={tiny_vlm}", f"--output={quantized}", "--scheme=FP8_DYNAMIC",
-         "--device=cpu", f"--termination-log={tmp_path / 'qlog'}"]
-    ) == 0  # fmt: skip
+    quantized = checkpoint(tiny_vlm, Scheme.FP8_DYNAMIC)
 
     code, result = run(
-        tmp_path, f"--baseline={tiny_vlm}", f"--quantized={quantized}", "--tasks=qf_colour",
-        "--limit=4", f"--include-path={tmp_path / 'tasks'}", "--no-builtin-tasks",
-        "--device=cpu", "--batch-size=1",
+        tmp_path, f"--baseline={tiny_vlm}", f"--quantized={quantized}",
+        f"--tasks={IMAGE_TASK_NAME}", "--limit=4", f"--include-path={image_task}",
+        "--no-builtin-tasks", "--device=cpu", "--batch-size=1",
     )  # fmt: skip
 
     assert code == 0, result

@@ -274,11 +274,10 @@ def build_evaluate_job(
         # auto: vLLM where the Job image has it, transformers otherwise (both on the GPU).
         "--engine=auto",
         "--device=cuda",
-        # The engine runs across every GPU the Job asks for.
+        # The engine runs across every GPU the Job asks for. (The program prompts a VLM through
+        # its chat template by itself: no --apply-chat-template here.)
         f"--tensor-parallel-size={gpus}",
     ]
-    if kind is ModelKind.VISION_LANGUAGE:
-        args.append("--apply-chat-template")
     if spec.evaluation.limit is not None:
         args.append(f"--limit={spec.evaluation.limit}")
     if cached_baseline:

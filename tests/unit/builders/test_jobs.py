@@ -173,6 +173,18 @@ def test_evaluate_job_passes_the_cached_baseline_scores() -> None:
     assert pod_spec(job)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
 
 
+@pytest.mark.parametrize("gpus", [1, 4])
+def test_evaluate_job_runs_the_engine_across_the_gpus_it_requests(gpus: int) -> None:
+    spec = make_spec()
+    job = build_evaluate_job(
+        make_owner(), spec, artifact_id(spec, Scheme.W8A8), ModelKind.TEXT,
+        build_gpu_job_placement(0, []), gpus, {}, SETTINGS,
+    )  # fmt: skip
+    container = pod_spec(job)["containers"][0]
+    assert f"--tensor-parallel-size={gpus}" in container["args"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
+
+
 @pytest.mark.parametrize("owner", ["q", "a" * 63, "b" * 200])
 def test_child_names_fit_a_dns_label(owner: str) -> None:
     name = child_name(owner, "quantize", "0123abcd")
