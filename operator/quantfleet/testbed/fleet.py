@@ -52,6 +52,11 @@ class NodePool(BaseModel):
     nodes: int = Field(gt=0, le=1000, description="Number of nodes in the pool")
     cpu: str = Field(default="16", description="CPU capacity per node")
     memory: str = Field(default="64Gi", description="Memory capacity per node")
+    ephemeral_storage: str = Field(
+        default="2Ti",
+        alias="ephemeralStorage",
+        description="Local disk per node (a quantize Job downloads its source there)",
+    )
     pods: str = Field(default="110", description="Pod capacity per node")
     gpu: GpuSpec | None = Field(default=None, description="GPUs per node; none for CPU nodes")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels")
@@ -116,7 +121,12 @@ def build_nodes(fleet: Fleet) -> list[dict[str, Any]]:
                 **(gpu_labels(pool.gpu) if pool.gpu else {}),
                 **pool.labels,
             }
-            capacity = {"cpu": pool.cpu, "memory": pool.memory, "pods": pool.pods}
+            capacity = {
+                "cpu": pool.cpu,
+                "memory": pool.memory,
+                "ephemeral-storage": pool.ephemeral_storage,
+                "pods": pool.pods,
+            }
             if pool.gpu:
                 capacity[GPU_RESOURCE] = str(pool.gpu.count)
             nodes.append(
