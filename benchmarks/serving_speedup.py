@@ -54,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from factories import FEW_GUIDELLM_WORKERS
-    from factories.models import build_tiny_qwen2_vl
-    from factories.vllm import VllmServers, baseline_args, deployment_args, quantize
+    from factories.models import build_tiny_qwen2_vl, quantize
+    from factories.vllm import VllmServers, baseline_args, deployment_args
 
     os.environ.update(FEW_GUIDELLM_WORKERS)
     kind = ModelKind.VISION_LANGUAGE

@@ -31,9 +31,9 @@ import yaml
 from kubernetes import client, config
 
 from factories import guidellm_mock_server
-from factories.models import build_tiny_llama, build_tiny_qwen2_vl
+from factories.models import build_tiny_llama, build_tiny_qwen2_vl, quantize
 from factories.tasks import write_choice_tasks, write_image_task
-from factories.vllm import VllmServers, quantize, serving_env_ready
+from factories.vllm import VllmServers, serving_env_ready
 from quantfleet.api.enums import Scheme
 from quantfleet.testbed.cluster import Cluster, ClusterState
 from quantfleet.testbed.fleet import load_fleet

@@ -4,7 +4,7 @@
 serving builder produced, changed only where a CPU test host must differ (`cpu_host_args`), and
 returns a running `VllmServer`; asking again for the same model and arguments returns the same
 server, asking for another stops the one running first (each costs ~4 GiB and ~1 min here).
-`quantize(source, scheme, dest)` runs the real quantize program on the CPU.
+The checkpoints it serves come from `factories.models.quantize` (the real quantize program).
 """
 
 from __future__ import annotations
@@ -240,25 +240,3 @@ class VllmServers:
         if self.current is not None:
             self.current.stop()
             self.current = None
-
-
-def quantize(source: Path, scheme: Scheme, output: Path, workdir: Path) -> Path:
-    """The real quantize program on the CPU, as the tests' other suites run it."""
-    from quantfleet_jobs import quantize as program
-
-    code = program.main(
-        [
-            f"--source={source}",
-            f"--output={output}",
-            f"--scheme={scheme}",
-            "--dataset=synthetic",
-            "--num-samples=8",
-            "--max-seq-length=128",
-            "--device=cpu",
-            f"--termination-log={workdir / 'termination-log'}",
-            f"--workdir={workdir / 'work'}",
-        ]
-    )
-    if code != 0:
-        raise RuntimeError(f"quantize {scheme} failed: {(workdir / 'termination-log').read_text()}")
-    return output

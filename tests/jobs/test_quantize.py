@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from safetensors import safe_open
 
+from factories.models import quantize_args
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.results import FailureResult, QuantizeResult, parse_result
 from quantfleet_jobs import checkpoints, quantize
@@ -29,18 +30,6 @@ def run(tmp_path: Path, *args: str) -> tuple[int, Any]:
     argv = [*args, "--termination-log", str(log), "--workdir", str(tmp_path / "work")]
     code = quantize.main(argv)
     return code, parse_result(log.read_text())
-
-
-def common(source: Path, output: Path, scheme: str) -> list[str]:
-    return [
-        f"--source={source}",
-        f"--output={output}",
-        f"--scheme={scheme}",
-        "--dataset=synthetic",
-        "--num-samples=8",
-        "--max-seq-length=128",
-        "--device=cpu",
-    ]
 
 
 def generate(directory: Path, kind: ModelKind) -> int:
@@ -78,7 +67,7 @@ def test_each_scheme_quantizes_the_tiny_decoder_and_it_generates(
     tiny_llama: Path, tmp_path: Path, scheme: str
 ) -> None:
     output = tmp_path / "out"
-    code, result = run(tmp_path, *common(tiny_llama, output, scheme))
+    code, result = run(tmp_path, *quantize_args(tiny_llama, output, scheme))
 
     assert code == 0, result
     assert isinstance(result, QuantizeResult)
@@ -105,7 +94,7 @@ def test_vision_language_model_keeps_vision_tower_and_projector_unquantized(
     tiny_vlm: Path, tmp_path: Path, scheme: str
 ) -> None:
     output = tmp_path / "out"
-    code, result = run(tmp_path, *common(tiny_vlm, output, scheme), "--num-samples=3")
+    code, result = run(tmp_path, *quantize_args(tiny_vlm, output, scheme), "--num-samples=3")
 
     assert code == 0, result
     assert isinstance(result, QuantizeResult)
@@ -141,7 +130,7 @@ def test_recipe_override_replaces_the_default_and_is_classified_from_the_checkpo
         "      targets: [Linear]\n      scheme: W8A16\n      ignore: [lm_head]\n"
     )
     code, result = run(
-        tmp_path, *common(tiny_llama, tmp_path / "out", "W4A16"), f"--recipe={recipe}"
+        tmp_path, *quantize_args(tiny_llama, tmp_path / "out", "W4A16"), f"--recipe={recipe}"
     )
 
     assert code == 0, result
@@ -185,20 +174,20 @@ def _assert_failed(code: int, result: Any, output: Path, *reason_parts: str) -> 
 
 def test_unreadable_source_fails_with_a_one_line_reason(tmp_path: Path) -> None:
     output = tmp_path / "out"
-    code, result = run(tmp_path, *common(tmp_path / "missing", output, "W4A16"))
+    code, result = run(tmp_path, *quantize_args(tmp_path / "missing", output, "W4A16"))
     _assert_failed(code, result, output, "not a readable directory")
 
 
 def test_unknown_scheme_fails_with_a_one_line_reason(tiny_llama: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
-    code, result = run(tmp_path, *common(tiny_llama, output, "INT3"))
+    code, result = run(tmp_path, *quantize_args(tiny_llama, output, "INT3"))
     _assert_failed(code, result, output, "unknown scheme 'INT3'")
 
 
 def test_model_kind_the_recipe_cannot_handle_fails(tiny_llama: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     code, result = run(
-        tmp_path, *common(tiny_llama, output, "W4A16"), "--model-kind=vision-language"
+        tmp_path, *quantize_args(tiny_llama, output, "W4A16"), "--model-kind=vision-language"
     )
     _assert_failed(code, result, output, "model kind vision-language requested")
 
@@ -209,7 +198,7 @@ def test_dataset_yielding_no_samples_fails_and_leaves_no_artifact(
     data = tmp_path / "empty.jsonl"
     data.write_text('{"text": ""}\n{"text": "   "}\n')
     output = tmp_path / "out"
-    args = [a for a in common(tiny_llama, output, "W4A16") if not a.startswith("--dataset")]
+    args = [a for a in quantize_args(tiny_llama, output, "W4A16") if not a.startswith("--dataset")]
     code, result = run(tmp_path, *args, f"--dataset={data}")
     _assert_failed(code, result, output, "yielded no samples")
 
@@ -222,7 +211,7 @@ def test_hub_source_failure_never_shows_the_token(
     output = tmp_path / "out"
     code, result = run(
         tmp_path,
-        *common(Path("unused"), output, "W4A16")[1:],
+        *quantize_args(Path("unused"), output, "W4A16")[1:],
         "--source=hf://org/model@main",
         "--hf-token-env=QF_TEST_TOKEN",
     )
@@ -251,7 +240,7 @@ def test_module_entry_point_exits_non_zero_with_reason_on_stderr(tmp_path: Path)
 def test_ignore_patterns_replace_the_defaults(tiny_llama: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     code, result = run(
-        tmp_path, *common(tiny_llama, output, "FP8_DYNAMIC"),
+        tmp_path, *quantize_args(tiny_llama, output, "FP8_DYNAMIC"),
         "--ignore=re:.*lm_head", "--ignore=re:.*layers\\.0\\..*",
     )  # fmt: skip
     assert code == 0, result
