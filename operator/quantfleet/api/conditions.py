@@ -23,6 +23,11 @@ class Reason(StrEnum):
     INSUFFICIENT_GPU_MEMORY = "InsufficientGpuMemory"
     # Fits the fleet, but not its free GPUs now: planned again as pods come and go.
     INSUFFICIENT_FREE_GPUS = "InsufficientFreeGpus"
+    # For spec.placement.hardware cpu (or any): serving CPU nodes.
+    NO_CPU_NODES = "NoCpuNodes"
+    NO_COMPATIBLE_CPU = "NoCompatibleCpu"
+    INSUFFICIENT_NODE_MEMORY = "InsufficientNodeMemory"
+    INSUFFICIENT_FREE_CPU = "InsufficientFreeCpu"
     SIZE_UNKNOWN = "ParameterCountUnknown"
     # Jobs (Quantized, Evaluated)
     PENDING = "Pending"

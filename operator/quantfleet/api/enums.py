@@ -1,4 +1,5 @@
-"""Closed vocabularies of the quantfleet.io API: schemes, objectives, model kinds, GPU families."""
+"""Closed vocabularies of the quantfleet.io API: schemes, objectives, model kinds, GPU families,
+CPU levels."""
 
 from enum import StrEnum
 
@@ -46,6 +47,30 @@ class GpuFamily(StrEnum):
     ADA_LOVELACE = "ada-lovelace"
     HOPPER = "hopper"
     BLACKWELL = "blackwell"
+
+
+class CpuLevel(StrEnum):
+    """x86 instruction-set levels vLLM's CPU backend distinguishes, oldest first; each implies
+    those before it on real CPUs (read from Node Feature Discovery labels, planning.cpu)."""
+
+    AVX2 = "avx2"
+    AVX512 = "avx512"  # AVX512F: the level vLLM's CPU docs recommend
+    AVX512_VNNI = "avx512-vnni"  # int8 dot products (Cascade Lake, Ice Lake)
+    AVX512_BF16 = "avx512-bf16"  # BF16 dot products (Cooper Lake, Zen 4)
+    AMX = "amx"  # AMX-INT8 and AMX-BF16 tile matrix units (Sapphire Rapids and newer)
+
+    @property
+    def rank(self) -> int:
+        """Position from oldest: levels compare by this, never as strings."""
+        return list(CpuLevel).index(self)
+
+
+class Hardware(StrEnum):
+    """What a model may be served on."""
+
+    GPU = "gpu"
+    CPU = "cpu"
+    ANY = "any"
 
 
 class PromotionPolicy(StrEnum):

@@ -11,6 +11,9 @@ from quantfleet.api.enums import PlacementPolicy
 # vLLM's own default --gpu-memory-utilization: the share of each GPU it may use. The planner sizes
 # with the operator's setting, which defaults to this (planning.capacity).
 DEFAULT_GPU_MEMORY_UTILIZATION: Final = 0.90
+# A CPU replica: the cores vLLM binds its OpenMP threads to, and its KV cache in host RAM.
+DEFAULT_CPU_CORES_PER_REPLICA: Final = 16
+DEFAULT_CPU_KV_CACHE_GIB: Final = 4
 
 
 class OperatorSettings(BaseModel):
@@ -45,6 +48,34 @@ class OperatorSettings(BaseModel):
             "PersistentVolumeClaim (ReadWriteMany, in each models' namespace) the quantize and "
             "evaluate Jobs share as a model cache: hub and S3 sources are downloaded into it "
             "once per source and revision. Unset, each Job downloads its own copy."
+        ),
+    )
+    cpu_nodes: bool = Field(
+        default=False,
+        description=(
+            "Serve on every node without GPUs that carries Node Feature Discovery cpuid labels "
+            "(control-plane and tainted nodes never). Off: only nodes labelled "
+            "quantfleet.io/cpu-serving=true; a node labelled false never."
+        ),
+    )
+    cpu_cores_per_replica: int = Field(
+        default=DEFAULT_CPU_CORES_PER_REPLICA,
+        ge=1,
+        description=(
+            "CPUs of a CPU replica, requests equal to limits (Guaranteed: the kubelet's static "
+            "CPU manager can pin them to one NUMA node); vLLM binds its threads to them."
+        ),
+    )
+    cpu_kv_cache_gib: int = Field(
+        default=DEFAULT_CPU_KV_CACHE_GIB,
+        ge=1,
+        description="VLLM_CPU_KVCACHE_SPACE of a CPU replica: GiB of host RAM, in its memory.",
+    )
+    cpu_vllm_image: str = Field(
+        default="ghcr.io/quantfleet/quantfleet-vllm-cpu:0.1.0",
+        description=(
+            "vLLM image of CPU replicas (the Dockerfile's vllm-cpu target: the locked serving "
+            "environment the tests serve with) unless spec.serving.image names one."
         ),
     )
     placement_policy: PlacementPolicy = Field(

@@ -2,7 +2,9 @@
 admitting only GPUs that run the scheme (by compute capability or family and memory labels, never
 the product string, §4), a preferred affinity ranking them for the objective, GPU tolerations and
 `nvidia.com/gpu` requests. Fed by a QuantizedModel's Plan, a BenchmarkRun's BaselinePlan, or a
-bare memory floor for Jobs that take any GPU.
+bare memory floor for Jobs that take any GPU. A CPU plan's pods instead require the Node Feature
+Discovery labels of the CPU levels it admits, on serving CPU nodes only, and request CPUs and
+memory (requests equal to limits: Guaranteed, so the kubelet may pin the cores to one NUMA node).
 
 Pure: a plan in, Kubernetes JSON (camelCase) out, ready to merge into a pod spec.
 """
@@ -12,13 +14,18 @@ from itertools import groupby
 from typing import Any
 
 from quantfleet.planning.baseline import BaselinePlan
+from quantfleet.planning.capacity import CpuSizing
+from quantfleet.planning.cpu import LABEL_CPU_VENDOR, level_labels
 from quantfleet.planning.inventory import (
     GPU_RESOURCE,
     LABEL_COMPUTE_MAJOR,
     LABEL_COMPUTE_MINOR,
+    LABEL_CONTROL_PLANE,
+    LABEL_CPU_SERVING,
     LABEL_FAMILY,
     LABEL_GPU_PRESENT,
     LABEL_MEMORY_MIB,
+    CpuPool,
     GpuPool,
     Taint,
 )
@@ -29,6 +36,8 @@ Json = dict[str, Any]
 
 def build_pod_placement(plan: Plan | BaselinePlan) -> Json:
     """`affinity` and `tolerations` for the pod spec of every replica of `plan`."""
+    if isinstance(plan, Plan) and plan.cpu is not None:
+        return {"affinity": {"nodeAffinity": build_cpu_node_affinity(plan)}, "tolerations": []}
     return {
         "affinity": {"nodeAffinity": build_node_affinity(plan)},
         "tolerations": build_tolerations(plan),
@@ -45,11 +54,60 @@ def build_any_gpu_placement(min_gpu_memory_mib: int, gpu_taints: Iterable[Taint]
     }
 
 
-def build_gpu_resources(plan: Plan | BaselinePlan) -> Json:
+def build_resources(plan: Plan | BaselinePlan) -> Json:
     """The container's `resources`: whole GPUs, requests equal to limits as extended resources
-    require."""
+    require; for a CPU plan its cores and memory, requests equal to limits."""
+    if isinstance(plan, Plan) and plan.cpu is not None:
+        return build_cpu_resources(plan.cpu)
     gpus = {GPU_RESOURCE: str(plan.gpus_per_replica)}
     return {"requests": dict(gpus), "limits": dict(gpus)}
+
+
+def build_cpu_resources(sizing: CpuSizing) -> Json:
+    """Whole cores and the replica's memory, requests equal to limits (Guaranteed QoS)."""
+    wanted = {"cpu": str(sizing.cores), "memory": f"{sizing.memory_bytes // 2**30}Gi"}
+    return {"requests": dict(wanted), "limits": dict(wanted)}
+
+
+def build_cpu_node_affinity(plan: Plan) -> Json:
+    """Required: a serving CPU node (no GPU, no control plane, not opted out) at one of the
+    plan's CPU levels, by its NFD labels. Preferred: the plan's CPU pools, best first."""
+    pools = [target.pool for target in plan.targets if isinstance(target.pool, CpuPool)]
+    affinity: Json = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": _cpu_selector(pool)} for pool in pools]
+        }
+    }
+    if len(pools) > 1:
+        affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": target.weight, "preference": {"matchExpressions": _cpu_levels(target.pool)}}
+            for target in plan.targets
+            if isinstance(target.pool, CpuPool)
+        ]
+    return affinity
+
+
+def _cpu_selector(pool: CpuPool) -> list[Json]:
+    """The pool's level and vendor labels on a node that serves on CPUs: opted in by label when
+    every node of the pool is, otherwise not opted out (the cpu_nodes setting let it in)."""
+    opted = (
+        _expression(LABEL_CPU_SERVING, "In", ["true"])
+        if pool.labelled
+        else _expression(LABEL_CPU_SERVING, "NotIn", ["false"])
+    )
+    return [
+        *_cpu_levels(pool),
+        {"key": LABEL_GPU_PRESENT, "operator": "DoesNotExist"},
+        {"key": LABEL_CONTROL_PLANE, "operator": "DoesNotExist"},
+        opted,
+    ]
+
+
+def _cpu_levels(pool: CpuPool) -> list[Json]:
+    vendor = (
+        [] if pool.vendor == "unknown" else [_expression(LABEL_CPU_VENDOR, "In", [pool.vendor])]
+    )
+    return [*(_expression(label, "In", ["true"]) for label in level_labels(pool.level)), *vendor]
 
 
 def build_node_affinity(plan: Plan | BaselinePlan) -> Json:
@@ -58,8 +116,8 @@ def build_node_affinity(plan: Plan | BaselinePlan) -> Json:
     no ranking: it admits its family's pools alike)."""
     if isinstance(plan, BaselinePlan):
         return _node_affinity(_gpu_selectors(plan.pools), plan.min_gpu_memory_mib)
-    pools = [target.pool for target in plan.targets]
-    preferred = [(target.pool, target.weight) for target in plan.targets]
+    pools = [target.pool for target in plan.targets if isinstance(target.pool, GpuPool)]
+    preferred = [(t.pool, t.weight) for t in plan.targets if isinstance(t.pool, GpuPool)]
     return _node_affinity(
         _gpu_selectors(pools), plan.min_gpu_memory_mib, preferred if len(preferred) > 1 else ()
     )

@@ -20,7 +20,7 @@ from quantfleet.builders.children import (
     scratch_volumes,
     token_env,
 )
-from quantfleet.builders.placement import build_gpu_resources, build_pod_placement
+from quantfleet.builders.placement import build_pod_placement, build_resources
 from quantfleet.builders.storage import claim_volumes, local_path
 from quantfleet.planning.baseline import BaselinePlan
 from quantfleet.planning.planner import Plan
@@ -106,7 +106,7 @@ def build_vllm_pod_template(
         "args": vllm_args(model, plan.tensor_parallel_size, settings),
         "env": list(CACHE_ENV) + token_env(model.token_secret_ref),
         "ports": [{"name": "http", "containerPort": PORT}],
-        "resources": build_gpu_resources(plan),
+        "resources": build_resources(plan),
         "securityContext": restricted_container_security(),
         # Loading weights can take many minutes: the startup probe holds the others off.
         "startupProbe": {**probe, "periodSeconds": 10, "failureThreshold": 180},

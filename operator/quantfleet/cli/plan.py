@@ -1,4 +1,5 @@
-"""`quantfleet plan`: which scheme, GPUs and tensor-parallel size a model gets on a fleet, and why.
+"""`quantfleet plan`: which scheme, GPUs and tensor-parallel size (or CPU nodes, cores and memory)
+a model gets on a fleet, and why.
 
 The fleet is a file (Node manifests, a List, or a testbed fleet file with `pools`) or the current
 cluster through the kubeconfig.
@@ -12,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from quantfleet.api.enums import Objective, PlacementPolicy, Scheme
-from quantfleet.api.settings import read_gpu_costs
-from quantfleet.builders.placement import build_gpu_resources, build_pod_placement
+from quantfleet.api.enums import Hardware, Objective, PlacementPolicy, Scheme
+from quantfleet.api.settings import DEFAULT_CPU_CORES_PER_REPLICA, read_gpu_costs
+from quantfleet.builders.placement import build_pod_placement, build_resources
 from quantfleet.planning.capacity import format_bytes, parse_parameter_count
-from quantfleet.planning.inventory import GpuInventory, build_inventory, requested_gpus
+from quantfleet.planning.inventory import CpuPool, GpuInventory, Held, build_inventory, requested
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 from quantfleet.planning.rules import GpuCosts, gpu_cost
 
@@ -28,6 +29,8 @@ REQUEST_FLAGS = (
     "attention_heads",
     "gpus_per_replica",
     "policy",
+    "hardware",
+    "cpu_cores",
 )
 EXIT_UNPLACEABLE = 1
 EXIT_USAGE = 2
@@ -49,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         print(f"quantfleet plan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    inventory = build_inventory(nodes, taken)
-    if not inventory.nodes and not inventory.skipped:
+    inventory = build_inventory(nodes, taken, args.cpu_nodes)
+    if not (inventory.nodes or inventory.skipped or inventory.cpu_nodes):
         source = args.fleet or "the current cluster"
-        print(f"quantfleet plan: error: no GPU nodes in {source}", file=sys.stderr)
+        print(f"quantfleet plan: error: no GPU or serving CPU nodes in {source}", file=sys.stderr)
         return EXIT_USAGE
     result = plan_placement(request, inventory)
     if isinstance(result, Unplaceable):
@@ -69,40 +72,59 @@ def render(
     costs: GpuCosts | None = None,
 ) -> str:
     """The plan as a short aligned table, optionally followed by the pod scheduling terms."""
+    if plan.cpu is None:
+        hardware = [
+            ("gpus per replica", str(plan.gpus_per_replica)),
+            ("tensor parallel", str(plan.tensor_parallel_size)),
+        ]
+        targets = [
+            ("target families", ", ".join(plan.target_families)),
+            ("gpu memory", f">= {plan.min_gpu_memory_mib} MiB per GPU"),
+        ]
+    else:
+        hardware = [("cpu per replica", f"{plan.cpu.cores} cores")]
+        targets = [
+            ("target cpu levels", ", ".join(plan.target_levels)),
+            ("kv cache", f"{plan.cpu.kv_cache_gib} GiB (VLLM_CPU_KVCACHE_SPACE)"),
+        ]
     rows = [
         ("scheme", f"{plan.scheme} ({plan.support.lower()})"),
-        ("gpus per replica", str(plan.gpus_per_replica)),
-        ("tensor parallel", str(plan.tensor_parallel_size)),
+        *hardware,
         ("policy", str(plan.policy)),
         ("ranking", "; ".join(_ranked(plan, costs))),
-        ("target families", ", ".join(plan.target_families)),
-        ("gpu memory", f">= {plan.min_gpu_memory_mib} MiB per GPU"),
+        *targets,
         ("replica needs", format_bytes(plan.required_bytes)),
         ("rationale", plan.rationale),
     ]
+    if inventory.cpu_nodes and plan.cpu is None:
+        rows.append(("cpu pools", inventory.describe_cpus()))
     if inventory.skipped:
         rows.append(
             ("skipped nodes", "; ".join(f"{s.name}: {s.reason}" for s in inventory.skipped))
         )
     lines = [f"{name + ':':<18}{value}" for name, value in rows]
     if show_placement:
-        terms = {**build_pod_placement(plan), "resources": build_gpu_resources(plan)}
+        terms = {**build_pod_placement(plan), "resources": build_resources(plan)}
         lines += ["---", yaml.safe_dump(terms, sort_keys=False).rstrip()]
     return "\n".join(lines)
 
 
 def _ranked(plan: Plan, costs: GpuCosts | None) -> list[str]:
     """The targets best first: `1. hopper 80 GiB (2 nodes, 16 of 16 GPUs free), cost 5.00 per
-    replica`."""
+    replica`, or `1. cpu amx (GenuineIntel), up to 112 cores and 512 GiB/node (...)`."""
     ranked = []
     for rank, target in enumerate(plan.targets, 1):
         pool = target.pool
-        nodes = f"{len(pool.nodes)} node{'s' if len(pool.nodes) > 1 else ''}"
-        free = f"{pool.free_gpus} of {pool.gpus} GPUs free"
-        line = f"{rank}. {pool.family} {pool.memory_mib / 1024:.0f} GiB ({nodes}, {free})"
+        if isinstance(pool, CpuPool):
+            line, units = f"{rank}. {pool.describe()}", plan.cpu.cores if plan.cpu else 0
+        else:
+            nodes = f"{len(pool.nodes)} node{'s' if len(pool.nodes) > 1 else ''}"
+            free = f"{pool.free_gpus} of {pool.gpus} GPUs free"
+            line = f"{rank}. {pool.family} {pool.memory_mib / 1024:.0f} GiB ({nodes}, {free})"
+            units = plan.gpus_per_replica
         cost = gpu_cost(pool, costs or {})
         if cost is not None:
-            line += f", cost {cost * plan.gpus_per_replica:.2f} per replica"
+            line += f", cost {cost * units:.2f} per replica"
         ranked.append(line)
     return ranked
 
@@ -138,9 +160,9 @@ def read_fleet_file(path: Path) -> list[dict[str, Any]]:
     return nodes
 
 
-def read_cluster() -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The current cluster's Nodes and the GPUs its pods request per node, through the
-    kubeconfig (KUBECONFIG or ~/.kube/config)."""
+def read_cluster() -> tuple[list[dict[str, Any]], dict[str, Held]]:
+    """The current cluster's Nodes and what its pods request per node, through the kubeconfig
+    (KUBECONFIG or ~/.kube/config)."""
     from kubernetes import client, config
 
     from quantfleet.kube.nodes import list_gpu_pods, list_nodes
@@ -151,7 +173,7 @@ def read_cluster() -> tuple[list[dict[str, Any]], dict[str, int]]:
     except (config.ConfigException, OSError) as error:
         raise FleetError(f"no --fleet given and no usable kubeconfig: {error}") from error
     try:
-        return list_nodes(api_client), requested_gpus(list_gpu_pods(api_client))
+        return list_nodes(api_client), requested(list_gpu_pods(api_client))
     except client.ApiException as error:
         raise FleetError(f"could not list Nodes/Pods: {error.status} {error.reason}") from error
     finally:
@@ -195,7 +217,28 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="how the GPU kinds that qualify are ranked",
     )
     parser.add_argument(
-        "--gpu-costs", type=Path, help="YAML map of GPU product or family to one GPU's cost"
+        "--gpu-costs",
+        type=Path,
+        help="YAML map of GPU product or family to one GPU's cost (key cpu: one CPU core's)",
+    )
+    parser.add_argument(
+        "--hardware",
+        type=Hardware,
+        choices=list(Hardware),
+        default=Hardware.GPU,
+        help="serve on GPUs, on serving CPU nodes, or either (CPUs for models up to 8B)",
+    )
+    parser.add_argument(
+        "--cpu-nodes",
+        action="store_true",
+        help="every NFD-labelled node without GPUs serves (default: those labelled "
+        "quantfleet.io/cpu-serving=true)",
+    )
+    parser.add_argument(
+        "--cpu-cores",
+        type=_positive_int,
+        default=DEFAULT_CPU_CORES_PER_REPLICA,
+        help="cores per CPU replica",
     )
     parser.add_argument(
         "--show-placement", action="store_true", help="also print the pod scheduling terms"

@@ -15,7 +15,7 @@ from quantfleet.planning.inventory import (
     GpuPod,
     build_inventory,
     read_gpu_pod,
-    requested_gpus,
+    requested,
 )
 
 NODES_INDEX = "gpu_nodes"  # Kopf names an index after its function
@@ -30,7 +30,8 @@ def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
 
 @kopf.index("v1", "pods")
 def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, GpuPod] | None:
-    """Keep each bound, unfinished pod that requests GPUs by its node; others are not kept."""
+    """Keep each bound, unfinished pod that requests GPUs, CPU or memory by its node; others
+    are not kept."""
     pod = read_gpu_pod(body, LABEL_MODEL)
     return {pod.node: pod} if pod else None
 
@@ -42,10 +43,13 @@ class Fleet:
     nodes: list[Json]
     pods: tuple[GpuPod, ...] = ()
 
-    def inventory(self, namespace: str = "", model: str | None = None) -> GpuInventory:
-        """The GPU inventory with free GPUs, the pods of `model` in `namespace` not counted."""
-        taken = requested_gpus(self.pods, namespace=namespace, model=model)
-        return build_inventory(self.nodes, taken)
+    def inventory(
+        self, namespace: str = "", model: str | None = None, cpu_nodes: bool = False
+    ) -> GpuInventory:
+        """The inventory with free GPUs, cores and memory, the pods of `model` in `namespace`
+        not counted; every NFD-labelled node without GPUs serves on CPUs when `cpu_nodes`."""
+        taken = requested(self.pods, namespace=namespace, model=model)
+        return build_inventory(self.nodes, taken, cpu_nodes)
 
 
 def listed(kwargs: dict[str, Any]) -> Fleet:

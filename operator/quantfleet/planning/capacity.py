@@ -141,6 +141,45 @@ def size_replica(
     return None
 
 
+# What a vLLM CPU server holds besides its weights and KV cache: a tiny model's server measured
+# 4.0-4.7 GiB RSS with a 1 GiB KV cache here (../shared/reference/vllm-cpu.md).
+CPU_RUNTIME_BYTES: Final = 4 * 2**30
+GIB: Final = 2**30
+
+
+@dataclass(frozen=True)
+class CpuSizing:
+    """One replica of one precision on a CPU node: memory-based, one process, no tensor
+    parallelism; vLLM binds its OpenMP threads to the `cores` the pod gets."""
+
+    precision: Precision
+    parameters: int
+    cores: int
+    weight_bytes: float
+    kv_cache_gib: int  # VLLM_CPU_KVCACHE_SPACE
+    memory_bytes: int  # the pod's memory request and limit: weights + KV cache + runtime
+
+    @property
+    def required_bytes(self) -> float:
+        return float(self.memory_bytes)
+
+
+def size_cpu_replica(
+    parameters: int, precision: Precision, cores: int, kv_cache_gib: int
+) -> CpuSizing:
+    """Memory of one CPU replica, rounded up to whole GiB."""
+    weights = weight_bytes(parameters, precision)
+    needed = weights + kv_cache_gib * GIB + CPU_RUNTIME_BYTES
+    return CpuSizing(
+        precision=precision,
+        parameters=parameters,
+        cores=cores,
+        weight_bytes=weights,
+        kv_cache_gib=kv_cache_gib,
+        memory_bytes=math.ceil(needed / GIB) * GIB,
+    )
+
+
 def parse_parameter_count(text: str) -> int:
     """Read `72B`, `7.5b`, `500M`, `1.2T` or a plain integer as a parameter count."""
     units = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}

@@ -1,16 +1,23 @@
-"""The cluster's GPUs as the planner sees them, read from GPU Feature Discovery node labels.
+"""The cluster's GPUs and serving CPUs as the planner sees them: GPUs from GPU Feature Discovery
+node labels, CPUs from Node Feature Discovery's cpuid labels (planning.cpu), with what the pods
+bound to each node hold.
 
 Labels and resource names: ../shared/reference/quantization.md §4. Selection never relies on the
 product string (it varies by form factor and driver); unknown products work through the compute
-capability and memory labels.
+capability and memory labels. A node without GPUs serves only where the cluster opts in: the
+operator's `cpu_nodes` setting, or the node's `quantfleet.io/cpu-serving=true` label.
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from quantfleet.api.enums import GpuFamily
+from kubernetes.utils import parse_quantity
+
+from quantfleet.api.enums import CpuLevel, GpuFamily
+from quantfleet.planning.cpu import LABEL_CPU_VENDOR, cpu_level
 from quantfleet.planning.gpu import ComputeCapability, family_floor, family_of
 
 # §4: GFD labels and the schedulable resource.
@@ -22,6 +29,11 @@ LABEL_MEMORY_MIB: Final = "nvidia.com/gpu.memory"
 LABEL_COUNT: Final = "nvidia.com/gpu.count"
 LABEL_PRODUCT: Final = "nvidia.com/gpu.product"
 LABEL_GPU_PRESENT: Final = "nvidia.com/gpu.present"  # "true" on every node with a GPU
+
+# A node without GPUs opts in (or, with "false", out) of CPU serving with this label.
+LABEL_CPU_SERVING: Final = "quantfleet.io/cpu-serving"
+# Never a serving node, whatever the settings say.
+LABEL_CONTROL_PLANE: Final = "node-role.kubernetes.io/control-plane"
 
 # Taints under this domain guard GPUs (the GPU operator's `nvidia.com/gpu`); a GPU workload
 # tolerates them. Any other hard taint reserves the node for something else and rules it out.
@@ -118,9 +130,86 @@ class GpuPool:
 
 
 @dataclass(frozen=True)
+class CpuNode:
+    """One node without GPUs that serves on its CPUs."""
+
+    name: str
+    level: CpuLevel
+    vendor: str  # cpu-model.vendor_id: GenuineIntel, AuthenticAMD, ...
+    cores: int  # allocatable CPUs, whole
+    memory_bytes: int  # allocatable memory
+    held: "Held"  # by the pods bound to it now (the model being planned aside)
+    labelled: bool = True  # opted in by its own label, not only by the cpu_nodes setting
+
+    @property
+    def free_cores(self) -> int:
+        return max(self.cores - math.ceil(self.held.millicores / 1000), 0)
+
+    @property
+    def free_memory_bytes(self) -> int:
+        return max(self.memory_bytes - self.held.memory_bytes, 0)
+
+    def fits(self, cores: int, memory_bytes: int) -> bool:
+        """Whether one replica fits the node when it is empty."""
+        return self.cores >= cores and self.memory_bytes >= memory_bytes
+
+    def free_replicas(self, cores: int, memory_bytes: int) -> int:
+        return min(self.free_cores // cores, self.free_memory_bytes // memory_bytes)
+
+
+@dataclass(frozen=True)
+class CpuPool:
+    """Serving CPU nodes of one instruction-set level and vendor."""
+
+    level: CpuLevel
+    vendor: str
+    nodes: tuple[CpuNode, ...]
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return max(node.memory_bytes for node in self.nodes)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether every node opted in by label (placement may then require the label)."""
+        return all(node.labelled for node in self.nodes)
+
+    def fits(self, cores: int, memory_bytes: int) -> bool:
+        """Whether some node of the pool holds one replica when empty."""
+        return any(node.fits(cores, memory_bytes) for node in self.nodes)
+
+    def free_replicas(self, cores: int, memory_bytes: int) -> int:
+        return sum(node.free_replicas(cores, memory_bytes) for node in self.nodes)
+
+    def describe(self) -> str:
+        """`cpu amx (GenuineIntel), up to 112 cores and 512 GiB/node (2 nodes, 200 cores free)`."""
+        cores = max(node.cores for node in self.nodes)
+        free = sum(node.free_cores for node in self.nodes)
+        return (
+            f"cpu {self.level} ({self.vendor}), up to {cores} cores and "
+            f"{self.max_memory_bytes / 2**30:.0f} GiB/node ({len(self.nodes)} nodes, "
+            f"{free} cores free)"
+        )
+
+
+@dataclass(frozen=True)
 class GpuInventory:
     nodes: tuple[GpuNode, ...]
     skipped: tuple[SkippedNode, ...] = ()
+    cpu_nodes: tuple[CpuNode, ...] = ()
+
+    @property
+    def cpu_pools(self) -> tuple[CpuPool, ...]:
+        """Serving CPU nodes grouped by level and vendor, newest level first."""
+
+        def kind(n: CpuNode) -> tuple[int, str]:
+            return (n.level.rank, n.vendor)
+
+        ordered = sorted(self.cpu_nodes, key=kind, reverse=True)
+        return tuple(
+            CpuPool(list(CpuLevel)[rank], vendor, tuple(members))
+            for (rank, vendor), members in groupby(ordered, key=kind)
+        )
 
     @property
     def pools(self) -> tuple[GpuPool, ...]:
@@ -141,6 +230,12 @@ class GpuInventory:
         present = {node.family for node in self.nodes}
         return tuple(family for family in GpuFamily if family in present)
 
+    def describe_cpus(self) -> str:
+        """One line naming every kind of serving CPU node present."""
+        if not self.cpu_nodes:
+            return "no CPU nodes opted in to serving (quantfleet.io/cpu-serving or cpu_nodes)"
+        return _bounded(pool.describe() for pool in self.cpu_pools)
+
     def describe(self) -> str:
         """One line naming every kind of GPU present, for reasons users act on."""
         if not self.nodes:
@@ -154,7 +249,7 @@ class GpuInventory:
 
 def read_gpu_node(node: Mapping[str, Any], requested_gpus: int = 0) -> GpuNode | SkippedNode | None:
     """Read one Node object (Kubernetes JSON shape), `requested_gpus` of its GPUs taken by pods.
-    None when the node has no GPUs at all."""
+    None when the node has no GPUs at all (it may still serve on its CPUs: read_cpu_node)."""
     metadata = node.get("metadata") or {}
     spec = node.get("spec") or {}
     status = node.get("status") or {}
@@ -203,20 +298,69 @@ def read_gpu_node(node: Mapping[str, Any], requested_gpus: int = 0) -> GpuNode |
     )
 
 
-def build_inventory(
-    nodes: Iterable[Mapping[str, Any]], requested_gpus: Mapping[str, int] | None = None
-) -> GpuInventory:
-    """The GPU inventory of a list of Node objects, with the GPUs pods request per node name;
-    nodes without GPUs are left out."""
-    requested = requested_gpus or {}
-    read = [
-        read_gpu_node(node, requested.get((node.get("metadata") or {}).get("name", ""), 0))
-        for node in nodes
-    ]
-    return GpuInventory(
-        nodes=tuple(n for n in read if isinstance(n, GpuNode)),
-        skipped=tuple(n for n in read if isinstance(n, SkippedNode)),
+def read_cpu_node(
+    node: Mapping[str, Any], held: "Held | None" = None, cpu_nodes: bool = False
+) -> CpuNode | SkippedNode | None:
+    """Read a Node without GPUs as a serving CPU node, `held` taken by its pods. None when it
+    does not serve: not opted in (`cpu_nodes` for all, or its own label), a control-plane node.
+    Skipped (with why) when it opted in but cannot serve."""
+    metadata = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    labels: Mapping[str, str] = metadata.get("labels") or {}
+    opted = labels.get(LABEL_CPU_SERVING)
+    if opted == "false" or not (cpu_nodes or opted == "true") or LABEL_CONTROL_PLANE in labels:
+        return None
+    name = str(metadata.get("name", "<unnamed>"))
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    level = cpu_level(labels)
+    if level is None:
+        return SkippedNode(name, "no Node Feature Discovery cpuid labels (AVX2 or newer)")
+    if spec.get("unschedulable"):
+        return SkippedNode(name, "cordoned (spec.unschedulable)")
+    hard = [t for t in spec.get("taints") or () if t.get("effect") in HARD_TAINT_EFFECTS]
+    if hard:
+        return SkippedNode(name, f"reserved by taint {hard[0].get('key')}")
+    try:
+        cores = int(parse_quantity(allocatable.get("cpu", "0")))
+        memory = int(parse_quantity(allocatable.get("memory", "0")))
+    except ValueError:
+        return SkippedNode(name, "unreadable allocatable cpu or memory")
+    if cores < 1 or memory < 1:
+        return SkippedNode(name, "no allocatable cpu or memory")
+    return CpuNode(
+        name=name,
+        level=level,
+        vendor=labels.get(LABEL_CPU_VENDOR, "unknown"),
+        cores=cores,
+        memory_bytes=memory,
+        held=held or Held(),
+        labelled=opted == "true",
     )
+
+
+def build_inventory(
+    nodes: Iterable[Mapping[str, Any]],
+    held: Mapping[str, "Held"] | None = None,
+    cpu_nodes: bool = False,
+) -> GpuInventory:
+    """The inventory of a list of Node objects, with what pods hold per node name: GPU nodes,
+    and the nodes without GPUs that serve on CPUs (all with NFD labels when `cpu_nodes`,
+    otherwise those labelled quantfleet.io/cpu-serving=true)."""
+    taken = held or {}
+    gpu: list[GpuNode] = []
+    cpu: list[CpuNode] = []
+    skipped: list[SkippedNode] = []
+    for node in nodes:
+        name = (node.get("metadata") or {}).get("name", "")
+        on_node = taken.get(name, Held())
+        read = read_gpu_node(node, on_node.gpus) or read_cpu_node(node, on_node, cpu_nodes)
+        if isinstance(read, GpuNode):
+            gpu.append(read)
+        elif isinstance(read, CpuNode):
+            cpu.append(read)
+        elif isinstance(read, SkippedNode):
+            skipped.append(read)
+    return GpuInventory(nodes=tuple(gpu), skipped=tuple(skipped), cpu_nodes=tuple(cpu))
 
 
 def _bounded(items: Iterable[str], shown: int = 3) -> str:
@@ -247,15 +391,34 @@ def _first_int(*values: object) -> int | None:
     return None
 
 
+class Held(NamedTuple):
+    """What pods request on a node: GPUs, CPU (millicores) and memory (bytes)."""
+
+    gpus: int = 0
+    millicores: int = 0
+    memory_bytes: int = 0
+
+    def __add__(self, other: object) -> "Held":
+        if not isinstance(other, Held):
+            return NotImplemented
+        return Held(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
+
+
 @dataclass(frozen=True)
 class GpuPod:
-    """A pod holding GPUs on a node: what free capacity is computed from."""
+    """A pod holding GPUs, CPU or memory on a node: what free capacity is computed from."""
 
     namespace: str
     name: str
     node: str
     gpus: int
     model: str | None = None  # its QuantizedModel (the model label), if one of ours
+    millicores: int = 0
+    memory_bytes: int = 0
+
+    @property
+    def held(self) -> Held:
+        return Held(self.gpus, self.millicores, self.memory_bytes)
 
 
 # Pods in these phases hold nothing: the scheduler no longer counts their requests.
@@ -263,43 +426,61 @@ _DONE_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 def read_gpu_pod(pod: Mapping[str, Any], model_label: str) -> GpuPod | None:
-    """A bound, unfinished pod's GPU request (the larger of its containers' sum and any init
-    container's, as the scheduler counts it); None when it holds no GPU."""
+    """A bound, unfinished pod's requests of GPUs, CPU and memory (per resource the larger of
+    its containers' sum and any init container's, as the scheduler counts them); None when it
+    requests none of them."""
     spec = pod.get("spec") or {}
     metadata = pod.get("metadata") or {}
     node = spec.get("nodeName")
     if not node or (pod.get("status") or {}).get("phase") in _DONE_PHASES:
         return None
+    containers = spec.get("containers") or ()
+    inits = spec.get("initContainers") or ()
 
-    def gpus(container: Mapping[str, Any]) -> int:
-        resources = container.get("resources") or {}
-        wanted = (resources.get("requests") or {}).get(GPU_RESOURCE) or (
-            resources.get("limits") or {}
-        ).get(GPU_RESOURCE)
-        return _first_int(wanted) or 0
+    def held(resource: str, scale: int) -> int:
+        def wanted(container: Mapping[str, Any]) -> int:
+            resources = container.get("resources") or {}
+            value = (resources.get("requests") or {}).get(resource) or (
+                resources.get("limits") or {}
+            ).get(resource)
+            return _quantity(value, scale)
 
-    running = sum(gpus(c) for c in spec.get("containers") or ())
-    init = max((gpus(c) for c in spec.get("initContainers") or ()), default=0)
-    held = max(running, init)
-    if not held:
+        running = sum(wanted(c) for c in containers)
+        return max(running, max((wanted(c) for c in inits), default=0))
+
+    gpus, millicores, memory = held(GPU_RESOURCE, 1), held("cpu", 1000), held("memory", 1)
+    if not (gpus or millicores or memory):
         return None
     return GpuPod(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         node=str(node),
-        gpus=held,
+        gpus=gpus,
         model=(metadata.get("labels") or {}).get(model_label),
+        millicores=millicores,
+        memory_bytes=memory,
     )
 
 
-def requested_gpus(
+def requested(
     pods: Iterable[GpuPod], *, namespace: str = "", model: str | None = None
-) -> dict[str, int]:
-    """GPUs requested per node, leaving out the pods of `model` in `namespace` (a model being
-    planned again must not see its own replicas and Jobs as taken)."""
-    requested: dict[str, int] = {}
+) -> dict[str, Held]:
+    """What pods request per node, leaving out the pods of `model` in `namespace` (a model
+    being planned again must not see its own replicas and Jobs as taken)."""
+    taken: dict[str, Held] = {}
     for pod in pods:
         if model is not None and pod.namespace == namespace and pod.model == model:
             continue
-        requested[pod.node] = requested.get(pod.node, 0) + pod.gpus
-    return requested
+        taken[pod.node] = taken.get(pod.node, Held()) + pod.held
+    return taken
+
+
+def _quantity(value: object, scale: int) -> int:
+    """A resource quantity (`2`, `500m`, `64Gi`) times `scale`, rounded up; 0 when unreadable."""
+    if value is None:
+        return 0
+    try:
+        amount: int = math.ceil(parse_quantity(value) * scale)  # parse_quantity is untyped
+        return amount
+    except ValueError:
+        return 0

@@ -1,24 +1,31 @@
-"""Resolve a requested scheme (or `auto`) against the GPU inventory: a plan that says which
-scheme, which GPUs and how many per replica, or an unplaceable verdict a user can act on."""
+"""Resolve a requested scheme (or `auto`) against the inventory: a plan that says which scheme,
+which GPUs and how many per replica (or which CPU nodes, cores and memory), or an unplaceable
+verdict a user can act on."""
 
 from dataclasses import dataclass, field
 
 from quantfleet.api.conditions import Reason
-from quantfleet.api.enums import GpuFamily, Objective, PlacementPolicy, Scheme
+from quantfleet.api.enums import CpuLevel, GpuFamily, Hardware, Objective, PlacementPolicy, Scheme
+from quantfleet.api.settings import DEFAULT_CPU_CORES_PER_REPLICA, DEFAULT_CPU_KV_CACHE_GIB
 from quantfleet.planning.capacity import (
     GPU_MEMORY_UTILIZATION,
+    CpuSizing,
     Sizing,
     format_bytes,
     required_bytes,
+    size_cpu_replica,
     size_replica,
     tensor_parallel_sizes,
     usable_bytes,
 )
 from quantfleet.planning.compat import Support, compatibility, family_label, native_families
-from quantfleet.planning.inventory import GpuInventory, GpuPool, Taint
+from quantfleet.planning.inventory import CpuPool, GpuInventory, GpuPool, Taint
 from quantfleet.planning.rules import (
+    CPU_MAX_PARAMETERS,
     MEMORY_BOUND_WHY,
     GpuCosts,
+    Kind,
+    Pool,
     Preference,
     auto_rule,
     meant_for,
@@ -49,6 +56,10 @@ class PlanRequest:
     gpu_costs: GpuCosts = field(default_factory=dict)
     # Every replica must fit the free GPUs of one pool (one node each) for the pool to be chosen.
     replicas: int = 1
+    # GPUs, serving CPU nodes, or both (CPUs only for models up to CPU_MAX_PARAMETERS there).
+    hardware: Hardware = Hardware.GPU
+    cpu_cores: int = DEFAULT_CPU_CORES_PER_REPLICA  # per CPU replica
+    cpu_kv_cache_gib: int = DEFAULT_CPU_KV_CACHE_GIB  # VLLM_CPU_KVCACHE_SPACE of a CPU replica
 
     def __post_init__(self) -> None:
         if self.parameters <= 0:
@@ -59,6 +70,8 @@ class PlanRequest:
             raise ValueError(f"GPUs per replica must be positive, got {self.gpus_per_replica}")
         if self.replicas < 0:
             raise ValueError(f"replicas must not be negative, got {self.replicas}")
+        if self.cpu_cores <= 0 or self.cpu_kv_cache_gib <= 0:
+            raise ValueError("CPU cores and KV cache per replica must be positive")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
                 f"GPU memory utilization must be in (0, 1], got {self.gpu_memory_utilization}"
@@ -67,9 +80,10 @@ class PlanRequest:
 
 @dataclass(frozen=True)
 class Target:
-    """A kind of GPU the plan may land on; `weight` (1-100) ranks it for the objective."""
+    """A kind of GPU, or a CPU pool, the plan may land on; `weight` (1-100) ranks it for the
+    objective."""
 
-    pool: GpuPool
+    pool: Pool
     support: Support
     weight: int
 
@@ -84,13 +98,21 @@ class Plan:
     tensor_parallel_size: int
     min_gpu_memory_mib: int  # a GPU with less memory than this cannot hold its share
     required_bytes: float
-    targets: tuple[Target, ...]  # best first
+    targets: tuple[Target, ...]  # best first; all GPU pools, or all CPU pools when `cpu`
     rationale: str
+    cpu: CpuSizing | None = None  # a CPU plan: cores and memory per replica, no GPUs
 
     @property
     def target_families(self) -> tuple[GpuFamily, ...]:
-        """Families the plan may land on, best first."""
-        return tuple(dict.fromkeys(target.pool.family for target in self.targets))
+        """GPU families the plan may land on, best first (none for a CPU plan)."""
+        pools = (t.pool for t in self.targets if isinstance(t.pool, GpuPool))
+        return tuple(dict.fromkeys(pool.family for pool in pools))
+
+    @property
+    def target_levels(self) -> tuple[CpuLevel, ...]:
+        """CPU levels a CPU plan may land on, best first."""
+        pools = (t.pool for t in self.targets if isinstance(t.pool, CpuPool))
+        return tuple(dict.fromkeys(pool.level for pool in pools))
 
     @property
     def support(self) -> Support:
@@ -100,15 +122,17 @@ class Plan:
     @property
     def gpu_taints(self) -> tuple[Taint, ...]:
         """GPU taints on the target nodes, which the pods must tolerate."""
-        taints = {taint for target in self.targets for taint in target.pool.gpu_taints}
-        return tuple(sorted(taints, key=str))
+        pools = [t.pool for t in self.targets if isinstance(t.pool, GpuPool)]
+        return tuple(sorted({taint for pool in pools for taint in pool.gpu_taints}, key=str))
 
 
 @dataclass(frozen=True)
 class Unplaceable:
     scheme: Scheme
     objective: Objective
-    reason: Reason  # NoGpuNodes, NoCompatibleGpu, InsufficientGpuMemory, InsufficientFreeGpus
+    # NoGpuNodes, NoCompatibleGpu, InsufficientGpuMemory, InsufficientFreeGpus, and for CPUs
+    # NoCpuNodes, NoCompatibleCpu, InsufficientNodeMemory, InsufficientFreeCpu
+    reason: Reason
     message: str
 
 
@@ -121,41 +145,139 @@ class _Candidate:
     step: int  # 0 for the rule's first scheme, higher for memory-bound step-downs
     why: str
 
+    @property
+    def kind(self) -> Kind:
+        return self.pool.family
+
+    @property
+    def gpus(self) -> int:
+        return self.sizing.gpus_per_replica
+
+    def free_replicas(self) -> int:
+        return self.pool.free_replicas(self.sizing.gpus_per_replica)
+
+
+@dataclass(frozen=True)
+class _CpuCandidate:
+    pool: CpuPool
+    scheme: Scheme
+    support: Support
+    sizing: CpuSizing
+    step: int
+    why: str
+    gpus = 0
+
+    @property
+    def kind(self) -> Kind:
+        return self.pool.level
+
+    def free_replicas(self) -> int:
+        return self.pool.free_replicas(self.sizing.cores, self.sizing.memory_bytes)
+
+
+Candidate = _Candidate | _CpuCandidate
+
 
 def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unplaceable:
-    """The plan for `request` on `inventory`, or why there is none."""
-    pools = inventory.pools
-    if not pools:
-        return _unplaceable(request, Reason.NO_GPU_NODES, inventory.describe())
-    if request.scheme is Scheme.AUTO:
-        candidates = _auto_candidates(request, pools)
-    else:
-        candidates = _requested_candidates(request, pools)
-    if isinstance(candidates, Unplaceable):
-        return candidates
-    free = [
-        c for c in candidates if c.pool.free_replicas(c.sizing.gpus_per_replica) >= request.replicas
-    ]
+    """The plan for `request` on `inventory`, or why there is none: GPUs and serving CPUs are
+    searched as the request's hardware allows and ranked together by its policy."""
+    searches: list[list[Candidate] | Unplaceable] = []
+    if request.hardware is not Hardware.CPU:
+        searches.append(_gpu_candidates(request, inventory))
+    if cpus_considered(request):
+        searches.append(_cpu_candidates(request, inventory))
+    candidates = [c for found in searches if not isinstance(found, Unplaceable) for c in found]
+    if not candidates:
+        failed = [found for found in searches if isinstance(found, Unplaceable)]
+        message = "; on CPUs: ".join(found.message for found in failed)
+        return _unplaceable(request, failed[0].reason, message)
+    free = [c for c in candidates if c.free_replicas() >= request.replicas]
     if not free:
-        return _unplaceable(
-            request, Reason.INSUFFICIENT_FREE_GPUS, _no_free_gpus(request, candidates)
-        )
-    prefer = _preference(request, pools)
+        cpu_only = all(isinstance(c, _CpuCandidate) for c in candidates)
+        reason = Reason.INSUFFICIENT_FREE_CPU if cpu_only else Reason.INSUFFICIENT_FREE_GPUS
+        return _unplaceable(request, reason, _no_free_capacity(request, candidates))
+    prefer = _preference(request, inventory)
     best, *others = sorted(
         free,
         key=lambda c: (
             c.step,
             c.support is not Support.NATIVE,
-            not meant_for(c.scheme, c.pool.family),
-            prefer(c.pool, c.sizing.gpus_per_replica),
+            not meant_for(c.scheme, c.kind),
+            prefer(c.pool, c.gpus),
         ),
     )
-    runner_up = next((c for c in others if c.pool.family != best.pool.family), None)
-    return _plan_around(best, runner_up, request, pools)
+    runner_up = next((c for c in others if c.kind != best.kind), None)
+    if isinstance(best, _CpuCandidate):
+        return _plan_around_cpu(best, runner_up, request, inventory)
+    return _plan_around(best, runner_up, request, inventory)
 
 
-def _preference(request: PlanRequest, pools: tuple[GpuPool, ...]) -> Preference:
-    return pool_preference(request.policy, request.objective, request.gpu_costs, pools)
+def cpus_considered(request: PlanRequest) -> bool:
+    """Whether serving CPUs are searched: always for `hardware: cpu`; for `any` only for models
+    up to CPU_MAX_PARAMETERS (a CPU serves a 3B model usefully, never a 72B one)."""
+    if request.hardware is Hardware.ANY:
+        return request.parameters <= CPU_MAX_PARAMETERS
+    return request.hardware is Hardware.CPU
+
+
+def _preference(request: PlanRequest, inventory: GpuInventory) -> Preference:
+    pools: list[Pool] = [*inventory.pools, *inventory.cpu_pools]
+    return pool_preference(
+        request.policy, request.objective, request.gpu_costs, pools, request.cpu_cores
+    )
+
+
+def _gpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candidate] | Unplaceable:
+    pools = inventory.pools
+    if not pools:
+        return _unplaceable(request, Reason.NO_GPU_NODES, inventory.describe())
+    if request.scheme is Scheme.AUTO:
+        found = _auto_candidates(request, pools)
+    else:
+        found = _requested_candidates(request, pools)
+    if isinstance(found, Unplaceable):
+        return found
+    candidates: list[Candidate] = [*found]
+    return candidates
+
+
+def _cpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candidate] | Unplaceable:
+    """Serving CPU pools that run the scheme (auto: the CPU rule's) and hold one replica."""
+    pools = inventory.cpu_pools
+    if not pools:
+        return _unplaceable(request, Reason.NO_CPU_NODES, inventory.describe_cpus())
+    candidates: list[Candidate] = []
+    tried: list[Scheme] = []
+    for pool in pools:
+        if request.scheme is Scheme.AUTO:
+            rule = auto_rule(request.objective, pool.level)
+            schemes = rule.schemes if rule else ()
+        else:
+            schemes = (request.scheme,)
+        for step, scheme in enumerate(schemes):
+            verdict = compatibility(scheme, pool.level)
+            auto = request.scheme is Scheme.AUTO
+            if not verdict.admitted(request.allow_fallback and not auto):
+                continue
+            tried.append(scheme)
+            sizing = size_cpu_replica(
+                request.parameters, scheme, request.cpu_cores, request.cpu_kv_cache_gib
+            )
+            if pool.fits(sizing.cores, sizing.memory_bytes):
+                why = verdict.reason
+                if auto and rule is not None:
+                    why = rule.why if step == 0 else MEMORY_BOUND_WHY.format(first=schemes[0])
+                    why = why.format(family=pool.level)
+                candidates.append(_CpuCandidate(pool, scheme, verdict.support, sizing, step, why))
+                break
+    if candidates:
+        return candidates
+    if not tried:
+        return _unplaceable(request, Reason.NO_COMPATIBLE_CPU, _incompatible_cpu(request, pools))
+    smallest = min(tried, key=lambda s: required_bytes(request.parameters, s))
+    return _unplaceable(
+        request, Reason.INSUFFICIENT_NODE_MEMORY, _cpu_too_small(request, smallest, pools)
+    )
 
 
 def _auto_candidates(
@@ -217,7 +339,7 @@ def _requested_candidates(
 
 
 def _plan_around(
-    best: _Candidate, runner_up: _Candidate | None, request: PlanRequest, pools: tuple[GpuPool, ...]
+    best: _Candidate, runner_up: Candidate | None, request: PlanRequest, inventory: GpuInventory
 ) -> Plan:
     """Widen the best candidate to every GPU kind that runs the same scheme at the same GPU
     count, so the scheduler has every good node to choose from."""
@@ -225,29 +347,11 @@ def _plan_around(
     allow_fallback = request.allow_fallback and request.scheme is not Scheme.AUTO
     fitting = [
         (pool, verdict.support)
-        for pool in pools
+        for pool in inventory.pools
         if (verdict := compatibility(best.scheme, pool.compute_capability)).admitted(allow_fallback)
         and pool.memory_mib >= best.sizing.min_gpu_memory_mib
         and pool.max_gpus_per_node >= gpus
     ]
-    # Fallback GPUs only when no native GPU can take the replica: they load without the speed.
-    native = [(pool, support) for pool, support in fitting if support is Support.NATIVE]
-    chosen = native or fitting
-    prefer = _preference(request, pools)
-    # Kinds with room for every replica now first: a full kind stays admitted for later.
-    ranked = sorted(
-        chosen,
-        key=lambda item: (
-            item[0].free_replicas(gpus) < request.replicas,
-            not meant_for(best.scheme, item[0].family),
-            prefer(item[0], gpus),
-        ),
-    )
-    step = max(1, 100 // len(ranked))
-    targets = tuple(
-        Target(pool, support, max(1, 100 - rank * step))
-        for rank, (pool, support) in enumerate(ranked)
-    )
     return Plan(
         scheme=best.scheme,
         objective=request.objective,
@@ -257,12 +361,75 @@ def _plan_around(
         tensor_parallel_size=best.sizing.tensor_parallel_size,
         min_gpu_memory_mib=best.sizing.min_gpu_memory_mib,
         required_bytes=best.sizing.required_bytes,
-        targets=targets,
+        targets=_targets(best, fitting, request, inventory),
         rationale=_rationale(best, runner_up, request),
     )
 
 
-def _rationale(best: _Candidate, runner_up: _Candidate | None, request: PlanRequest) -> str:
+def _plan_around_cpu(
+    best: _CpuCandidate, runner_up: Candidate | None, request: PlanRequest, inventory: GpuInventory
+) -> Plan:
+    """Widen the best CPU candidate to every CPU pool that runs the scheme and holds a replica."""
+    sizing = best.sizing
+    allow_fallback = request.allow_fallback and request.scheme is not Scheme.AUTO
+    fitting = [
+        (pool, verdict.support)
+        for pool in inventory.cpu_pools
+        if (verdict := compatibility(best.scheme, pool.level)).admitted(allow_fallback)
+        and pool.fits(sizing.cores, sizing.memory_bytes)
+    ]
+    return Plan(
+        scheme=best.scheme,
+        objective=request.objective,
+        policy=request.policy,
+        parameters=request.parameters,
+        gpus_per_replica=0,
+        tensor_parallel_size=1,
+        min_gpu_memory_mib=0,
+        required_bytes=sizing.required_bytes,
+        targets=_targets(best, fitting, request, inventory),
+        rationale=_rationale(best, runner_up, request),
+        cpu=sizing,
+    )
+
+
+def _targets(
+    best: Candidate,
+    fitting: "list[tuple[GpuPool, Support]] | list[tuple[CpuPool, Support]]",
+    request: PlanRequest,
+    inventory: GpuInventory,
+) -> tuple[Target, ...]:
+    """The fitting pools as weighted targets: fallback ones only when no native one takes the
+    replica (they load without the speed); pools with room for every replica now first (a full
+    one stays admitted for later), then as the scheme's rules and the policy rank them."""
+    native = [(pool, support) for pool, support in fitting if support is Support.NATIVE]
+    chosen: list[tuple[Pool, Support]] = [*(native or fitting)]
+    prefer = _preference(request, inventory)
+
+    def room(pool: Pool) -> int:
+        if isinstance(pool, CpuPool) and isinstance(best, _CpuCandidate):
+            return pool.free_replicas(best.sizing.cores, best.sizing.memory_bytes)
+        return pool.free_replicas(best.gpus) if isinstance(pool, GpuPool) else 0
+
+    def kind(pool: Pool) -> Kind:
+        return pool.level if isinstance(pool, CpuPool) else pool.family
+
+    ranked = sorted(
+        chosen,
+        key=lambda item: (
+            room(item[0]) < request.replicas,
+            not meant_for(best.scheme, kind(item[0])),
+            prefer(item[0], best.gpus),
+        ),
+    )
+    step = max(1, 100 // len(ranked))
+    return tuple(
+        Target(pool, support, max(1, 100 - rank * step))
+        for rank, (pool, support) in enumerate(ranked)
+    )
+
+
+def _rationale(best: Candidate, runner_up: Candidate | None, request: PlanRequest) -> str:
     chose = (
         f"auto chose {best.scheme} for {request.objective}"
         if request.scheme is Scheme.AUTO
@@ -272,15 +439,23 @@ def _rationale(best: _Candidate, runner_up: _Candidate | None, request: PlanRequ
         chose += " (fallback allowed by the spec)"
     rationale = (
         f"{chose}: {best.why}; {_params(request.parameters)} needs "
-        f"{format_bytes(best.sizing.required_bytes)} -> {_gpus(best)} by {request.policy}"
+        f"{format_bytes(best.sizing.required_bytes)} -> {_where(best)} by {request.policy}"
     )
     if runner_up is not None:
-        rationale += f"; runner-up: {runner_up.scheme} on {_gpus(runner_up)}"
+        rationale += f"; runner-up: {runner_up.scheme} on {_where(runner_up)}"
+    if request.hardware is Hardware.ANY and not cpus_considered(request):
+        rationale += f"; CPUs not considered above {_params(CPU_MAX_PARAMETERS)}"
     return rationale
 
 
-def _gpus(candidate: _Candidate) -> str:
-    """`2 x hopper 80 GiB (TP 2)`."""
+def _where(candidate: Candidate) -> str:
+    """`2 x hopper 80 GiB (TP 2)`, or `cpu amx, 16 cores, 12 GiB`."""
+    if isinstance(candidate, _CpuCandidate):
+        sizing = candidate.sizing
+        return (
+            f"cpu {candidate.pool.level}, {sizing.cores} cores, "
+            f"{sizing.memory_bytes / 2**30:.0f} GiB"
+        )
     pool, gpus = candidate.pool, candidate.sizing.gpus_per_replica
     return f"{gpus} x {pool.family} {pool.memory_mib / 1024:.0f} GiB (TP {gpus})"
 
@@ -313,17 +488,62 @@ def _incompatible(request: PlanRequest, pools: tuple[GpuPool, ...]) -> str:
     return message
 
 
-def _no_free_gpus(request: PlanRequest, candidates: list[_Candidate]) -> str:
+def _no_free_capacity(request: PlanRequest, candidates: list[Candidate]) -> str:
     """What each kind that would hold the model has free now."""
-    kinds = "; ".join(
-        f"{c.scheme} on {c.sizing.gpus_per_replica} x {c.pool.family} "
-        f"{c.pool.memory_mib / 1024:.0f} GiB: {c.pool.free_gpus} of {c.pool.gpus} GPUs free"
-        for c in candidates[:3]
-    )
+
+    def free(c: Candidate) -> str:
+        if isinstance(c, _CpuCandidate):
+            cores = sum(node.free_cores for node in c.pool.nodes)
+            return f"{c.scheme} on {_where(c)}: {cores} cores free"
+        pool = c.pool
+        return (
+            f"{c.scheme} on {c.gpus} x {pool.family} {pool.memory_mib / 1024:.0f} GiB: "
+            f"{pool.free_gpus} of {pool.gpus} GPUs free"
+        )
+
+    what = "capacity" if any(isinstance(c, _CpuCandidate) for c in candidates) else "GPUs"
+    kinds = "; ".join(free(c) for c in candidates[:3])
     more = f"; and {len(candidates) - 3} more" if len(candidates) > 3 else ""
     return (
-        f"{request.replicas} replica(s) fit the fleet but not its free GPUs now ({kinds}{more}); "
-        "planned again as GPUs free up"
+        f"{request.replicas} replica(s) fit the fleet but not its free {what} now "
+        f"({kinds}{more}); planned again as {what} free up"
+    )
+
+
+def _incompatible_cpu(request: PlanRequest, pools: tuple[CpuPool, ...]) -> str:
+    """Why no serving CPU runs the scheme, per level present, and what does run there."""
+    verdicts = "; ".join(
+        dict.fromkeys(compatibility(request.scheme, pool.level).reason for pool in pools)
+        if request.scheme is not Scheme.AUTO
+        else ["auto found no scheme that runs natively on these CPUs"]
+    )
+    alternatives = [
+        other
+        for other in CONCRETE_SCHEMES
+        if any(compatibility(other, p.level).support is Support.NATIVE for p in pools)
+    ]
+    if request.scheme is not Scheme.AUTO and any(
+        compatibility(request.scheme, p.level).support is Support.FALLBACK for p in pools
+    ):
+        verdicts += " (allow fallback in the spec to accept that)"
+    if alternatives:
+        verdicts += f"; {', '.join(alternatives)} run natively there"
+    return verdicts
+
+
+def _cpu_too_small(request: PlanRequest, scheme: Scheme, pools: tuple[CpuPool, ...]) -> str:
+    """Memory one CPU replica needs against the largest node's, with its parts."""
+    sizing = size_cpu_replica(
+        request.parameters, scheme, request.cpu_cores, request.cpu_kv_cache_gib
+    )
+    nodes = [node for pool in pools for node in pool.nodes]
+    biggest = max(nodes, key=lambda node: node.memory_bytes)
+    most_cores = max(node.cores for node in nodes)
+    return (
+        f"{_params(request.parameters)} at {scheme} needs {sizing.memory_bytes / 2**30:.0f} GiB "
+        f"and {sizing.cores} cores per CPU replica (weights {format_bytes(sizing.weight_bytes)}, "
+        f"KV cache {sizing.kv_cache_gib} GiB, runtime); the largest CPU node has "
+        f"{biggest.memory_bytes / 2**30:.0f} GiB allocatable and the most cores are {most_cores}"
     )
 
 

@@ -13,9 +13,9 @@ from factories import DEV_FLEET, DEV_INVENTORY, GPU_TAINT, make_node
 from quantfleet.api.enums import GpuFamily, Objective, PlacementPolicy, Scheme
 from quantfleet.builders.placement import (
     build_any_gpu_placement,
-    build_gpu_resources,
     build_node_affinity,
     build_pod_placement,
+    build_resources,
     build_tolerations,
 )
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
@@ -71,7 +71,7 @@ def admits(node: Node, pod_placement: dict[str, Any], resources: dict[str, Any])
 
 
 def admitted_nodes(nodes: list[Node], plan: Plan) -> list[str]:
-    placement, resources = build_pod_placement(plan), build_gpu_resources(plan)
+    placement, resources = build_pod_placement(plan), build_resources(plan)
     return [n["metadata"]["name"] for n in nodes if admits(n, placement, resources)]
 
 
@@ -183,7 +183,7 @@ def test_a_single_target_needs_no_preference() -> None:
 def test_gpu_requests_equal_limits() -> None:
     plan = plan_for([make_node("a100")], PlanRequest(72 * B, scheme=Scheme.W8A8))
 
-    assert build_gpu_resources(plan) == {
+    assert build_resources(plan) == {
         "requests": {"nvidia.com/gpu": "2"},
         "limits": {"nvidia.com/gpu": "2"},
     }
@@ -234,7 +234,7 @@ def test_a_baseline_plan_admits_its_family_where_bf16_fits(
     plan = plan_baseline(parameters, family, build_inventory(nodes))
     assert isinstance(plan, BaselinePlan), plan
 
-    placement, resources = build_pod_placement(plan), build_gpu_resources(plan)
+    placement, resources = build_pod_placement(plan), build_resources(plan)
 
     assert [n["metadata"]["name"] for n in nodes if admits(n, placement, resources)] == (
         want_admitted

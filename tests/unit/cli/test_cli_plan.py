@@ -122,7 +122,9 @@ def test_unplaceable_exits_1_with_the_reason(
         ),
         pytest.param(["--params", "lots"], [A100], "not a parameter count", id="size in words"),
         pytest.param(["--params", "7B"], [], "holds no Node objects", id="empty fleet file"),
-        pytest.param(["--params", "7B"], [CPU], "no GPU nodes in", id="fleet without gpus"),
+        pytest.param(
+            ["--params", "7B"], [CPU], "no GPU or serving CPU nodes in", id="fleet without gpus"
+        ),
         pytest.param(
             ["--params", "7B"],
             [["not", "a", "node"]],

@@ -12,9 +12,10 @@ from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.api.enums import GpuFamily, Scheme
 from quantfleet.planning.inventory import (
     GpuPod,
+    Held,
     build_inventory,
     read_gpu_pod,
-    requested_gpus,
+    requested,
 )
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
@@ -69,13 +70,14 @@ def test_a_models_own_pods_do_not_count_as_taken() -> None:
     pods = [GpuPod("ml", "a", "n", 2, "qwen"), GpuPod("ml", "b", "n", 1, "other")]
     pods.append(GpuPod("other-ns", "c", "n", 4, "qwen"))
 
-    assert requested_gpus(pods, namespace="ml", model="qwen") == {"n": 5}
-    assert requested_gpus(pods) == {"n": 7}
+    assert requested(pods, namespace="ml", model="qwen") == {"n": Held(gpus=5)}
+    assert requested(pods) == {"n": Held(gpus=7)}
 
 
 def plan(taken: dict[str, int], replicas: int = 1) -> Plan | Unplaceable:
     request = PlanRequest(parameters=7 * B, scheme=Scheme.W8A8, replicas=replicas)
-    return plan_placement(request, build_inventory(FLEET, taken))
+    held = {node: Held(gpus=gpus) for node, gpus in taken.items()}
+    return plan_placement(request, build_inventory(FLEET, held))
 
 
 def test_best_fit_takes_the_next_smallest_gpu_when_the_smallest_is_full() -> None:
@@ -112,7 +114,9 @@ def test_fitting_the_fleet_but_not_its_free_gpus_waits_and_says_what_is_free() -
 def test_a_model_no_gpu_holds_is_still_insufficient_memory_when_the_fleet_is_full() -> None:
     request = PlanRequest(parameters=400 * B, scheme=Scheme.W8A8)
 
-    verdict = plan_placement(request, build_inventory(FLEET, {"t4-0": 1, "a6000-0": 4}))
+    verdict = plan_placement(
+        request, build_inventory(FLEET, {"t4-0": Held(gpus=1), "a6000-0": Held(gpus=4)})
+    )
 
     assert isinstance(verdict, Unplaceable)
     assert verdict.reason == Reason.INSUFFICIENT_GPU_MEMORY

@@ -2,7 +2,7 @@
 
 import pytest
 
-from quantfleet.api.enums import GpuFamily, Objective, Scheme
+from quantfleet.api.enums import CpuLevel, GpuFamily, Objective, Scheme
 from quantfleet.planning.compat import Support, compatibility
 from quantfleet.planning.gpu import family_floor
 from quantfleet.planning.rules import AUTO_RULES, AutoRule, auto_rule
@@ -13,8 +13,10 @@ NON_VOLTA = [f for f in GpuFamily if f is not GpuFamily.VOLTA]
 @pytest.mark.parametrize("rule", AUTO_RULES, ids=lambda r: r.why[:40])
 def test_every_rule_scheme_is_native_on_its_families(rule: AutoRule) -> None:
     verdicts = {
-        (family, scheme): compatibility(scheme, family_floor(family)).support
-        for family in rule.families
+        (kind, scheme): compatibility(
+            scheme, kind if isinstance(kind, CpuLevel) else family_floor(kind)
+        ).support
+        for kind in rule.families
         for scheme in rule.schemes
     }
 
