@@ -15,8 +15,10 @@ from quantfleet.api.common import (
     one_of,
 )
 from quantfleet.api.enums import (
+    CpuLevel,
     EvalTask,
     GpuFamily,
+    Hardware,
     ModelKind,
     Objective,
     PlacementPolicy,
@@ -242,8 +244,13 @@ class Serving(ApiModel):
     extra_args: list[Annotated[str, Field(max_length=512)]] = Field(
         default_factory=list, max_length=64, description="Extra vLLM arguments, appended as given."
     )
-    image: str = Field(
-        default=DEFAULT_VLLM_IMAGE, max_length=512, description="vLLM OpenAI server image."
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        description=(
+            f"vLLM OpenAI server image; defaults to {DEFAULT_VLLM_IMAGE} on GPUs and to the "
+            "operator's vLLM CPU image (its cpu_vllm_image setting) on CPUs."
+        ),
     )
     promotion: PromotionPolicy = Field(
         default=PromotionPolicy.AUTOMATIC,
@@ -268,7 +275,20 @@ class Serving(ApiModel):
 
 
 class Placement(ApiModel):
-    """Which of the GPU kinds that run the scheme natively and fit one replica serves it."""
+    """What hardware serves it, and which of the GPU kinds (or CPU pools) that run the scheme
+    natively and fit one replica."""
+
+    hardware: Hardware | None = Field(
+        default=None,
+        description=(
+            "gpu (the default): GPU nodes only. cpu: serving CPU nodes only, matched by their "
+            "Node Feature Discovery cpuid labels (INT8 W8A8 needs AVX512-VNNI or AMX-INT8, "
+            "NVFP4 never runs there); the quantize and evaluate Jobs then run on CPU too. any: "
+            "GPUs and CPUs ranked together by the policy, CPUs only for models up to 8B. "
+            "Serving CPU nodes are those the cluster opts in (label "
+            "quantfleet.io/cpu-serving=true, or the operator's cpu_nodes setting)."
+        ),
+    )
 
     policy: PlacementPolicy | None = Field(
         default=None,
@@ -320,12 +340,23 @@ class PlanStatus(ApiModel):
     policy: PlacementPolicy | None = Field(
         default=None, description="The placement policy that ranked the GPUs."
     )
+    hardware: Hardware | None = Field(
+        default=None, description="gpu or cpu: what the plan serves on."
+    )
     gpu_family: GpuFamily | None = Field(default=None, description="Preferred GPU family.")
     gpu_families: list[GpuFamily] = Field(
         default_factory=list, description="Every GPU family the pods may land on."
     )
     gpus_per_replica: int | None = Field(default=None, description="GPUs per vLLM replica.")
     tensor_parallel_size: int | None = Field(default=None, description="vLLM tensor-parallel size.")
+    cpu_levels: list[CpuLevel] = Field(
+        default_factory=list, description="A CPU plan: the CPU levels its pods may land on."
+    )
+    cpus_per_replica: int | None = Field(default=None, description="A CPU plan: cores per replica.")
+    memory_per_replica: str | None = Field(
+        default=None,
+        description="A CPU plan: memory per replica (weights, KV cache, runtime), e.g. 12Gi.",
+    )
     parameters: int | None = Field(
         default=None,
         ge=1,

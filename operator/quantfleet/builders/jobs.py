@@ -30,9 +30,9 @@ from quantfleet.builders.children import (
     scratch_volumes,
     token_env,
 )
-from quantfleet.builders.placement import build_any_gpu_placement
+from quantfleet.builders.placement import build_any_gpu_placement, build_cpu_resources
 from quantfleet.builders.storage import claim_volumes, local_path
-from quantfleet.planning.capacity import MIB, weight_bytes
+from quantfleet.planning.capacity import MIB, CpuSizing, weight_bytes
 from quantfleet.planning.compat import BF16
 from quantfleet.planning.inventory import GPU_RESOURCE, Taint
 
@@ -108,9 +108,11 @@ def build_quantize_job(
     placement: Json,
     settings: OperatorSettings,
     parameters: int | None = None,
+    cpu_cores: int | None = None,
 ) -> Json:
     """The Job running `quantfleet_jobs.quantize` for `spec` at the resolved `scheme`; its host
-    memory and disk sized from `parameters` unless `spec.quantization.resources` says."""
+    memory and disk sized from `parameters` unless `spec.quantization.resources` says. On one
+    GPU, or with `cpu_cores` on that many cores of a CPU node (`--device cpu`)."""
     name = owner["metadata"]["name"]
     inputs = artifact_id(spec, scheme)
     quantization = spec.quantization
@@ -123,7 +125,7 @@ def build_quantize_job(
         f"--num-samples={calibration.samples}",
         f"--max-seq-length={calibration.max_sequence_length}",
         f"--seed={calibration.seed}",
-        "--device=cuda",
+        f"--device={'cpu' if cpu_cores else 'cuda'}",
     ]
     if calibration.dataset:
         args.append(f"--dataset={calibration.dataset}")
@@ -149,6 +151,7 @@ def build_quantize_job(
     if quantization.ignore is not None:
         args.extend(f"--ignore={pattern}" for pattern in quantization.ignore)
     resources = quantization.resources
+    device = {"cpu": str(cpu_cores)} if cpu_cores else {GPU_RESOURCE: "1"}
     return build_job(
         owner,
         child_name(name, "quantize", inputs),
@@ -165,9 +168,9 @@ def build_quantize_job(
             "requests": {
                 **quantize_host_resources(spec, parameters),
                 **(resources.requests if resources else {}),
-                GPU_RESOURCE: "1",
+                **device,
             },
-            "limits": {**(resources.limits if resources else {}), GPU_RESOURCE: "1"},
+            "limits": {**(resources.limits if resources else {}), **device},
         },
         deadline=settings.quantize_deadline_seconds,
         settings=settings,
@@ -259,8 +262,10 @@ def build_evaluate_job(
     gpus: int,
     cached_baseline: dict[str, dict[str, Any]],
     settings: OperatorSettings,
+    cpu: CpuSizing | None = None,
 ) -> Json:
-    """The Job running `quantfleet_jobs.evaluate`: baseline and checkpoint on the same tasks.
+    """The Job running `quantfleet_jobs.evaluate`: baseline and checkpoint on the same tasks,
+    on `gpus` GPUs, or with `cpu` on a CPU node (transformers, `--device cpu`).
 
     Baseline scores already cached for this model revision, task and limit are passed in, so
     a second scheme of the same model does not score BF16 again.
@@ -271,12 +276,12 @@ def build_evaluate_job(
         f"--baseline={_source(spec)}",
         f"--quantized={spec.output.uri}",
         f"--tasks={','.join(tasks)}",
-        # auto: vLLM where the Job image has it, transformers otherwise (both on the GPU).
+        # auto: vLLM where the Job image has it and a GPU, transformers otherwise.
         "--engine=auto",
-        "--device=cuda",
+        f"--device={'cpu' if cpu else 'cuda'}",
         # The engine runs across every GPU the Job asks for. (The program prompts a VLM through
         # its chat template by itself: no --apply-chat-template here.)
-        f"--tensor-parallel-size={gpus}",
+        f"--tensor-parallel-size={max(gpus, 1)}",
     ]
     if spec.evaluation.limit is not None:
         args.append(f"--limit={spec.evaluation.limit}")
@@ -302,7 +307,11 @@ def build_evaluate_job(
         volumes=volumes,
         mounts=mounts,
         placement=placement,
-        resources={"requests": {GPU_RESOURCE: str(gpus)}, "limits": {GPU_RESOURCE: str(gpus)}},
+        resources=(
+            build_cpu_resources(cpu)
+            if cpu
+            else {"requests": {GPU_RESOURCE: str(gpus)}, "limits": {GPU_RESOURCE: str(gpus)}}
+        ),
         deadline=settings.evaluate_deadline_seconds,
         settings=settings,
     )

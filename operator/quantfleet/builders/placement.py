@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from itertools import groupby
 from typing import Any
 
+from quantfleet.api.enums import CpuLevel
 from quantfleet.planning.baseline import BaselinePlan
 from quantfleet.planning.capacity import CpuSizing
 from quantfleet.planning.cpu import LABEL_CPU_VENDOR, level_labels
@@ -80,34 +81,52 @@ def build_cpu_node_affinity(plan: Plan) -> Json:
     }
     if len(pools) > 1:
         affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
-            {"weight": target.weight, "preference": {"matchExpressions": _cpu_levels(target.pool)}}
+            {
+                "weight": target.weight,
+                "preference": {
+                    "matchExpressions": _cpu_levels(target.pool.level, target.pool.vendor)
+                },
+            }
             for target in plan.targets
             if isinstance(target.pool, CpuPool)
         ]
     return affinity
 
 
+def build_any_cpu_placement(labelled: bool) -> Json:
+    """`affinity` for a Job on any serving CPU node (NFD-labelled AVX2 or newer); `labelled`:
+    only nodes opted in by label serve (the cpu_nodes setting is off)."""
+    term = [*_cpu_levels(CpuLevel.AVX2), *_serving_cpu_node(labelled)]
+    required = {"nodeSelectorTerms": [{"matchExpressions": term}]}
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}},
+        "tolerations": [],
+    }
+
+
 def _cpu_selector(pool: CpuPool) -> list[Json]:
-    """The pool's level and vendor labels on a node that serves on CPUs: opted in by label when
-    every node of the pool is, otherwise not opted out (the cpu_nodes setting let it in)."""
+    """The pool's level and vendor labels on a node that serves on CPUs."""
+    return [*_cpu_levels(pool.level, pool.vendor), *_serving_cpu_node(pool.labelled)]
+
+
+def _serving_cpu_node(labelled: bool) -> list[Json]:
+    """No GPU, no control plane, and opted in by label when every node is (otherwise not opted
+    out: the cpu_nodes setting let it in)."""
     opted = (
         _expression(LABEL_CPU_SERVING, "In", ["true"])
-        if pool.labelled
+        if labelled
         else _expression(LABEL_CPU_SERVING, "NotIn", ["false"])
     )
     return [
-        *_cpu_levels(pool),
         {"key": LABEL_GPU_PRESENT, "operator": "DoesNotExist"},
         {"key": LABEL_CONTROL_PLANE, "operator": "DoesNotExist"},
         opted,
     ]
 
 
-def _cpu_levels(pool: CpuPool) -> list[Json]:
-    vendor = (
-        [] if pool.vendor == "unknown" else [_expression(LABEL_CPU_VENDOR, "In", [pool.vendor])]
-    )
-    return [*(_expression(label, "In", ["true"]) for label in level_labels(pool.level)), *vendor]
+def _cpu_levels(level: CpuLevel, vendor: str = "unknown") -> list[Json]:
+    by_vendor = [] if vendor == "unknown" else [_expression(LABEL_CPU_VENDOR, "In", [vendor])]
+    return [*(_expression(label, "In", ["true"]) for label in level_labels(level)), *by_vendor]
 
 
 def build_node_affinity(plan: Plan | BaselinePlan) -> Json:

@@ -1,13 +1,13 @@
 """The vLLM pods, written in one place: a promoted checkpoint's Deployment and Service, and the
-pod template a BenchmarkRun's BF16 baseline reuses. Placed on GPUs that run the scheme natively
-(the plan's node affinity) and restricted like every other pod."""
+pod template a BenchmarkRun's BF16 baseline reuses. Placed on GPUs (or serving CPU nodes) that run
+the scheme natively (the plan's node affinity) and restricted like every other pod."""
 
 import json
 from dataclasses import dataclass
 
 from quantfleet.api.common import SecretKeyRef
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
-from quantfleet.api.quantizedmodel import QuantizedModelSpec, Serving
+from quantfleet.api.quantizedmodel import DEFAULT_VLLM_IMAGE, QuantizedModelSpec, Serving
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import (
     CACHE_ENV,
@@ -62,8 +62,12 @@ def checkpoint_model(owner_name: str, spec: QuantizedModelSpec) -> VllmModel:
     )
 
 
-def vllm_args(model: VllmModel, tensor_parallel_size: int, settings: OperatorSettings) -> list[str]:
-    """`vllm serve` arguments for `model` on `tensor_parallel_size` GPUs."""
+def vllm_args(
+    model: VllmModel, tensor_parallel_size: int, settings: OperatorSettings, cpu: bool = False
+) -> list[str]:
+    """`vllm serve` arguments for `model` on `tensor_parallel_size` GPUs, or on CPUs (where
+    --gpu-memory-utilization would be a share of host RAM: the KV cache is sized by
+    VLLM_CPU_KVCACHE_SPACE instead, vllm-cpu.md)."""
     serving = model.serving
     args = [
         local_path(model.uri.removeprefix("hf://")),  # vLLM takes a hub name as is
@@ -71,8 +75,9 @@ def vllm_args(model: VllmModel, tensor_parallel_size: int, settings: OperatorSet
         f"--port={PORT}",
         *([f"--dtype={model.dtype}"] if model.dtype else []),
         f"--tensor-parallel-size={tensor_parallel_size}",
-        f"--gpu-memory-utilization={settings.gpu_memory_utilization}",
     ]
+    if not cpu:
+        args.append(f"--gpu-memory-utilization={settings.gpu_memory_utilization}")
     if model.uri.startswith("s3://"):
         # vLLM streams the weights from S3 (the vllm/vllm-openai image carries its runai extra;
         # a custom spec.serving.image must too) and pulls config and tokenizer into
@@ -94,17 +99,29 @@ def build_vllm_pod_template(
     pod_labels: dict[str, str],
     settings: OperatorSettings,
 ) -> Json:
-    """One vLLM pod on the plan's GPUs: probes, scratch volumes (and /dev/shm for NCCL when
-    tensor-parallel), the weights' claim read-only, restricted security and placement."""
+    """One vLLM pod on the plan's GPUs (or CPUs): probes, scratch volumes (and /dev/shm for NCCL
+    when tensor-parallel), the weights' claim read-only, restricted security and placement."""
     scratch, scratch_mounts = scratch_volumes(shm=plan.tensor_parallel_size > 1)
     volumes, mounts = claim_volumes(writable=[], read_only=[model.uri])
     probe = {"httpGet": {"path": "/health", "port": PORT}}
+    cpu = plan.cpu if isinstance(plan, Plan) else None
+    default_image = settings.cpu_vllm_image if cpu else DEFAULT_VLLM_IMAGE
+    cpu_env = (
+        [
+            # The KV cache in host RAM (GiB), counted into the pod's memory by the plan; vLLM
+            # binds one OpenMP thread to each core the pod gets.
+            {"name": "VLLM_CPU_KVCACHE_SPACE", "value": str(cpu.kv_cache_gib)},
+            {"name": "VLLM_CPU_OMP_THREADS_BIND", "value": "auto"},
+        ]
+        if cpu
+        else []
+    )
     container = {
         "name": "vllm",
-        "image": model.serving.image,
+        "image": model.serving.image or default_image,
         "command": ["vllm", "serve"],
-        "args": vllm_args(model, plan.tensor_parallel_size, settings),
-        "env": list(CACHE_ENV) + token_env(model.token_secret_ref),
+        "args": vllm_args(model, plan.tensor_parallel_size, settings, cpu=cpu is not None),
+        "env": list(CACHE_ENV) + cpu_env + token_env(model.token_secret_ref),
         "ports": [{"name": "http", "containerPort": PORT}],
         "resources": build_resources(plan),
         "securityContext": restricted_container_security(),

@@ -9,7 +9,7 @@ from typing import Literal
 from quantfleet.api.common import Condition
 from quantfleet.api.conditions import QuantizedModelCondition as Type
 from quantfleet.api.conditions import Reason
-from quantfleet.api.enums import PromotionPolicy, Scheme
+from quantfleet.api.enums import Hardware, PromotionPolicy, Scheme
 from quantfleet.api.quantizedmodel import (
     ArtifactStatus,
     Children,
@@ -283,14 +283,18 @@ def _serving(observed: Observed) -> ServingStatus | None:
 def _plan_status(plan: Plan | Unplaceable | None) -> PlanStatus | None:
     if plan is None or isinstance(plan, Unplaceable):
         return None
-    families = list(plan.target_families)
+    families, cpu = list(plan.target_families), plan.cpu
     return PlanStatus(
         scheme=plan.scheme,
         policy=plan.policy,
-        gpu_family=families[0],
+        hardware=Hardware.CPU if cpu else Hardware.GPU,
+        gpu_family=families[0] if families else None,
         gpu_families=families,
-        gpus_per_replica=plan.gpus_per_replica,
+        gpus_per_replica=None if cpu else plan.gpus_per_replica,
         tensor_parallel_size=plan.tensor_parallel_size,
+        cpu_levels=list(plan.target_levels),
+        cpus_per_replica=cpu.cores if cpu else None,
+        memory_per_replica=f"{cpu.memory_bytes // 2**30}Gi" if cpu else None,
         parameters=plan.parameters,
         rationale=plan.rationale[:512],
     )

@@ -37,6 +37,10 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         placement_policy=args.placement_policy,
         gpu_costs=costs,
         model_cache_claim=args.model_cache_claim or None,
+        cpu_nodes=args.cpu_nodes,
+        cpu_cores_per_replica=args.cpu_cores_per_replica,
+        cpu_kv_cache_gib=args.cpu_kv_cache_gib,
+        cpu_vllm_image=args.cpu_vllm_image,
     )
 
 
@@ -70,7 +74,35 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument(
         "--gpu-costs",
         type=Path,
-        help="YAML map of GPU product or family to the cost of one GPU, for the Cheapest "
-        "policy; read at start, ignored when the file does not exist (an optional ConfigMap)",
+        help="YAML map of GPU product or family to the cost of one GPU (key cpu: one CPU "
+        "core), for the Cheapest policy; read at start, ignored when the file does not exist "
+        "(an optional ConfigMap)",
+    )
+    defaults = OperatorSettings()
+    parser.add_argument(
+        "--cpu-nodes",
+        action="store_true",
+        default=os.environ.get("QUANTFLEET_CPU_NODES") == "true",
+        help="serve on every NFD-labelled node without GPUs, not only those labelled "
+        "quantfleet.io/cpu-serving=true (env QUANTFLEET_CPU_NODES=true)",
+    )
+    parser.add_argument(
+        "--cpu-cores-per-replica",
+        type=int,
+        default=int(
+            os.environ.get("QUANTFLEET_CPU_CORES_PER_REPLICA", defaults.cpu_cores_per_replica)
+        ),
+        help="CPUs of each CPU replica (env QUANTFLEET_CPU_CORES_PER_REPLICA)",
+    )
+    parser.add_argument(
+        "--cpu-kv-cache-gib",
+        type=int,
+        default=int(os.environ.get("QUANTFLEET_CPU_KV_CACHE_GIB", defaults.cpu_kv_cache_gib)),
+        help="VLLM_CPU_KVCACHE_SPACE of each CPU replica (env QUANTFLEET_CPU_KV_CACHE_GIB)",
+    )
+    parser.add_argument(
+        "--cpu-vllm-image",
+        default=os.environ.get("QUANTFLEET_CPU_VLLM_IMAGE", defaults.cpu_vllm_image),
+        help="vLLM image of CPU replicas (env QUANTFLEET_CPU_VLLM_IMAGE)",
     )
     parser.set_defaults(run=run)

@@ -24,6 +24,7 @@ from quantfleet.api.common import (
 from quantfleet.api.conditions import BenchmarkReason as Why
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
 from quantfleet.api.contract import BASELINE_TARGET, LABEL_BENCHMARK_RUN
+from quantfleet.api.enums import Hardware
 from quantfleet.api.quantizedmodel import QuantizedModel
 from quantfleet.builders.benchmark import (
     SystemUnderTest,
@@ -228,6 +229,9 @@ def _baseline_ready(
     """Bring up the BF16 baseline on the model's GPU family; None once it serves."""
     api, name = runtime.api_client(), model.metadata["name"]
     status = model.status
+    if status and status.plan and status.plan.hardware is Hardware.CPU:
+        why = f"QuantizedModel {name} serves on CPUs: a BF16 baseline on CPUs is not supported yet"
+        return TargetProgress(BASELINE_TARGET, failure=(Why.BASELINE_UNPLACEABLE, why))
     family = status.plan.gpu_family if status and status.plan else None
     if family is None:
         return f"QuantizedModel {name} has no GPU plan yet"

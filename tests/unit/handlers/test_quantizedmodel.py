@@ -82,8 +82,8 @@ def test_ensure_quantize_job_creates_one_job_and_deletes_those_for_old_inputs(
     old["metadata"]["labels"] = {LABEL_MODEL: "qwen", LABEL_COMPONENT: "quantize"}
     kube.add(old)
 
-    first = ensure_quantize_job(step, Scheme.FP8_DYNAMIC, 7_600_000_000)
-    again = ensure_quantize_job(step, Scheme.FP8_DYNAMIC, 7_600_000_000)
+    first = ensure_quantize_job(step, Scheme.FP8_DYNAMIC, 7_600_000_000, None)
+    again = ensure_quantize_job(step, Scheme.FP8_DYNAMIC, 7_600_000_000, None)
 
     assert first.name == again.name
     assert first.name.startswith("qwen-quantize-")
