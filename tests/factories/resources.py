@@ -7,6 +7,7 @@ from typing import Any
 from factories.gpus import DEV_INVENTORY
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.common import API_VERSION
+from quantfleet.api.enums import Hardware
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.planning.capacity import source_parameters
 from quantfleet.planning.planner import Plan, PlanRequest, plan_placement
@@ -57,6 +58,7 @@ def make_plan(spec: QuantizedModelSpec) -> Plan:
             parameters=source_parameters(billions),
             scheme=spec.quantization.scheme,
             objective=spec.quantization.resolved_objective,
+            hardware=spec.placement.hardware or Hardware.GPU,
         ),
         DEV_INVENTORY,
     )

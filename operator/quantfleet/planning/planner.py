@@ -511,24 +511,24 @@ def _no_free_capacity(request: PlanRequest, candidates: list[Candidate]) -> str:
 
 
 def _incompatible_cpu(request: PlanRequest, pools: tuple[CpuPool, ...]) -> str:
-    """Why no serving CPU runs the scheme, per level present, and what does run there."""
-    verdicts = "; ".join(
-        dict.fromkeys(compatibility(request.scheme, pool.level).reason for pool in pools)
-        if request.scheme is not Scheme.AUTO
-        else ["auto found no scheme that runs natively on these CPUs"]
-    )
+    """Why no serving CPU runs the scheme, and what does run there."""
+    levels = ", ".join(dict.fromkeys(pool.level for pool in pools))
+    if request.scheme is Scheme.AUTO:
+        message = f"auto found no scheme that runs natively on the serving CPUs ({levels})"
+    else:
+        verdicts = [compatibility(request.scheme, pool.level) for pool in pools]
+        why = "; ".join(dict.fromkeys(v.reason.split("; CPU is")[0] for v in verdicts))
+        message = f"{request.scheme} on the serving CPUs ({levels}): {why}"
+        if any(v.support is Support.FALLBACK for v in verdicts):
+            message += " (allow fallback in the spec to accept that)"
     alternatives = [
         other
         for other in CONCRETE_SCHEMES
         if any(compatibility(other, p.level).support is Support.NATIVE for p in pools)
     ]
-    if request.scheme is not Scheme.AUTO and any(
-        compatibility(request.scheme, p.level).support is Support.FALLBACK for p in pools
-    ):
-        verdicts += " (allow fallback in the spec to accept that)"
     if alternatives:
-        verdicts += f"; {', '.join(alternatives)} run natively there"
-    return verdicts
+        message += f"; {', '.join(alternatives)} run natively there"
+    return message
 
 
 def _cpu_too_small(request: PlanRequest, scheme: Scheme, pools: tuple[CpuPool, ...]) -> str:

@@ -47,7 +47,7 @@ _FP8 = "{family} runs FP8 natively"
 _INT8 = "INT8 is the 8-bit scheme of {family}"
 _FP4 = "{family} runs NVFP4 natively"
 _W4 = "{family} runs W4A16 natively"
-_CPU_INT8 = "INT8 W8A8 runs on the int8 units of a {family} CPU"
+_CPU_INT8 = "INT8 W8A8 runs on the int8 units of {family} CPUs"
 _CPU_W4 = (
     "without AVX512-VNNI or AMX INT8 is a fallback; weight-only W4A16 runs natively on {family}"
 )
