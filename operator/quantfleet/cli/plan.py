@@ -8,6 +8,7 @@ cluster through the kubeconfig.
 import argparse
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -190,15 +191,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _choice(parser: argparse.ArgumentParser, flag: str, default: StrEnum, help: str) -> None:
+    """A flag taking one value of `default`'s enum."""
+    kind = type(default)
+    parser.add_argument(flag, type=kind, choices=list(kind), default=default, help=help)
+
+
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = subparsers.add_parser(
         "plan", help="show the scheme, GPUs and tensor-parallel size a model gets on a fleet"
     )
     parser.add_argument("--params", required=True, help="parameter count, e.g. 72B, 7.5B, 500M")
-    parser.add_argument(
-        "--objective", type=Objective, choices=list(Objective), default=Objective.BALANCED
-    )
-    parser.add_argument("--scheme", type=Scheme, choices=list(Scheme), default=Scheme.AUTO)
+    _choice(parser, "--objective", Objective.BALANCED, "what auto optimises for")
+    _choice(parser, "--scheme", Scheme.AUTO, "the scheme, or auto")
     parser.add_argument(
         "--fleet", type=Path, help="Node manifests or a testbed fleet file; default: the cluster"
     )
@@ -209,25 +214,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument("--attention-heads", type=_positive_int, help="TP must divide these")
     parser.add_argument("--gpus-per-replica", type=_positive_int, help="fix the GPU count")
-    parser.add_argument(
-        "--policy",
-        type=PlacementPolicy,
-        choices=list(PlacementPolicy),
-        default=PlacementPolicy.BEST_FIT,
-        help="how the GPU kinds that qualify are ranked",
-    )
+    _choice(parser, "--policy", PlacementPolicy.BEST_FIT, "how the kinds that qualify rank")
     parser.add_argument(
         "--gpu-costs",
         type=Path,
         help="YAML map of GPU product or family to one GPU's cost (key cpu: one CPU core's)",
     )
-    parser.add_argument(
-        "--hardware",
-        type=Hardware,
-        choices=list(Hardware),
-        default=Hardware.GPU,
-        help="serve on GPUs, on serving CPU nodes, or either (CPUs for models up to 8B)",
-    )
+    _choice(parser, "--hardware", Hardware.GPU, "GPUs, serving CPU nodes, or any (CPUs to 8B)")
     parser.add_argument(
         "--cpu-nodes",
         action="store_true",

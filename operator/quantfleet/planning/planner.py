@@ -23,6 +23,7 @@ from quantfleet.planning.inventory import CpuPool, GpuInventory, GpuPool, Taint
 from quantfleet.planning.rules import (
     CPU_MAX_PARAMETERS,
     MEMORY_BOUND_WHY,
+    AutoRule,
     GpuCosts,
     Kind,
     Pool,
@@ -264,10 +265,7 @@ def _cpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candi
                 request.parameters, scheme, request.cpu_cores, request.cpu_kv_cache_gib
             )
             if pool.fits(sizing.cores, sizing.memory_bytes):
-                why = verdict.reason
-                if auto and rule is not None:
-                    why = rule.why if step == 0 else MEMORY_BOUND_WHY.format(first=schemes[0])
-                    why = why.format(family=pool.level)
+                why = _auto_why(rule, step, pool.level) if auto and rule else verdict.reason
                 candidates.append(_CpuCandidate(pool, scheme, verdict.support, sizing, step, why))
                 break
     if candidates:
@@ -278,6 +276,12 @@ def _cpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candi
     return _unplaceable(
         request, Reason.INSUFFICIENT_NODE_MEMORY, _cpu_too_small(request, smallest, pools)
     )
+
+
+def _auto_why(rule: AutoRule, step: int, kind: Kind) -> str:
+    """The rule's reason for its first scheme, or the memory-bound step-down's."""
+    why = rule.why if step == 0 else MEMORY_BOUND_WHY.format(first=rule.schemes[0])
+    return why.format(family=kind)
 
 
 def _auto_candidates(
@@ -294,8 +298,7 @@ def _auto_candidates(
             verdict = compatibility(scheme, pool.compute_capability)
             sizing = _size(request, scheme, pool)
             if verdict.support is Support.NATIVE and sizing is not None:
-                why = rule.why if step == 0 else MEMORY_BOUND_WHY.format(first=rule.schemes[0])
-                why = why.format(family=pool.family)
+                why = _auto_why(rule, step, pool.family)
                 candidates.append(_Candidate(pool, scheme, verdict.support, sizing, step, why))
                 break
     if candidates:
