@@ -259,3 +259,60 @@ def test_a_model_waits_for_free_gpus_and_is_placed_once_they_free_up(
     )  # fmt: skip
     planned = models.wait_condition("fp4", "Planned", "True", "Placed")
     assert "blackwell" in planned["message"]
+
+
+POOL_LABEL = "quantfleet.io/node-pool"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "quantization", "pools", "levels"),
+    [
+        pytest.param("W8A8", {}, {"xeon-amx"}, ["amx"], id="int8-only-where-amx-or-vnni"),
+        pytest.param(
+            "W8A8",
+            {"allowFallback": True},
+            {"xeon-amx"},
+            ["amx"],
+            id="int8-fallback-unused-while-a-native-cpu-has-room",
+        ),
+        pytest.param(
+            "W4A16", {}, {"xeon-amx", "xeon-avx512"}, ["amx", "avx512"], id="w4a16-on-any-avx512"
+        ),
+    ],
+)
+def test_a_cpu_model_runs_its_jobs_and_serves_on_the_cpus_its_scheme_needs(
+    models: Models,
+    api_client: client.ApiClient,
+    scheme: str,
+    quantization: Json,
+    pools: set[str],
+    levels: list[str],
+) -> None:
+    """Simulated CPU nodes (kwok, NFD labels with and without AMX): the scheduler places the
+    Jobs and the vLLM pods by the operator's affinity on the labels."""
+    name = f"cpu-{scheme.lower()}{'-fb' if quantization else ''}"
+    models.create(
+        make_quantized_model(name, scheme, quantization=quantization, placement={"hardware": "cpu"})
+    )
+    models.wait_condition(name, "Ready", "True")
+    plan = models.get(name)["status"]["plan"]
+    assert (plan["hardware"], plan["cpuLevels"], plan["cpusPerReplica"]) == ("cpu", levels, 16)
+    assert "gpuFamily" not in plan
+    placed = {
+        component: [node_labels(api_client, p.spec.node_name) for p in models.pods(name, component)]
+        for component in ("quantize", "evaluate", "serve")
+    }
+    for component, labels in placed.items():
+        assert labels, component
+        assert all("nvidia.com/gpu.present" not in node for node in labels), component
+        assert all(node["quantfleet.io/cpu-serving"] == "true" for node in labels), component
+    assert {node[POOL_LABEL] for node in placed["serve"]} <= pools
+    (serving,) = models.serving_pods(name)
+    assert serving.spec.containers[0].resources.requests["cpu"] == "16"
+
+
+def test_nvfp4_on_cpus_is_not_planned_and_makes_no_pods(models: Models) -> None:
+    models.create(make_quantized_model("cpu-fp4", "NVFP4", placement={"hardware": "cpu"}))
+    planned = models.wait_condition("cpu-fp4", "Planned", "False", "NoCompatibleCpu")
+    assert "vLLM's CPU backend has no NVFP4 kernel" in planned["message"]
+    assert models.jobs("cpu-fp4") == []
