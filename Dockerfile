@@ -1,7 +1,9 @@
-# Two images from one locked environment (uv.lock):
+# Three images: two from the project's locked environment (uv.lock), one from the serving one
+# (serving/uv.lock, the vLLM CPU build the tests serve checkpoints with):
 #   docker build --target operator -t quantfleet-operator .   # `quantfleet operator`
 #   docker build --target jobs -t quantfleet-jobs .           # `python -m quantfleet_jobs.<program>`
-# Both run as uid/gid 65532 (no root, no shell user) and fit Pod Security "restricted" with a
+#   docker build --target vllm-cpu -t quantfleet-vllm-cpu .   # `vllm serve` on CPU nodes
+# All run as uid/gid 65532 (no root, no shell user) and fit Pod Security "restricted" with a
 # read-only root filesystem: nothing is written outside the mounted /tmp at run time.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -33,6 +35,15 @@ COPY operator/ operator/
 COPY jobs/ jobs/
 RUN uv sync --frozen --no-dev --extra jobs --no-editable
 
+# The serving environment as the tests install it (`make setup`), the project non-editable.
+FROM build AS vllm-cpu-build
+COPY pyproject.toml uv.lock README.md ./
+COPY serving/ serving/
+RUN uv sync --frozen --no-dev --project serving --no-install-project --no-install-package quantfleet
+COPY operator/ operator/
+COPY jobs/ jobs/
+RUN uv sync --frozen --no-dev --project serving --no-editable
+
 FROM ${PYTHON_IMAGE} AS operator
 COPY --from=operator-build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
@@ -53,3 +64,16 @@ ENV PATH=/app/.venv/bin:$PATH \
 USER 65532:65532
 ENTRYPOINT ["python", "-m"]
 CMD ["quantfleet_jobs.quantize", "--help"]
+
+# vLLM's CPU build. The operator's Deployments run `vllm serve` with the CPU environment it sets
+# (VLLM_CPU_KVCACHE_SPACE, VLLM_CPU_OMP_THREADS_BIND) and caches under /tmp (builders.children).
+FROM ${PYTHON_IMAGE} AS vllm-cpu
+COPY --from=vllm-cpu-build /app/.venv /app/.venv
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+USER 65532:65532
+EXPOSE 8000
+ENTRYPOINT ["vllm", "serve"]
+CMD ["--help"]

@@ -44,6 +44,7 @@ def runs(stage: str) -> list[str]:
     [
         pytest.param("operator", ["quantfleet", "operator"], id="operator image runs the operator"),
         pytest.param("jobs", ["python", "-m"], id="jobs image runs a program module"),
+        pytest.param("vllm-cpu", ["vllm", "serve"], id="vllm-cpu image serves"),
     ],
 )
 def test_target_runs_as_non_root_with_its_entrypoint(
@@ -80,3 +81,12 @@ def test_runtime_image_is_python_311_slim_with_the_built_environment(target: str
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
     copied = [rest for name, rest in stages()[target] if name == "COPY"]
     assert copied == [f"--from={target}-build /app/.venv /app/.venv"]
+
+
+def test_the_vllm_cpu_image_installs_the_locked_serving_environment() -> None:
+    syncs = [run for run in runs("vllm-cpu-build") if run.startswith("uv sync")]
+    assert syncs
+    for sync in syncs:
+        assert "--frozen" in sync
+        assert "--project serving" in sync  # serving/uv.lock: what tests/serving serves with
+    assert stages()["vllm-cpu"][0] == ("FROM", "${PYTHON_IMAGE} AS vllm-cpu")
