@@ -37,16 +37,11 @@ from factories.vllm import (
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.serving import build_deployment
-from quantfleet.planning.compat import VLLM_SCHEME_CLASS
+from quantfleet.planning.compat import VLLM_CPU_KERNEL, VLLM_SCHEME_CLASS
 
-# The linear kernel vLLM 0.32's CPU build selects per scheme on this host (AVX-512/AMX; measured,
-# ../shared/reference/vllm-cpu.md). A GPU picks others (Marlin, CUTLASS); the scheme class is the
-# operator's fact (planning.compat), the kernel is the host's.
-CPU_KERNEL = {
-    Scheme.W8A8: "CPUInt8ScaledMMLinearKernel",
-    Scheme.W4A16: "CPUWNA16LinearKernel",
-    Scheme.FP8_DYNAMIC: "ChannelWiseTorchFP8ScaledMMLinearKernel",
-}
+# The linear kernel vLLM 0.32's CPU build selects per scheme on this host (AVX-512/AMX): the
+# operator's CPU compatibility rows cite it (planning.compat). A GPU picks others (Marlin, CUTLASS).
+CPU_KERNEL = VLLM_CPU_KERNEL
 # vLLM's own line when a scheme has no kernel on the host (NVFP4 has none on the CPU).
 NVFP4_FAILURE = "Failed to find a kernel that can implement the NVFP4 linear layer"
 SOURCE_FIXTURE = {ModelKind.TEXT: "tiny_llama", ModelKind.VISION_LANGUAGE: "tiny_vlm"}

@@ -48,6 +48,13 @@ class _Band:
 
 
 CC = ComputeCapability
+# The linear kernel vLLM 0.32's CPU build selects per scheme on an AVX-512/AMX host (measured:
+# vllm-cpu.md; tests/serving holds a real server to it). NVFP4 has none.
+VLLM_CPU_KERNEL: Final[dict[Scheme, str]] = {
+    Scheme.W8A8: "CPUInt8ScaledMMLinearKernel",
+    Scheme.W4A16: "CPUWNA16LinearKernel",
+    Scheme.FP8_DYNAMIC: "ChannelWiseTorchFP8ScaledMMLinearKernel",
+}
 # Sources of the CPU rows.
 MEASURED = "measured: vllm-cpu.md (tests/serving)"
 VLLM_CPU_DOCS = "vLLM CPU installation docs"
@@ -69,7 +76,8 @@ COMPATIBILITY: Final[dict[Precision, tuple[_Band, ...]]] = {
         _Band(
             CpuLevel.AVX2,
             Support.FALLBACK,
-            "CPUs have no FP8 units: vLLM emulates FP8 W8A8 (ChannelWiseTorchFP8ScaledMM)",
+            "CPUs have no FP8 units: vLLM emulates FP8 W8A8 "
+            f"({VLLM_CPU_KERNEL[Scheme.FP8_DYNAMIC]})",
             MEASURED,
         ),
     ),
@@ -84,7 +92,7 @@ COMPATIBILITY: Final[dict[Precision, tuple[_Band, ...]]] = {
         _Band(
             CpuLevel.AMX,
             Support.NATIVE,
-            "INT8 W8A8 runs on AMX-INT8 tiles (oneDNN, CPUInt8ScaledMMLinearKernel)",
+            f"INT8 W8A8 runs on AMX-INT8 tiles (oneDNN, {VLLM_CPU_KERNEL[Scheme.W8A8]})",
             MEASURED,
         ),
         _Band(
@@ -113,7 +121,8 @@ COMPATIBILITY: Final[dict[Precision, tuple[_Band, ...]]] = {
         _Band(
             CpuLevel.AVX512,
             Support.NATIVE,
-            "W4A16 is weight-only: int4 weights unpacked per layer (CPUWNA16LinearKernel)",
+            "W4A16 is weight-only: int4 weights unpacked per layer "
+            f"({VLLM_CPU_KERNEL[Scheme.W4A16]})",
             MEASURED,
         ),
         _Band(CpuLevel.AVX2, Support.FALLBACK, _AVX2_ONLY, VLLM_CPU_DOCS),
