@@ -27,6 +27,10 @@ def test_demo_brings_the_samples_to_their_end_state(tmp_path: Path) -> None:
     assert rows["qwen25-vl-7b-fp8"][1:3] == ["FP8_DYNAMIC", "ada-lovelace"]
     assert rows["qwen25-vl-7b-int8"][1:3] == ["W8A8", "turing"]
     assert rows["qwen25-vl-72b-auto"][1:3] == ["FP8_DYNAMIC", "hopper"]
+    # On the simulated CPU nodes where AMX runs INT8 (NFD labels), not the AVX-512-only one.
+    assert rows["qwen25-vl-3b-cpu"][1:4] == ["W8A8", "cpu/amx", "-"]
+    assert rows["qwen25-vl-3b-cpu"][6] == "True"
+    assert "sim-xeon-amx-" in rows["qwen25-vl-3b-cpu"][7]
     assert rows["qwen25-vl-7b-w4a16"][5:7] == ["AwaitingApproval", "False"]
     assert rows["qwen25-vl-72b-auto"][6] == "True"
     assert "SIMULATED" in out

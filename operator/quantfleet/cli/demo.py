@@ -142,10 +142,16 @@ def _true(body: Json) -> list[str]:
     return [kind for kind, c in _conditions(body).items() if c["status"] == "True"]
 
 
+def _cpu_level(plan: Json) -> str:
+    """`cpu/amx` for a CPU plan, `-` for none."""
+    levels = plan.get("cpuLevels") or []
+    return f"cpu/{levels[0]}" if levels else "-"
+
+
 def _table(api: client.ApiClient, models: list[Json]) -> str:
     """`kubectl get qm -o wide` with the node each model landed on and why."""
     core = client.CoreV1Api(api)
-    rows = [("NAME", "SCHEME", "GPU", "GPUS", "RECOVERY", "PROMOTED", "READY", "SERVED ON")]
+    rows = [("NAME", "SCHEME", "HARDWARE", "GPUS", "RECOVERY", "PROMOTED", "READY", "SERVED ON")]
     notes = []
     for model in sorted(models, key=lambda m: str(m["metadata"]["name"])):
         name, status = model["metadata"]["name"], model.get("status") or {}
@@ -159,7 +165,7 @@ def _table(api: client.ApiClient, models: list[Json]) -> str:
         rows.append((
             name,
             plan.get("scheme", "-"),
-            plan.get("gpuFamily", "-"),
+            plan.get("gpuFamily") or _cpu_level(plan),
             str(plan.get("gpusPerReplica", "-")),
             f"{'SIM:' if recovery.get('simulated') else ''}{overall:.2f}%" if overall else "-",
             conditions.get("Promoted", {}).get("reason", "-"),
