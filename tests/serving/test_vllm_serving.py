@@ -373,12 +373,19 @@ def test_vllms_own_parser_takes_the_deployments_arguments() -> None:
         plan = make_plan(spec)
         deployment = build_deployment(make_owner(), spec, plan, OperatorSettings())
         built.append((vllm_container(deployment)["args"], plan.tensor_parallel_size))
+    # And a CPU replica's (spec.placement.hardware cpu): no --gpu-memory-utilization there.
+    cpu_spec = make_spec(quantization={"scheme": "W8A8"}, placement={"hardware": "cpu"})
+    cpu_plan = make_plan(cpu_spec)
+    assert cpu_plan.cpu is not None
+    cpu_deployment = build_deployment(make_owner(), cpu_spec, cpu_plan, OperatorSettings())
+    built.append((vllm_container(cpu_deployment)["args"], 1))
 
     parsed = in_serving_env(PARSE_ARGS, [args for args, _ in built])
 
+    formats = [load_format for _, _, load_format in LOCATIONS] + ["auto"]
     want = [
         [args[0], load_format, tensor_parallel, 8000]
-        for (args, tensor_parallel), (_, _, load_format) in zip(built, LOCATIONS, strict=True)
+        for (args, tensor_parallel), load_format in zip(built, formats, strict=True)
     ]
     assert parsed == want
     assert len({tensor_parallel for _, tensor_parallel in built}) > 1  # TP > 1 among them
