@@ -6,7 +6,7 @@ the kinds that fleet does not hold. Plain functions, so hypothesis strategies ca
 
 from typing import Any
 
-from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.inventory import Inventory, build_inventory
 from quantfleet.testbed.fleet import GPU_RESOURCE, GpuSpec, build_nodes, gpu_labels, load_fleet
 
 Node = dict[str, Any]
@@ -96,5 +96,5 @@ def make_fleet(*kinds: str | tuple[str, int], nodes_each: int = 1) -> list[Node]
     return fleet
 
 
-def make_inventory(*kinds: str | tuple[str, int]) -> GpuInventory:
+def make_inventory(*kinds: str | tuple[str, int]) -> Inventory:
     return build_inventory(make_fleet(*kinds))

@@ -18,7 +18,7 @@ from quantfleet.api.enums import Hardware, Objective, PlacementPolicy, Scheme
 from quantfleet.api.settings import DEFAULT_CPU_CORES_PER_REPLICA, read_gpu_costs
 from quantfleet.builders.placement import build_pod_placement, build_resources
 from quantfleet.planning.capacity import format_bytes, parse_parameter_count
-from quantfleet.planning.inventory import CpuPool, GpuInventory, Held, build_inventory, requested
+from quantfleet.planning.inventory import CpuPool, Held, Inventory, build_inventory, requested
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 from quantfleet.planning.rules import GpuCosts, gpu_cost
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render(
     plan: Plan,
-    inventory: GpuInventory,
+    inventory: Inventory,
     show_placement: bool = False,
     costs: GpuCosts | None = None,
 ) -> str:
@@ -166,7 +166,7 @@ def read_cluster() -> tuple[list[dict[str, Any]], dict[str, Held]]:
     (KUBECONFIG or ~/.kube/config)."""
     from kubernetes import client, config
 
-    from quantfleet.kube.nodes import list_gpu_pods, list_nodes
+    from quantfleet.kube.nodes import list_held_pods, list_nodes
 
     try:
         # KUBECONFIG as it is now (the client library reads it once, when first imported).
@@ -174,7 +174,7 @@ def read_cluster() -> tuple[list[dict[str, Any]], dict[str, Held]]:
     except (config.ConfigException, OSError) as error:
         raise FleetError(f"no --fleet given and no usable kubeconfig: {error}") from error
     try:
-        return list_nodes(api_client), requested(list_gpu_pods(api_client))
+        return list_nodes(api_client), requested(list_held_pods(api_client))
     except client.ApiException as error:
         raise FleetError(f"could not list Nodes/Pods: {error.status} {error.reason}") from error
     finally:

@@ -1,7 +1,8 @@
 """The fleet both kinds plan against, kept in memory from two watches so a pass costs no API call
-for it: every Node (the GPU inventory) and every pod that holds GPUs (their free capacity). Kopf
-passes the indexes to every handler as the `gpu_nodes` and `gpu_pods` keywords; a handler that
-finds none fails instead of planning on no GPUs."""
+for it: every Node (the inventory) and every pod that holds GPUs, CPU or memory (their free
+capacity). Kopf passes the indexes to every handler as the `gpu_nodes` and `gpu_pods` keywords
+(their names kept from when they held GPUs only); a handler that finds none fails instead of
+planning on no nodes."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -11,10 +12,10 @@ import kopf
 from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.builders.children import Json
 from quantfleet.planning.inventory import (
-    GpuInventory,
-    GpuPod,
+    HeldPod,
+    Inventory,
     build_inventory,
-    read_gpu_pod,
+    read_held_pod,
     requested,
 )
 
@@ -29,10 +30,10 @@ def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
 
 
 @kopf.index("v1", "pods")
-def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, GpuPod] | None:
+def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, HeldPod] | None:
     """Keep each bound, unfinished pod that requests GPUs, CPU or memory by its node; others
     are not kept."""
-    pod = read_gpu_pod(body, LABEL_MODEL)
+    pod = read_held_pod(body, LABEL_MODEL)
     return {pod.node: pod} if pod else None
 
 
@@ -41,11 +42,11 @@ class Fleet:
     """The Nodes and the GPU pods, as one pass sees them."""
 
     nodes: list[Json]
-    pods: tuple[GpuPod, ...] = ()
+    pods: tuple[HeldPod, ...] = ()
 
     def inventory(
         self, namespace: str = "", model: str | None = None, cpu_nodes: bool = False
-    ) -> GpuInventory:
+    ) -> Inventory:
         """The inventory with free GPUs, cores and memory, the pods of `model` in `namespace`
         not counted; every NFD-labelled node without GPUs serves on CPUs when `cpu_nodes`."""
         taken = requested(self.pods, namespace=namespace, model=model)
@@ -55,7 +56,7 @@ class Fleet:
 def listed(kwargs: dict[str, Any]) -> Fleet:
     """The fleet in the indexes, from the keywords Kopf passed a handler."""
     nodes: kopf.Index[str, Json] | None = kwargs.get(NODES_INDEX)
-    pods: kopf.Index[str, GpuPod] | None = kwargs.get(PODS_INDEX)
+    pods: kopf.Index[str, HeldPod] | None = kwargs.get(PODS_INDEX)
     if nodes is None or pods is None:
         raise RuntimeError(
             f"Kopf passed no {NODES_INDEX}/{PODS_INDEX} index: {__name__} is not imported by "

@@ -46,7 +46,7 @@ from quantfleet.kube import baseline_cache, children
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import size_cpu_replica, source_parameters
 from quantfleet.planning.compat import BF16
-from quantfleet.planning.inventory import GpuInventory
+from quantfleet.planning.inventory import Inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 
 KIND = QUANTIZED_MODEL
@@ -83,7 +83,7 @@ class Pass:
 
     body: Json
     model: QuantizedModel
-    inventory: GpuInventory
+    inventory: Inventory
 
     @property
     def spec(self) -> QuantizedModelSpec:

@@ -1,12 +1,12 @@
-"""Read the cluster's Node objects and GPU pods for the GPU inventory (read-only; the RBAC
-grants list)."""
+"""Read the cluster's Node objects and the pods holding GPUs, CPU or memory for the inventory
+(read-only; the RBAC grants list)."""
 
 from typing import Any
 
 from kubernetes import client
 
 from quantfleet.api.contract import LABEL_MODEL
-from quantfleet.planning.inventory import GpuPod, read_gpu_pod
+from quantfleet.planning.inventory import HeldPod, read_held_pod
 
 # Big clusters: list in pages so one response stays bounded.
 _PAGE_SIZE = 500
@@ -26,17 +26,17 @@ def list_nodes(api_client: client.ApiClient) -> list[dict[str, Any]]:
             return nodes
 
 
-def list_gpu_pods(api_client: client.ApiClient) -> list[GpuPod]:
-    """Every bound, unfinished pod that requests GPUs, in every namespace."""
+def list_held_pods(api_client: client.ApiClient) -> list[HeldPod]:
+    """Every bound, unfinished pod that requests GPUs, CPU or memory, in every namespace."""
     core = client.CoreV1Api(api_client)
-    pods: list[GpuPod] = []
+    pods: list[HeldPod] = []
     token: str | None = None
     while True:
         page = core.list_pod_for_all_namespaces(
             limit=_PAGE_SIZE, _continue=token, field_selector="spec.nodeName!="
         )
         serialized: dict[str, Any] = api_client.sanitize_for_serialization(page)
-        read = (read_gpu_pod(item, LABEL_MODEL) for item in serialized.get("items") or [])
+        read = (read_held_pod(item, LABEL_MODEL) for item in serialized.get("items") or [])
         pods.extend(pod for pod in read if pod is not None)
         token = page.metadata._continue if page.metadata else None
         if not token:

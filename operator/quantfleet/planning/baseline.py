@@ -11,7 +11,7 @@ from quantfleet.planning.capacity import (
     size_replica,
 )
 from quantfleet.planning.compat import BF16, Support, compatibility
-from quantfleet.planning.inventory import GpuInventory, GpuPool, Taint
+from quantfleet.planning.inventory import GpuPool, Inventory, Taint
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class BaselinePlan:
 def plan_baseline(
     parameters: int,
     family: GpuFamily,
-    inventory: GpuInventory,
+    inventory: Inventory,
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
 ) -> BaselinePlan | str:
     """The BF16 baseline on `family`: the fewest GPUs any of its pools fits it on (least memory

@@ -193,7 +193,7 @@ class CpuPool:
 
 
 @dataclass(frozen=True)
-class GpuInventory:
+class Inventory:
     nodes: tuple[GpuNode, ...]
     skipped: tuple[SkippedNode, ...] = ()
     cpu_nodes: tuple[CpuNode, ...] = ()
@@ -342,7 +342,7 @@ def build_inventory(
     nodes: Iterable[Mapping[str, Any]],
     held: Mapping[str, "Held"] | None = None,
     cpu_nodes: bool = False,
-) -> GpuInventory:
+) -> Inventory:
     """The inventory of a list of Node objects, with what pods hold per node name: GPU nodes,
     and the nodes without GPUs that serve on CPUs (all with NFD labels when `cpu_nodes`,
     otherwise those labelled quantfleet.io/cpu-serving=true)."""
@@ -360,7 +360,7 @@ def build_inventory(
             cpu.append(read)
         elif isinstance(read, SkippedNode):
             skipped.append(read)
-    return GpuInventory(nodes=tuple(gpu), skipped=tuple(skipped), cpu_nodes=tuple(cpu))
+    return Inventory(nodes=tuple(gpu), skipped=tuple(skipped), cpu_nodes=tuple(cpu))
 
 
 def _bounded(items: Iterable[str], shown: int = 3) -> str:
@@ -405,7 +405,7 @@ class Held(NamedTuple):
 
 
 @dataclass(frozen=True)
-class GpuPod:
+class HeldPod:
     """A pod holding GPUs, CPU or memory on a node: what free capacity is computed from."""
 
     namespace: str
@@ -425,7 +425,7 @@ class GpuPod:
 _DONE_PHASES = frozenset({"Succeeded", "Failed"})
 
 
-def read_gpu_pod(pod: Mapping[str, Any], model_label: str) -> GpuPod | None:
+def read_held_pod(pod: Mapping[str, Any], model_label: str) -> HeldPod | None:
     """A bound, unfinished pod's requests of GPUs, CPU and memory (per resource the larger of
     its containers' sum and any init container's, as the scheduler counts them); None when it
     requests none of them."""
@@ -451,7 +451,7 @@ def read_gpu_pod(pod: Mapping[str, Any], model_label: str) -> GpuPod | None:
     gpus, millicores, memory = held(GPU_RESOURCE, 1), held("cpu", 1000), held("memory", 1)
     if not (gpus or millicores or memory):
         return None
-    return GpuPod(
+    return HeldPod(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         node=str(node),
@@ -463,7 +463,7 @@ def read_gpu_pod(pod: Mapping[str, Any], model_label: str) -> GpuPod | None:
 
 
 def requested(
-    pods: Iterable[GpuPod], *, namespace: str = "", model: str | None = None
+    pods: Iterable[HeldPod], *, namespace: str = "", model: str | None = None
 ) -> dict[str, Held]:
     """What pods request per node, leaving out the pods of `model` in `namespace` (a model
     being planned again must not see its own replicas and Jobs as taken)."""

@@ -19,7 +19,7 @@ from quantfleet.planning.capacity import (
     usable_bytes,
 )
 from quantfleet.planning.compat import Support, compatibility, family_label, native_families
-from quantfleet.planning.inventory import CpuPool, GpuInventory, GpuPool, Taint
+from quantfleet.planning.inventory import CpuPool, GpuPool, Inventory, Taint
 from quantfleet.planning.rules import (
     CPU_MAX_PARAMETERS,
     MEMORY_BOUND_WHY,
@@ -179,7 +179,7 @@ class _CpuCandidate:
 Candidate = _Candidate | _CpuCandidate
 
 
-def plan_placement(request: PlanRequest, inventory: GpuInventory) -> Plan | Unplaceable:
+def plan_placement(request: PlanRequest, inventory: Inventory) -> Plan | Unplaceable:
     """The plan for `request` on `inventory`, or why there is none: GPUs and serving CPUs are
     searched as the request's hardware allows and ranked together by its policy."""
     searches: list[list[Candidate] | Unplaceable] = []
@@ -221,14 +221,14 @@ def cpus_considered(request: PlanRequest) -> bool:
     return request.hardware is Hardware.CPU
 
 
-def _preference(request: PlanRequest, inventory: GpuInventory) -> Preference:
+def _preference(request: PlanRequest, inventory: Inventory) -> Preference:
     pools: list[Pool] = [*inventory.pools, *inventory.cpu_pools]
     return pool_preference(
         request.policy, request.objective, request.gpu_costs, pools, request.cpu_cores
     )
 
 
-def _gpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candidate] | Unplaceable:
+def _gpu_candidates(request: PlanRequest, inventory: Inventory) -> list[Candidate] | Unplaceable:
     pools = inventory.pools
     if not pools:
         return _unplaceable(request, Reason.NO_GPU_NODES, inventory.describe())
@@ -242,7 +242,7 @@ def _gpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candi
     return candidates
 
 
-def _cpu_candidates(request: PlanRequest, inventory: GpuInventory) -> list[Candidate] | Unplaceable:
+def _cpu_candidates(request: PlanRequest, inventory: Inventory) -> list[Candidate] | Unplaceable:
     """Serving CPU pools that run the scheme (auto: the CPU rule's) and hold one replica."""
     pools = inventory.cpu_pools
     if not pools:
@@ -342,7 +342,7 @@ def _requested_candidates(
 
 
 def _plan_around(
-    best: _Candidate, runner_up: Candidate | None, request: PlanRequest, inventory: GpuInventory
+    best: _Candidate, runner_up: Candidate | None, request: PlanRequest, inventory: Inventory
 ) -> Plan:
     """Widen the best candidate to every GPU kind that runs the same scheme at the same GPU
     count, so the scheduler has every good node to choose from."""
@@ -370,7 +370,7 @@ def _plan_around(
 
 
 def _plan_around_cpu(
-    best: _CpuCandidate, runner_up: Candidate | None, request: PlanRequest, inventory: GpuInventory
+    best: _CpuCandidate, runner_up: Candidate | None, request: PlanRequest, inventory: Inventory
 ) -> Plan:
     """Widen the best CPU candidate to every CPU pool that runs the scheme and holds a replica."""
     sizing = best.sizing
@@ -400,7 +400,7 @@ def _targets(
     best: Candidate,
     fitting: "list[tuple[GpuPool, Support]] | list[tuple[CpuPool, Support]]",
     request: PlanRequest,
-    inventory: GpuInventory,
+    inventory: Inventory,
 ) -> tuple[Target, ...]:
     """The fitting pools as weighted targets: fallback ones only when no native one takes the
     replica (they load without the speed); pools with room for every replica now first (a full

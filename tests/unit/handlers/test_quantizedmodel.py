@@ -23,7 +23,7 @@ from quantfleet.handlers.quantizedmodel import (
     plan_for,
     serve,
 )
-from quantfleet.planning.inventory import GpuPod, build_inventory
+from quantfleet.planning.inventory import HeldPod, build_inventory
 from quantfleet.planning.planner import Plan, Unplaceable
 
 Json = dict[str, Any]
@@ -43,7 +43,7 @@ def planned(step: Pass) -> Plan:
     return plan
 
 
-def reconcile_named(name: str, nodes: list[Json], pods: tuple[GpuPod, ...] = ()) -> None:
+def reconcile_named(name: str, nodes: list[Json], pods: tuple[HeldPod, ...] = ()) -> None:
     reconciler.reconcile_named(
         quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, Fleet(nodes, pods)
     )

@@ -11,7 +11,7 @@ from handler_factories import make_model_body, make_run_body
 from quantfleet.api.common import MAX_MESSAGE_CHARS
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
 from quantfleet.handlers import benchmarkrun, nodes, quantizedmodel, reconciler
-from quantfleet.planning.inventory import GpuPod
+from quantfleet.planning.inventory import HeldPod
 
 Json = dict[str, Any]
 Reconcile = Callable[[Json, list[Json]], object]
@@ -126,7 +126,7 @@ def test_a_handler_without_the_node_index_fails_loudly(
 
 def test_the_indexes_list_every_node_and_gpu_pod() -> None:
     index = {"a": [{"metadata": {"name": "a"}}], "b": [{"metadata": {"name": "b"}}]}
-    pod = GpuPod("ml", "p", "a", 2)
+    pod = HeldPod("ml", "p", "a", 2)
     fleet = nodes.listed({nodes.NODES_INDEX: index, nodes.PODS_INDEX: {"a": [pod]}})
     assert [n["metadata"]["name"] for n in fleet.nodes] == ["a", "b"]
     assert fleet.pods == (pod,)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from factories import make_inventory, make_node
-from quantfleet.planning.inventory import GpuInventory
+from quantfleet.planning.inventory import Inventory
 
 
 @pytest.fixture
@@ -15,5 +15,5 @@ def node_factory() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def inventory_factory() -> Callable[..., GpuInventory]:
+def inventory_factory() -> Callable[..., Inventory]:
     return make_inventory

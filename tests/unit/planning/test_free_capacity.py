@@ -11,10 +11,10 @@ from quantfleet.api.conditions import Reason
 from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.api.enums import GpuFamily, Scheme
 from quantfleet.planning.inventory import (
-    GpuPod,
     Held,
+    HeldPod,
     build_inventory,
-    read_gpu_pod,
+    read_held_pod,
     requested,
 )
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
@@ -51,9 +51,9 @@ def pod(
 @pytest.mark.parametrize(
     ("body", "want"),
     [
-        (pod(), GpuPod("ml", "p", "t4-0", 1)),
-        (pod(gpus=1, init_gpus=3), GpuPod("ml", "p", "t4-0", 3)),
-        (pod(model="qwen"), GpuPod("ml", "p", "t4-0", 1, "qwen")),
+        (pod(), HeldPod("ml", "p", "t4-0", 1)),
+        (pod(gpus=1, init_gpus=3), HeldPod("ml", "p", "t4-0", 3)),
+        (pod(model="qwen"), HeldPod("ml", "p", "t4-0", 1, "qwen")),
         (pod(node=None), None),  # not bound: holds nothing yet
         (pod(phase="Succeeded"), None),
         (pod(phase="Failed"), None),
@@ -61,14 +61,14 @@ def pod(
     ],
 )
 def test_a_pod_holds_gpus_while_bound_and_unfinished(
-    body: dict[str, Any], want: GpuPod | None
+    body: dict[str, Any], want: HeldPod | None
 ) -> None:
-    assert read_gpu_pod(body, LABEL_MODEL) == want
+    assert read_held_pod(body, LABEL_MODEL) == want
 
 
 def test_a_models_own_pods_do_not_count_as_taken() -> None:
-    pods = [GpuPod("ml", "a", "n", 2, "qwen"), GpuPod("ml", "b", "n", 1, "other")]
-    pods.append(GpuPod("other-ns", "c", "n", 4, "qwen"))
+    pods = [HeldPod("ml", "a", "n", 2, "qwen"), HeldPod("ml", "b", "n", 1, "other")]
+    pods.append(HeldPod("other-ns", "c", "n", 4, "qwen"))
 
     assert requested(pods, namespace="ml", model="qwen") == {"n": Held(gpus=5)}
     assert requested(pods) == {"n": Held(gpus=7)}

@@ -17,7 +17,7 @@ from quantfleet.api.settings import OperatorSettings
 from quantfleet.planning.capacity import usable_bytes
 from quantfleet.planning.compat import Support, compatibility
 from quantfleet.planning.gpu import ComputeCapability
-from quantfleet.planning.inventory import GpuInventory, build_inventory
+from quantfleet.planning.inventory import Inventory, build_inventory
 from quantfleet.planning.planner import (
     Plan,
     PlanRequest,
@@ -304,7 +304,7 @@ CASES = [
 ]
 
 
-def _inventory(fleet: tuple[Kind, ...]) -> GpuInventory:
+def _inventory(fleet: tuple[Kind, ...]) -> Inventory:
     if fleet == ("mystery",):
         node = make_node(
             "h100",
@@ -494,7 +494,7 @@ def test_the_fleet_factory_covers_the_catalogue() -> None:
 
 
 def test_a_whole_catalogue_fleet_plans_every_objective(
-    inventory_factory: Callable[..., GpuInventory],
+    inventory_factory: Callable[..., Inventory],
 ) -> None:
     inventory = inventory_factory(*GPU_CATALOG)
 
