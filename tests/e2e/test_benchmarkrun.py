@@ -90,7 +90,8 @@ def node_of(api: client.ApiClient, namespace: str, selector: str) -> Json:
         what=f"a scheduled pod for {selector}",
     )
     labels: Json = client.CoreV1Api(api).read_node(pods[0].spec.node_name).metadata.labels
-    return {"labels": labels, "gpus": pods[0].spec.containers[0].resources.limits["nvidia.com/gpu"]}
+    limits = pods[0].spec.containers[0].resources.limits
+    return {"labels": labels, "gpus": limits.get("nvidia.com/gpu")}
 
 
 def test_run_against_a_model_and_its_bf16_baseline(
@@ -317,3 +318,41 @@ def test_status_carries_numbers_measured_by_a_real_run_of_the_benchmark_program(
     assert cli_main.main(["report", "real", "--from", str(stored), "--out", str(out)]) == 0
     assert (out / "real.png").stat().st_size > 0
     assert "SIMULATED" not in (out / "real.html").read_text()
+
+
+def test_a_cpu_models_bf16_baseline_runs_on_its_cpu_level(
+    runs: Runs,
+    models: Models,
+    worker: SimulatedWorker,
+    api_client: client.ApiClient,
+    namespace: str,
+) -> None:
+    """A model served on CPUs (simulated AMX nodes): its baseline goes to the same CPU level,
+    with the cores and memory BF16 needs there, not to a GPU."""
+    producer = FixedBenchmarks({"baseline": (2.0, 1.0), "int8": (1.0, 2.0)})
+    producer.hold.add("baseline")  # the baseline stays up until its placement is checked
+    worker.producer = producer
+    models.create(make_quantized_model("small", "W8A8", placement={"hardware": "cpu"}))
+    runs.create(
+        make_benchmark_run(
+            "oncpu",
+            targets=[{"name": "int8", "modelRef": {"name": "small"}}],
+            baseline={"modelRef": {"name": "small"}},
+        )
+    )
+
+    deployment = poll_until(
+        lambda: next(iter(runs.deployments("oncpu")), None), timeout=TIMEOUT, what="baseline"
+    )
+    resources = deployment.spec.template.spec.containers[0].resources
+    assert "nvidia.com/gpu" not in resources.requests
+    assert resources.requests == resources.limits
+    baseline_pods = f"{LABEL_BENCHMARK_RUN}=oncpu,{LABEL_COMPONENT}={Component.BASELINE}"
+    placed = node_of(api_client, namespace, baseline_pods)
+    assert placed["labels"]["quantfleet.io/node-pool"] == "xeon-amx"  # the model's CPU level
+    assert placed["gpus"] is None
+    producer.hold.clear()
+    runs.wait_condition("oncpu", "Succeeded", reason="Completed")
+    baseline = [j for j in runs.jobs("oncpu") if j.metadata.labels[LABEL_TARGET] == "baseline"]
+    assert baseline
+    assert {s["value"] for s in runs.get("oncpu")["status"]["speedups"]} == {2.0}

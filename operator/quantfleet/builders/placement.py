@@ -37,7 +37,7 @@ Json = dict[str, Any]
 
 def build_pod_placement(plan: Plan | BaselinePlan) -> Json:
     """`affinity` and `tolerations` for the pod spec of every replica of `plan`."""
-    if isinstance(plan, Plan) and plan.cpu is not None:
+    if plan.cpu is not None:
         return {"affinity": {"nodeAffinity": build_cpu_node_affinity(plan)}, "tolerations": []}
     return {
         "affinity": {"nodeAffinity": build_node_affinity(plan)},
@@ -58,7 +58,7 @@ def build_any_gpu_placement(min_gpu_memory_mib: int, gpu_taints: Iterable[Taint]
 def build_resources(plan: Plan | BaselinePlan) -> Json:
     """The container's `resources`: whole GPUs, requests equal to limits as extended resources
     require; for a CPU plan its cores and memory, requests equal to limits."""
-    if isinstance(plan, Plan) and plan.cpu is not None:
+    if plan.cpu is not None:
         return build_cpu_resources(plan.cpu)
     gpus = {GPU_RESOURCE: str(plan.gpus_per_replica)}
     return {"requests": dict(gpus), "limits": dict(gpus)}
@@ -70,25 +70,24 @@ def build_cpu_resources(sizing: CpuSizing) -> Json:
     return {"requests": dict(wanted), "limits": dict(wanted)}
 
 
-def build_cpu_node_affinity(plan: Plan) -> Json:
+def build_cpu_node_affinity(plan: Plan | BaselinePlan) -> Json:
     """Required: a serving CPU node (no GPU, no control plane, not opted out) at one of the
-    plan's CPU levels, by its NFD labels. Preferred: the plan's CPU pools, best first."""
-    pools = [target.pool for target in plan.targets if isinstance(target.pool, CpuPool)]
+    plan's CPU levels, by its NFD labels. Preferred: the plan's CPU pools, best first (a
+    BaselinePlan admits its pools alike)."""
+    if isinstance(plan, BaselinePlan):
+        weighted = [(pool, 1) for pool in plan.cpu_pools]
+    else:
+        weighted = [(t.pool, t.weight) for t in plan.targets if isinstance(t.pool, CpuPool)]
+    pools = [pool for pool, _ in weighted]
     affinity: Json = {
         "requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": _cpu_selector(pool)} for pool in pools]
         }
     }
-    if len(pools) > 1:
+    if isinstance(plan, Plan) and len(pools) > 1:
         affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
-            {
-                "weight": target.weight,
-                "preference": {
-                    "matchExpressions": _cpu_levels(target.pool.level, target.pool.vendor)
-                },
-            }
-            for target in plan.targets
-            if isinstance(target.pool, CpuPool)
+            {"weight": weight, "preference": {"matchExpressions": _cpu_levels(p.level, p.vendor)}}
+            for p, weight in weighted
         ]
     return affinity
 

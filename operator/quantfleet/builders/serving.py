@@ -104,7 +104,7 @@ def build_vllm_pod_template(
     scratch, scratch_mounts = scratch_volumes(shm=plan.tensor_parallel_size > 1)
     volumes, mounts = claim_volumes(writable=[], read_only=[model.uri])
     probe = {"httpGet": {"path": "/health", "port": PORT}}
-    cpu = plan.cpu if isinstance(plan, Plan) else None
+    cpu = plan.cpu
     default_image = settings.cpu_vllm_image if cpu else DEFAULT_VLLM_IMAGE
     cpu_env = (
         [

@@ -48,7 +48,7 @@ from quantfleet.builders.conditions import ConditionStatus
 from quantfleet.builders.serving import endpoint as model_endpoint
 from quantfleet.handlers import metrics, nodes, reconciler, runtime
 from quantfleet.kube import children, custom_objects
-from quantfleet.planning.baseline import plan_baseline
+from quantfleet.planning.baseline import plan_baseline, plan_cpu_baseline
 
 # None when a target serves; else why not (str), or a failure that no waiting mends.
 Readiness = Callable[[], "str | TargetProgress | None"]
@@ -229,17 +229,26 @@ def _baseline_ready(
     """Bring up the BF16 baseline on the model's GPU family; None once it serves."""
     api, name = runtime.api_client(), model.metadata["name"]
     status = model.status
-    if status and status.plan and status.plan.hardware is Hardware.CPU:
-        why = f"QuantizedModel {name} serves on CPUs: a BF16 baseline on CPUs is not supported yet"
-        return TargetProgress(BASELINE_TARGET, failure=(Why.BASELINE_UNPLACEABLE, why))
-    family = status.plan.gpu_family if status and status.plan else None
-    if family is None:
-        return f"QuantizedModel {name} has no GPU plan yet"
-    parameters = status.plan.parameters if status and status.plan else None  # as it was planned
+    planned = status.plan if status else None
+    if planned is None or (planned.gpu_family is None and planned.hardware is not Hardware.CPU):
+        return f"QuantizedModel {name} has no plan yet"
+    parameters = planned.parameters  # as it was planned
     if parameters is None:
         return f"QuantizedModel {name} has no size yet (parametersBillions or a checkpoint)"
     config = runtime.settings()
-    plan = plan_baseline(parameters, family, fleet.inventory(), config.gpu_memory_utilization)
+    inventory = fleet.inventory(cpu_nodes=config.cpu_nodes)
+    if planned.gpu_family is None:  # served on CPUs: the baseline on the same CPU levels
+        plan = plan_cpu_baseline(
+            parameters,
+            tuple(planned.cpu_levels),
+            inventory,
+            config.cpu_cores_per_replica,
+            config.cpu_kv_cache_gib,
+        )
+    else:
+        plan = plan_baseline(
+            parameters, planned.gpu_family, inventory, config.gpu_memory_utilization
+        )
     if isinstance(plan, str):
         return TargetProgress(BASELINE_TARGET, failure=(Why.BASELINE_UNPLACEABLE, plan))
     deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, config)

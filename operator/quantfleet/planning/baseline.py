@@ -1,36 +1,41 @@
 """Where and on how many GPUs a BenchmarkRun's BF16 baseline runs: the source model, unquantized,
-on the GPU family its QuantizedModel was planned for, with the GPUs BF16 needs there."""
+on the GPU family its QuantizedModel was planned for, with the GPUs BF16 needs there; or, for a
+model served on CPUs, on serving CPU nodes of its CPU levels with the memory BF16 needs."""
 
 from dataclasses import dataclass
 
-from quantfleet.api.enums import GpuFamily
+from quantfleet.api.enums import CpuLevel, GpuFamily
 from quantfleet.planning.capacity import (
     GPU_MEMORY_UTILIZATION,
+    CpuSizing,
     format_bytes,
     required_bytes,
+    size_cpu_replica,
     size_replica,
 )
 from quantfleet.planning.compat import BF16, Support, compatibility
-from quantfleet.planning.inventory import GpuPool, Inventory, Taint
+from quantfleet.planning.inventory import CpuPool, GpuPool, Inventory, Taint
 
 
 @dataclass(frozen=True)
 class BaselinePlan:
-    """Where and on how many GPUs the BF16 baseline runs."""
+    """Where and on how many GPUs (or which CPU nodes) the BF16 baseline runs."""
 
-    gpu_family: GpuFamily
-    gpus: int  # tensor-parallel size: one replica, one node
+    gpu_family: GpuFamily | None  # None on CPUs
+    gpus: int  # tensor-parallel size: one replica, one node (0 on CPUs)
     min_gpu_memory_mib: int
     pools: tuple[GpuPool, ...]
     dtype: str  # bfloat16, or half where a GPU has no BF16 (vLLM's own advice)
     rationale: str
-
-    @property
-    def gpus_per_replica(self) -> int:
-        return self.gpus
+    cpu: CpuSizing | None = None  # on serving CPU nodes: cores and memory
+    cpu_pools: tuple[CpuPool, ...] = ()
 
     @property
     def tensor_parallel_size(self) -> int:
+        return max(self.gpus, 1)
+
+    @property
+    def gpus_per_replica(self) -> int:
         return self.gpus
 
     @property
@@ -89,4 +94,35 @@ def plan_baseline(
             f"BF16 {parameters / 1e9:g}B needs {format_bytes(sizing.required_bytes)} -> {gpus} x "
             f"{family} {best.memory_mib / 1024:.0f} GiB (TP {gpus})"
         ),
+    )
+
+
+def plan_cpu_baseline(
+    parameters: int, levels: tuple[CpuLevel, ...], inventory: Inventory, cores: int, kv_gib: int
+) -> BaselinePlan | str:
+    """The BF16 baseline of a model served on CPUs: on the serving CPU pools of its `levels`
+    that hold a BF16 replica (the same hardware as the quantized side); a string says why not."""
+    sizing = size_cpu_replica(parameters, BF16, cores, kv_gib)
+    pools = [pool for pool in inventory.cpu_pools if pool.level in levels]
+    fitting = tuple(pool for pool in pools if pool.fits(sizing.cores, sizing.memory_bytes))
+    gib = sizing.memory_bytes // 2**30
+    if not fitting:
+        largest = max((pool.max_memory_bytes for pool in pools), default=0) // 2**30
+        where = ", ".join(levels) or "no level"
+        return (
+            f"the BF16 baseline needs {gib} GiB and {cores} cores per CPU replica; the largest "
+            f"serving CPU node at {where} has {largest} GiB"
+        )
+    return BaselinePlan(
+        gpu_family=None,
+        gpus=0,
+        min_gpu_memory_mib=0,
+        pools=(),
+        dtype="bfloat16",
+        rationale=(
+            f"BF16 {parameters / 1e9:g}B needs {format_bytes(sizing.memory_bytes)} -> cpu "
+            f"{fitting[0].level}, {cores} cores, {gib} GiB"
+        ),
+        cpu=sizing,
+        cpu_pools=fitting,
     )

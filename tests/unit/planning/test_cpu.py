@@ -8,6 +8,8 @@ import pytest
 from factories import make_node
 from quantfleet.api.conditions import Reason
 from quantfleet.api.enums import CpuLevel, Hardware, Objective, PlacementPolicy, Scheme
+from quantfleet.builders.placement import build_pod_placement, build_resources
+from quantfleet.planning.baseline import BaselinePlan, plan_cpu_baseline
 from quantfleet.planning.compat import BF16, Precision, Support, compatibility
 from quantfleet.planning.cpu import LEVEL_FLAGS, cpu_level, flag_label
 from quantfleet.planning.inventory import (
@@ -264,3 +266,21 @@ def test_gpu_only_requests_never_see_cpu_pools() -> None:
     assert isinstance(placed, Plan)
     assert placed.cpu is None
     assert placed.target_levels == ()
+
+
+def test_the_bf16_baseline_of_a_cpu_model_runs_on_its_cpu_levels() -> None:
+    inventory = build_inventory(XEONS)
+
+    placed = plan_cpu_baseline(3 * B, (AMX,), inventory, 16, 4)
+    too_big = plan_cpu_baseline(200 * B, (AMX,), inventory, 16, 4)
+
+    assert isinstance(placed, BaselinePlan)
+    assert placed.cpu is not None
+    assert placed.cpu.memory_bytes == 14 * 2**30  # 6 GB of BF16 weights + 4 KV + 4 runtime
+    assert [pool.level for pool in placed.cpu_pools] == [AMX]  # the quantized side's level only
+    assert isinstance(too_big, str)
+    assert "needs 381 GiB and 16 cores per CPU replica" in too_big
+    assert "at amx has 256 GiB" in too_big
+    resources = build_resources(placed)
+    assert resources["requests"] == {"cpu": "16", "memory": "14Gi"}
+    assert "nodeAffinity" in build_pod_placement(placed)["affinity"]
