@@ -133,6 +133,7 @@ def custom_resource_definitions() -> dict[str, Schema]:
         QuantizedModelStatus,
         [
             _column("Scheme", ".status.plan.scheme"),
+            _column("Hardware", ".status.plan.hardware"),
             _column("GPU", ".status.plan.gpuFamily"),
             _column("GPUs", ".status.plan.gpusPerReplica", "integer", priority=1),
             _column("Recovery", ".status.recovery.overall", "number"),
