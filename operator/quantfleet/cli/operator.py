@@ -37,6 +37,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         placement_policy=args.placement_policy,
         gpu_costs=costs,
         model_cache_claim=args.model_cache_claim or None,
+        kueue_queue_name=args.kueue_queue_name or None,
     )
 
 
@@ -66,6 +67,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=os.environ.get("QUANTFLEET_MODEL_CACHE_CLAIM"),
         help="PersistentVolumeClaim the quantize and evaluate Jobs share as a model cache "
         "(env QUANTFLEET_MODEL_CACHE_CLAIM)",
+    )
+    parser.add_argument(
+        "--kueue-queue-name",
+        default=os.environ.get("QUANTFLEET_KUEUE_QUEUE_NAME"),
+        help="Kueue LocalQueue the quantize, evaluate and benchmark Jobs are submitted to "
+        "(created suspended; a spec's queueName wins; env QUANTFLEET_KUEUE_QUEUE_NAME)",
     )
     parser.add_argument(
         "--gpu-costs",
