@@ -12,6 +12,7 @@ from quantfleet.api.common import (
     LocalObjectRef,
     Percentiles,
     Rule,
+    kueue_queue_field,
     one_of,
 )
 from quantfleet.api.contract import (
@@ -215,6 +216,10 @@ class BenchmarkRunSpec(ApiModel):
             "Where to keep GuideLLM's full reports (pvc://claim/path or s3://bucket/path), one "
             "folder per run and target; without it only the compact results are kept."
         ),
+    )
+    queue_name: str | None = kueue_queue_field(
+        "Kueue LocalQueue in this namespace for the benchmark Jobs (created suspended; Kueue "
+        "admits them within its quota). Unset: the operator's --kueue-queue-name, if any."
     )
     ready_timeout_seconds: int = Field(
         default=1800, ge=0, le=86400, description="How long to wait for a target to be Ready."

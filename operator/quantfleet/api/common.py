@@ -151,3 +151,8 @@ class Resources(ApiModel):
         default_factory=dict,
         description='Maximum resources, e.g. {memory: 128Gi, "nvidia.com/gpu": 1}.',
     )
+
+
+def kueue_queue_field(description: str) -> Any:
+    """A Kueue LocalQueue name (a DNS-1123 label, checked at admission), unset by default."""
+    return Field(default=None, max_length=63, pattern=DNS_LABEL, description=description)

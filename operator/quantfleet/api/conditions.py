@@ -31,6 +31,8 @@ class Reason(StrEnum):
     SIZE_UNKNOWN = "ParameterCountUnknown"
     # Jobs (Quantized, Evaluated)
     PENDING = "Pending"
+    # Created suspended for Kueue, which has not admitted it yet (kube.children.observe_job).
+    QUEUED = "Queued"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -65,6 +67,7 @@ class BenchmarkReason(StrEnum):
 
     WAITING_FOR_TARGETS = "WaitingForTargets"
     BENCHMARKING = "Benchmarking"
+    QUEUED = "Queued"
     COMPLETED = "Completed"
     TARGET_NOT_READY = "TargetNotReady"
     BASELINE_UNPLACEABLE = "BaselineUnplaceable"

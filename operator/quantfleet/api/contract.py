@@ -38,6 +38,8 @@ LABEL_MODEL = "quantfleet.io/model"
 LABEL_BENCHMARK_RUN = "quantfleet.io/benchmark-run"
 LABEL_COMPONENT = "quantfleet.io/component"
 LABEL_INPUTS = "quantfleet.io/inputs"
+# Kueue reads the LocalQueue of a Job from this label (Jobs are then created suspended).
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 LABEL_TARGET = "quantfleet.io/benchmark-target"
 ANNOTATION_SPEC_HASH = "quantfleet.io/spec-hash"
 

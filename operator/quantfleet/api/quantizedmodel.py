@@ -12,6 +12,7 @@ from quantfleet.api.common import (
     Resources,
     Rule,
     SecretKeyRef,
+    kueue_queue_field,
     one_of,
 )
 from quantfleet.api.enums import (
@@ -299,6 +300,11 @@ class Placement(ApiModel):
             "objective. FirstAvailable: the first in the cluster's node order. Unset: the "
             "operator's default (BestFit unless configured)."
         ),
+    )
+    queue_name: str | None = kueue_queue_field(
+        "Kueue LocalQueue in this namespace for the quantize and evaluate Jobs (created "
+        "suspended; Kueue admits them within its quota). Unset: the operator's "
+        "--kueue-queue-name, if any."
     )
 
 

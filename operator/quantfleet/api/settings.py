@@ -6,6 +6,7 @@ from typing import Final
 import yaml
 from pydantic import BaseModel, Field, PositiveFloat, TypeAdapter, ValidationError
 
+from quantfleet.api.common import kueue_queue_field
 from quantfleet.api.enums import PlacementPolicy
 
 # vLLM's own default --gpu-memory-utilization: the share of each GPU it may use. The planner sizes
@@ -77,6 +78,12 @@ class OperatorSettings(BaseModel):
             "vLLM image of CPU replicas (the Dockerfile's vllm-cpu target: the locked serving "
             "environment the tests serve with) unless spec.serving.image names one."
         ),
+    )
+    kueue_queue_name: str | None = kueue_queue_field(
+        "Kueue LocalQueue (in each object's namespace) that the quantize, evaluate and "
+        "benchmark Jobs are submitted to: created suspended with kueue.x-k8s.io/queue-name, "
+        "Kueue unsuspends them when the queue's quota admits them. A spec's queueName wins. "
+        "Unset, Jobs start at once."
     )
     placement_policy: PlacementPolicy = Field(
         default=PlacementPolicy.BEST_FIT,

@@ -19,7 +19,7 @@ from quantfleet.api.enums import ScenarioKind
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import Json, child_name, digest, labels, owned
-from quantfleet.builders.jobs import build_job
+from quantfleet.builders.jobs import build_job, kueue_queue
 from quantfleet.builders.serving import (
     PORT,
     VllmModel,
@@ -150,6 +150,7 @@ def build_benchmark_job(
         deadline=BENCHMARK_DEADLINE_SECONDS,
         settings=settings,
         owner_label=LABEL_BENCHMARK_RUN,
+        queue=kueue_queue(spec.queue_name, settings),
     )
     for meta in (job["metadata"], job["spec"]["template"]["metadata"]):
         meta["labels"][LABEL_TARGET] = endpoint.name

@@ -155,7 +155,7 @@ def judge(spec: BenchmarkRunSpec, progress: list[TargetProgress]) -> Verdict:
         return Verdict(None, True, f"benchmarked {', '.join(done)}")
     current = next(t for t in progress if benchmark_result(t.job) is None)
     if current.job is not None:
-        state = f"Job {current.job.name} is {current.job.phase.lower()}"
+        state = f"Job {current.job.name} is {current.job.detail or current.job.phase.lower()}"
     else:
         state = current.waiting or QUEUED
     return Verdict(
@@ -196,6 +196,8 @@ def build_benchmark_status(
     else:
         started = any(t.job is not None for t in progress)
         why = Why.BENCHMARKING if started else Why.WAITING_FOR_TARGETS
+        if any(t.job is not None and t.job.phase == "Queued" for t in progress):
+            why = Why.QUEUED
         fresh = [
             condition(Type.RUNNING, "True", why, verdict.message),
             condition(Type.SUCCEEDED, "Unknown", why, verdict.message),

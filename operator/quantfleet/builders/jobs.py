@@ -10,6 +10,7 @@ from quantfleet.api.common import SecretKeyRef
 from quantfleet.api.contract import (
     JOB_CONTAINER,
     LABEL_INPUTS,
+    LABEL_KUEUE_QUEUE,
     LABEL_MODEL,
     MOUNT_ROOT,
     TERMINATION_LOG,
@@ -101,6 +102,11 @@ def build_gpu_job_placement(min_memory_mib: int, gpu_taints: Iterable[Taint]) ->
     return build_any_gpu_placement(min_memory_mib, gpu_taints)
 
 
+def kueue_queue(spec_queue: str | None, settings: OperatorSettings) -> str | None:
+    """The Kueue LocalQueue a Job is submitted to: the spec's, else the operator's, else none."""
+    return spec_queue or settings.kueue_queue_name
+
+
 def build_quantize_job(
     owner: Json,
     spec: QuantizedModelSpec,
@@ -174,6 +180,7 @@ def build_quantize_job(
         },
         deadline=settings.quantize_deadline_seconds,
         settings=settings,
+        queue=kueue_queue(spec.placement.queue_name, settings),
     )
 
 
@@ -201,25 +208,30 @@ def build_job(
     deadline: int,
     settings: OperatorSettings,
     owner_label: str = LABEL_MODEL,
+    queue: str | None = None,
 ) -> Json:
     """A restricted Job owned by `owner` running `python -m module args`; its pod leaves the
     program's result in the termination message. Shared by every kind's Jobs: each gets the
-    cache variables, `env`, the hub token by reference (children.token_env) and the mount root."""
+    cache variables, `env`, the hub token by reference (children.token_env) and the mount root.
+    With a Kueue `queue` the Job is created suspended and labelled for it: Kueue unsuspends it
+    on admission; the operator never does."""
     owner_name = owner["metadata"]["name"]
     pod_labels = {**labels(owner_label, owner_name, component), LABEL_INPUTS: inputs}
     scratch, scratch_mounts = scratch_volumes()
+    kueue = {"suspend": True} if queue else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": name,
             "namespace": owner["metadata"]["namespace"],
-            "labels": pod_labels,
+            "labels": {**pod_labels, **({LABEL_KUEUE_QUEUE: queue} if queue else {})},
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": {
             "backoffLimit": settings.job_backoff_limit,
             "activeDeadlineSeconds": deadline,
+            **kueue,
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
@@ -314,4 +326,5 @@ def build_evaluate_job(
         ),
         deadline=settings.evaluate_deadline_seconds,
         settings=settings,
+        queue=kueue_queue(spec.placement.queue_name, settings),
     )

@@ -31,7 +31,8 @@ from quantfleet.builders.conditions import condition, stamp
 from quantfleet.builders.serving_status import image_version
 from quantfleet.planning.planner import Plan, Unplaceable
 
-JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+# Queued: created suspended for Kueue, not admitted yet (detail names the LocalQueue).
+JobPhase = Literal["Queued", "Pending", "Running", "Succeeded", "Failed"]
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,8 @@ def _job_condition(
         return condition(kind, "False", reason, f"Job {job.name}: {job.problem}")
     if job.phase == "Succeeded" and job.result is not None:
         return condition(kind, "True", Reason.SUCCEEDED, describe(job.result))
+    if job.phase == "Queued":
+        return condition(kind, "Unknown", Reason.QUEUED, f"Job {job.name} is {job.detail}")
     reason = Reason.RUNNING if job.phase == "Running" else Reason.PENDING
     return condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}")
 

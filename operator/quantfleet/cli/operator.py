@@ -41,6 +41,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         cpu_cores_per_replica=args.cpu_cores_per_replica,
         cpu_kv_cache_gib=args.cpu_kv_cache_gib,
         cpu_vllm_image=args.cpu_vllm_image,
+        kueue_queue_name=args.kueue_queue_name or None,
     )
 
 
@@ -70,6 +71,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=os.environ.get("QUANTFLEET_MODEL_CACHE_CLAIM"),
         help="PersistentVolumeClaim the quantize and evaluate Jobs share as a model cache "
         "(env QUANTFLEET_MODEL_CACHE_CLAIM)",
+    )
+    parser.add_argument(
+        "--kueue-queue-name",
+        default=os.environ.get("QUANTFLEET_KUEUE_QUEUE_NAME"),
+        help="Kueue LocalQueue the quantize, evaluate and benchmark Jobs are submitted to "
+        "(created suspended; a spec's queueName wins; env QUANTFLEET_KUEUE_QUEUE_NAME)",
     )
     parser.add_argument(
         "--gpu-costs",

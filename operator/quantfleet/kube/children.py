@@ -8,7 +8,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from quantfleet.api import common as api_common
-from quantfleet.api.contract import ANNOTATION_SPEC_HASH, JOB_CONTAINER
+from quantfleet.api.contract import ANNOTATION_SPEC_HASH, JOB_CONTAINER, LABEL_KUEUE_QUEUE
 from quantfleet.api.results import AnyResult, parse_result
 from quantfleet.builders.children import Json
 from quantfleet.builders.status import DeploymentObservation, JobObservation, JobPhase
@@ -41,6 +41,9 @@ def observe_job(api: client.ApiClient, namespace: str, name: str) -> JobObservat
         if "Failed" in conditions:
             detail = conditions["Failed"].message or conditions["Failed"].reason or ""
             return JobObservation(name, "Failed", _result(api, namespace, name), detail)
+        if job.spec.suspend and (queue := (job.metadata.labels or {}).get(LABEL_KUEUE_QUEUE)):
+            # Kueue holds it until its ClusterQueue has quota; it alone unsuspends the Job.
+            return JobObservation(name, "Queued", detail=f"queued in Kueue LocalQueue {queue}")
         phase: JobPhase = "Running" if (job.status.active or 0) > 0 else "Pending"
         return JobObservation(name, phase)
 

@@ -442,3 +442,16 @@ def test_the_sample_run_fits_one_job_per_target() -> None:
     args = benchmark_args(spec, make_endpoint("baseline"), REPORT_DIR)
     assert "--workloads=docvqa:1680x2240:64:128" in args
     assert "--max-seconds=600" in args
+
+
+def test_benchmark_job_goes_to_the_runs_kueue_queue_over_the_operators() -> None:
+    settings = SETTINGS.model_copy(update={"kueue_queue_name": "shared"})
+    default = build_benchmark_job(make_run_owner(), make_run_spec(), make_endpoint(), settings)
+    own = build_benchmark_job(
+        make_run_owner(), make_run_spec(queueName="bench"), make_endpoint(), settings
+    )
+    assert default["spec"]["suspend"] is True
+    assert default["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "shared"
+    assert own["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "bench"
+    plain = build_benchmark_job(make_run_owner(), make_run_spec(), make_endpoint(), SETTINGS)
+    assert "suspend" not in plain["spec"]

@@ -224,3 +224,37 @@ def test_without_a_model_cache_no_job_mentions_one() -> None:
     [container] = pod_spec(quantize_job())["containers"]
 
     assert not [arg for arg in container["args"] if arg.startswith("--model-cache")]
+
+
+KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+def test_jobs_start_at_once_without_kueue() -> None:
+    job = quantize_job()
+    assert "suspend" not in job["spec"]
+    assert KUEUE_LABEL not in job["metadata"]["labels"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "spec_queue", "expected"),
+    [
+        ("gpu-team", None, "gpu-team"),
+        (None, "research", "research"),
+        ("gpu-team", "research", "research"),
+    ],
+)
+def test_kueue_jobs_are_created_suspended_with_their_local_queue(
+    setting: str | None, spec_queue: str | None, expected: str
+) -> None:
+    settings = SETTINGS.model_copy(update={"kueue_queue_name": setting})
+    spec = make_spec(placement={"queueName": spec_queue} if spec_queue else {})
+    placement = build_gpu_job_placement(0, [])
+    quantize = build_quantize_job(make_owner(), spec, spec.quantization.scheme, placement, settings)
+    evaluate = build_evaluate_job(
+        make_owner(), spec, "a1", ModelKind.TEXT, placement, 1, {}, settings
+    )
+    for job in (quantize, evaluate):
+        assert job["spec"]["suspend"] is True
+        assert job["metadata"]["labels"][KUEUE_LABEL] == expected
+        # Kueue reads the Job's label; the pod needs none.
+        assert KUEUE_LABEL not in job["spec"]["template"]["metadata"]["labels"]

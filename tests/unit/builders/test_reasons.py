@@ -99,6 +99,7 @@ def model_status(
         return build_status(spec, Observed(1, None, "a1"), [], NOW)
     jobs = {
         "quantize-pending": JobObservation("q", "Pending"),
+        "quantize-queued": JobObservation("q", "Queued", detail="queued in Kueue LocalQueue gpus"),
         "quantize-running": JobObservation("q", "Running"),
         "quantize-failed": JobObservation(
             "q", "Failed", FailureResult(program="quantize", reason="x")
@@ -158,6 +159,8 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
     ("bf16-evaluation-fits-no-node", model_status("evaluate-unplaceable"),
      {"Evaluated": ("False", "InsufficientGpuMemory"), "Ready": ("False", "Waiting")},
      "Degraded"),
+    ("held-by-kueue", model_status("quantize-queued"),
+     {"Quantized": ("Unknown", "Queued"), "Ready": ("False", "Waiting")}, "Progressing"),
     ("evaluating", model_status("evaluate-running"),
      {"Quantized": ("True", "Succeeded"), "Evaluated": ("Unknown", "Running")}, "Progressing"),
     ("below-gate", model_status("scored", recovery=90.0),
@@ -224,6 +227,9 @@ RUN_CASES: list[tuple[str, dict[str, tuple[str, str]], str, str]] = [
     ("waiting-for-targets", run_status(TargetProgress("baseline", waiting="not ready")),
      "WaitingForTargets", "Progressing"),
     ("benchmarking", run_status(bench("baseline", "Running")), "Benchmarking", "Progressing"),
+    ("held-by-kueue", run_status(TargetProgress("baseline", job=JobObservation(
+        "bench-baseline", "Queued", detail="queued in Kueue LocalQueue gpus"))),
+     "Queued", "Progressing"),
     ("completed", run_status(bench("baseline", "Succeeded", measured()),
                              bench("fp8", "Succeeded", measured())), "Completed", "Healthy"),
     ("target-not-ready", run_status(

@@ -192,3 +192,11 @@ def test_transition_time_is_kept_while_the_status_holds() -> None:
     )
     moved = {c.type: c for c in build_status(spec, done, first, NOW).conditions}
     assert moved["Quantized"].last_transition_time == NOW
+
+
+def test_job_held_by_kueue_is_queued_naming_its_local_queue() -> None:
+    spec = make_spec()
+    queued = JobObservation("q", "Queued", detail="queued in Kueue LocalQueue gpu-team")
+    quantized = conditions(Observed(1, make_plan(spec), "a1", quantize=queued))["Quantized"]
+    assert (quantized.status, quantized.reason) == ("Unknown", Reason.QUEUED)
+    assert quantized.message == "Job q is queued in Kueue LocalQueue gpu-team"
