@@ -296,7 +296,11 @@ def test_a_cpu_model_runs_its_jobs_and_serves_on_the_cpus_its_scheme_needs(
     )
     models.wait_condition(name, "Ready", "True")
     plan = models.get(name)["status"]["plan"]
-    assert (plan["hardware"], plan["cpuLevels"], plan["cpusPerReplica"]) == ("cpu", levels, 16)
+    assert (plan["hardware"], plan["cpusPerReplica"]) == ("cpu", 16)
+    # The best level first; others only where the scheme runs natively (on the shared cluster,
+    # other tests' pods may leave a level without room, which narrows but never widens this).
+    assert plan["cpuLevels"][0] == levels[0]
+    assert set(plan["cpuLevels"]) <= set(levels)
     assert "gpuFamily" not in plan
     placed = {
         component: [node_labels(api_client, p.spec.node_name) for p in models.pods(name, component)]
