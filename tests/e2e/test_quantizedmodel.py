@@ -294,7 +294,7 @@ def test_a_cpu_model_runs_its_jobs_and_serves_on_the_cpus_its_scheme_needs(
     models.create(
         make_quantized_model(name, scheme, quantization=quantization, placement={"hardware": "cpu"})
     )
-    models.wait_condition(name, "Ready", "True")
+    models.wait_condition(name, "Ready", "True", timeout=240)  # three pods on a shared cluster
     plan = models.get(name)["status"]["plan"]
     assert (plan["hardware"], plan["cpusPerReplica"]) == ("cpu", 16)
     # The best level first; others only where the scheme runs natively (on the shared cluster,
