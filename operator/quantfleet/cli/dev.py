@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from quantfleet.testbed.binaries import BUILD_COMMAND, find_binaries
-from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState
+from quantfleet.testbed.binaries import BUILD_COMMAND, NODE_BUILD_COMMAND, find_binaries
+from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.processes import PortInUseError, stop
+from quantfleet.testbed.realnode import default_image_cache
 
 
 def default_state_dir() -> Path:
@@ -49,8 +50,11 @@ def up(args: argparse.Namespace) -> int:
         return 1
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        cluster = Cluster(fleet, binaries=binaries, apiserver_port=args.port, log=_say)
-    except PortInUseError as error:
+        real_node = RealNodeOptions(image_cache=default_image_cache()) if args.real_node else None
+        cluster = Cluster(
+            fleet, binaries=binaries, apiserver_port=args.port, log=_say, real_node=real_node
+        )
+    except (PortInUseError, FileNotFoundError) as error:
         _say(str(error))
         return 1
     try:
@@ -64,6 +68,11 @@ def up(args: argparse.Namespace) -> int:
         f"kube-controller-manager, kube-scheduler) with {state.nodes} kwok-simulated GPU nodes: "
         "no real machines or GPUs, pods on them are simulated and run no containers."
     )
+    if cluster.real_node:
+        _say(
+            f"Real node {cluster.real_node.name}: kubelet, containerd and runc running real "
+            "containers on this machine's CPU (label quantfleet.io/real-node=true)."
+        )
     _say(f"Kubeconfig: {state.kubeconfig}\nStop it with `quantfleet dev down`.")
     print(f"export KUBECONFIG={state.kubeconfig}")
     return 0
@@ -165,6 +174,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--bin-dir", type=Path, help=f"folder with kubebin and kwok (built by {BUILD_COMMAND})"
     )
     start.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for ready")
+    start.add_argument(
+        "--real-node",
+        action="store_true",
+        help="add one real node (containerd, kubelet, kube-proxy, CoreDNS, built by "
+        f"`{NODE_BUILD_COMMAND}`) in namespaces of its own, labelled with this CPU's NFD labels; "
+        "the simulated CPU serving pools step aside for it",
+    )
     start.set_defaults(run=up)
     finish = actions.add_parser("down", help="stop the processes `up` started")
     finish.add_argument("--keep-data", action="store_true", help="keep the data folder and logs")

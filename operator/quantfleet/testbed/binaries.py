@@ -54,3 +54,74 @@ def find_binaries(bin_dir: Path | None = None) -> Binaries:
                 )
             found[name] = Path(on_path)
     return Binaries(kubebin=found["kubebin"], kwok=found["kwok"])
+
+
+NODE_BUILD_COMMAND = "make nodebin"
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """What a real node runs (tools/nodebin): containerd and its shim, runc, the CNI plugins,
+    CoreDNS, the pause binary, and kubelet and kube-proxy from kubebin."""
+
+    bin_dir: Path
+
+    @property
+    def kubebin(self) -> Path:
+        return self.bin_dir / "kubebin"
+
+    @property
+    def containerd(self) -> Path:
+        return self.bin_dir / "containerd"
+
+    @property
+    def ctr(self) -> Path:
+        return self.bin_dir / "ctr"
+
+    @property
+    def runc(self) -> Path:
+        return self.bin_dir / "runc"
+
+    @property
+    def coredns(self) -> Path:
+        return self.bin_dir / "coredns"
+
+    @property
+    def pause(self) -> Path:
+        return self.bin_dir / "pause"
+
+    @property
+    def cni_dir(self) -> Path:
+        return self.bin_dir / "cni"
+
+    def required(self) -> list[Path]:
+        shim = self.bin_dir / "containerd-shim-runc-v2"
+        plugins = [self.cni_dir / name for name in ("bridge", "host-local", "loopback", "portmap")]
+        return [
+            self.kubebin,
+            self.containerd,
+            shim,
+            self.ctr,
+            self.runc,
+            self.coredns,
+            self.pause,
+            *plugins,
+        ]
+
+
+def find_node_binaries(bin_dir: Path | None = None) -> NodeBinaries:
+    """The real node's binaries, all in one folder (the first of the usual places that has
+    containerd); the error names what is missing and how to build it."""
+    for folder in _candidate_dirs(bin_dir):
+        if (folder / "containerd").is_file():
+            binaries = NodeBinaries(folder)
+            break
+    else:
+        binaries = NodeBinaries(_candidate_dirs(bin_dir)[0])
+    missing = [str(path) for path in binaries.required() if not os.access(path, os.X_OK)]
+    if missing:
+        raise MissingBinaryError(
+            f"The real node's binaries are missing ({', '.join(missing)}); build them with "
+            f"`{NODE_BUILD_COMMAND}` from the repository root"
+        )
+    return binaries

@@ -1,7 +1,6 @@
 """A real local control plane: etcd, kube-apiserver, kube-controller-manager and kube-scheduler
 from upstream, plus kwok simulating the GPU fleet's nodes and pods, all on 127.0.0.1."""
 
-import base64
 import json
 import ssl
 import tempfile
@@ -18,9 +17,10 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
-from quantfleet.testbed.binaries import Binaries, find_binaries
+from quantfleet.testbed.binaries import Binaries, find_binaries, find_node_binaries
 from quantfleet.testbed.fleet import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE, Fleet, build_nodes
-from quantfleet.testbed.pki import PkiPaths, write_pki
+from quantfleet.testbed.nodeconfig import NodeAddress
+from quantfleet.testbed.pki import PkiPaths, write_kubeconfig, write_pki
 from quantfleet.testbed.processes import (
     Component,
     ComponentError,
@@ -29,6 +29,7 @@ from quantfleet.testbed.processes import (
     free_port,
     stop,
 )
+from quantfleet.testbed.realnode import RealNode, apiserver_kubelet_client
 from quantfleet.testbed.wait import poll_until
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -49,7 +50,18 @@ AUDIT_POLICY = {
     ],
 }
 
+REAL_NODE_NAME = "real-cpu-0"
+
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RealNodeOptions:
+    """A real node beside the kwok fleet (testbed.realnode)."""
+
+    image_cache: Path
+    images: list[Path] = field(default_factory=list)
+    die_with_parent: bool = False
 
 
 @dataclass
@@ -117,9 +129,15 @@ class Cluster:
         binaries: Binaries | None = None,
         apiserver_port: int | None = None,
         log: Log = lambda message: None,
+        real_node: RealNodeOptions | None = None,
     ) -> None:
-        self.fleet = fleet
+        # With a real node, the simulated CPU serving pools step aside: CPU models go to it.
+        self.fleet = fleet.without_cpu_serving() if real_node else fleet
         self.binaries = binaries or find_binaries()
+        self.real_node_options = real_node
+        self.node_binaries = find_node_binaries(self.binaries.kubebin.parent) if real_node else None
+        self.node_address = NodeAddress.pick() if real_node else None
+        self.real_node: RealNode | None = None
         # Chosen (and a requested port checked) before anything is written or started.
         self.ports = Ports.pick(apiserver_port)
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="quantfleet-cluster-"))
@@ -140,7 +158,8 @@ class Cluster:
 
     def stop(self) -> list[str]:
         """Stop the processes this cluster started, newest first; returns their names."""
-        stopped = stop([component.record for component in self.components])
+        stopped = self.real_node.stop() if self.real_node else []
+        stopped += stop([component.record for component in self.components])
         for component in self.components:
             if component.process.poll() is None:
                 component.process.wait(timeout=5)
@@ -152,7 +171,7 @@ class Cluster:
         pki = write_pki(self.data_dir / "pki", FIRST_SERVICE_IP)
         server = f"https://127.0.0.1:{ports.apiserver}"
         self.state.server = server
-        write_kubeconfig(self.state.kubeconfig, server, pki)
+        write_kubeconfig(self.state.kubeconfig, server, pki.ca_cert, pki.admin_cert, pki.admin_key)
 
         self._launch("etcd", self._etcd_args(ports))
         self._wait(deadline, "etcd to report healthy", lambda: _etcd_healthy(ports.etcd_client))
@@ -236,7 +255,33 @@ class Cluster:
             )
         finally:
             api.close()
+        if self.real_node_options:
+            self._start_real_node(pki, deadline)
         self.log(f"Cluster at {server} is ready with {len(nodes)} simulated nodes")
+
+    def _start_real_node(self, pki: PkiPaths, deadline: float) -> None:
+        assert self.real_node_options
+        assert self.node_binaries
+        assert self.node_address
+        self.log("Starting the real node (containerd, kubelet, kube-proxy, CoreDNS)")
+        node = RealNode(
+            name=REAL_NODE_NAME,
+            data_dir=self.data_dir / "node",
+            pki=pki,
+            apiserver_port=self.ports.apiserver,
+            address=self.node_address,
+            binaries=self.node_binaries,
+            image_cache=self.real_node_options.image_cache,
+            die_with_parent=self.real_node_options.die_with_parent,
+        )
+        self.real_node = node
+        api = config.new_client_from_config(config_file=str(self.state.kubeconfig))
+        try:
+            node.start(api, timeout=max(10.0, deadline - time.monotonic()))
+        finally:
+            api.close()
+        self.state.processes.extend(node.records)
+        node.import_images(self.real_node_options.images)
 
     def _launch(self, name: str, args: list[str], binary: Path | None = None) -> None:
         executable = binary or self.binaries.kubebin
@@ -278,6 +323,24 @@ class Cluster:
         ]
 
     def _apiserver_args(self, ports: Ports, pki: PkiPaths) -> list[str]:
+        return [*self._base_apiserver_args(ports, pki), *self._real_node_apiserver_args(pki)]
+
+    def _real_node_apiserver_args(self, pki: PkiPaths) -> list[str]:
+        if self.node_address is None:
+            return []
+        cert, key = apiserver_kubelet_client(pki)
+        return [
+            # The `kubernetes` Service's endpoint: pods dial the node's IP, where the node's
+            # init relays to this loopback listener.
+            f"--advertise-address={self.node_address.node_ip}",
+            f"--kubelet-client-certificate={cert}",
+            f"--kubelet-client-key={key}",
+            f"--kubelet-certificate-authority={pki.ca_cert}",
+            # No DNS lookup of the node's name: its IP, over the veth.
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def _base_apiserver_args(self, ports: Ports, pki: PkiPaths) -> list[str]:
         return [
             "apiserver",
             f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
@@ -303,39 +366,6 @@ class Cluster:
             f"--audit-log-path={self.data_dir / AUDIT_LOG}",
             "--audit-log-maxsize=100",
         ]
-
-
-def write_kubeconfig(path: Path, server: str, pki: PkiPaths) -> None:
-    """A self-contained admin kubeconfig (certs inlined) for `server`."""
-
-    def inline(file: Path) -> str:
-        return base64.b64encode(file.read_bytes()).decode()
-
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "quantfleet",
-                "cluster": {"server": server, "certificate-authority-data": inline(pki.ca_cert)},
-            }
-        ],
-        "users": [
-            {
-                "name": "quantfleet-admin",
-                "user": {
-                    "client-certificate-data": inline(pki.admin_cert),
-                    "client-key-data": inline(pki.admin_key),
-                },
-            }
-        ],
-        "contexts": [
-            {"name": "quantfleet", "context": {"cluster": "quantfleet", "user": "quantfleet-admin"}}
-        ],
-        "current-context": "quantfleet",
-    }
-    path.touch(mode=0o600)
-    path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
 
 
 def apply_fleet(api: client.ApiClient, fleet: Fleet) -> list[str]:

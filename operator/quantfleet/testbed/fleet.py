@@ -8,12 +8,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from quantfleet.planning.inventory import LABEL_CPU_SERVING
+
 # kwok manages only the nodes carrying this annotation (`--manage-nodes-with-annotation-selector`),
 # kwok's own convention, so a real node that joins by mistake is never faked.
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_ANNOTATION_VALUE = "fake"
 # Says on every node, for people and tools alike, that it is no real machine.
 SIMULATED_LABEL = "quantfleet.io/simulated"
+
 POOL_LABEL = "quantfleet.io/node-pool"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -72,6 +75,11 @@ class Fleet(BaseModel):
         default="sim", alias="namePrefix", description="Prefix of every node name"
     )
     pools: list[NodePool] = Field(min_length=1, description="Node pools")
+
+    def without_cpu_serving(self) -> "Fleet":
+        """The fleet less its pools opted in to serving on CPUs (a real node takes their place)."""
+        pools = [p for p in self.pools if p.labels.get(LABEL_CPU_SERVING) != "true"]
+        return self.model_copy(update={"pools": pools})
 
 
 class FleetFileError(ValueError):

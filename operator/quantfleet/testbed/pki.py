@@ -1,11 +1,13 @@
 """The local cluster's PKI: one CA, the API server's serving cert, an admin client cert and the
 service-account signing key, written as PEM files (what kwokctl and envtest generate)."""
 
+import base64
 import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -57,7 +59,7 @@ def write_pki(folder: Path, first_service_ip: str) -> PkiPaths:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     paths = PkiPaths.under(folder)
-    now = datetime.datetime.now(datetime.UTC)
+    now = _now()
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("quantfleet-testbed-ca")
@@ -116,6 +118,85 @@ def write_pki(folder: Path, first_service_ip: str) -> PkiPaths:
         )
     )
     return paths
+
+
+def issue_cert(
+    pki: PkiPaths,
+    cert_path: Path,
+    common_name: str,
+    *,
+    organization: str | None = None,
+    server_names: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """A cert and key signed by the cluster's CA, written beside `cert_path` (`.crt`/`.key`):
+    a client cert for `common_name` (in `organization`), or a serving cert when `server_names`
+    (DNS names or IP addresses) are given. Returns (cert, key)."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        _builder(x509.Name(attributes), ca_cert.subject, key.public_key(), _now())
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if server_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(name) for name in server_names]),
+            critical=False,
+        )
+    cert_path, key_path = cert_path.with_suffix(".crt"), cert_path.with_suffix(".key")
+    _write_cert(cert_path, builder.sign(ca_key, hashes.SHA256()))
+    _write_key(key_path, key)
+    return cert_path, key_path
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def write_kubeconfig(
+    path: Path, server: str, ca_cert: Path, cert: Path, key: Path, user: str = "quantfleet-admin"
+) -> None:
+    """A self-contained kubeconfig (certs inlined) for `server`, as `user`'s client cert."""
+
+    def inline(file: Path) -> str:
+        return base64.b64encode(file.read_bytes()).decode()
+
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "quantfleet",
+                "cluster": {"server": server, "certificate-authority-data": inline(ca_cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": inline(cert),
+                    "client-key-data": inline(key),
+                },
+            }
+        ],
+        "contexts": [{"name": "quantfleet", "context": {"cluster": "quantfleet", "user": user}}],
+        "current-context": "quantfleet",
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
 
 
 def _name(common_name: str) -> x509.Name:

@@ -32,6 +32,11 @@ class ProcessRecord:
     start_ticks: int
     log: str
 
+    @classmethod
+    def of(cls, name: str, pid: int, log: Path) -> "ProcessRecord":
+        """The record of a running process started by this package."""
+        return cls(name=name, pid=pid, start_ticks=_start_ticks(pid) or 0, log=str(log))
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -98,12 +103,7 @@ class Component:
                 )
             except OSError as error:
                 raise ComponentError(f"Could not start {name} ({argv[0]}): {error}") from error
-        self.record = ProcessRecord(
-            name=name,
-            pid=self.process.pid,
-            start_ticks=_start_ticks(self.process.pid) or 0,
-            log=str(log),
-        )
+        self.record = ProcessRecord.of(name, self.process.pid, log)
 
     def check_alive(self) -> None:
         """Raise ComponentError with the end of the log when the process has exited."""
