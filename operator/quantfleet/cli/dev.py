@@ -15,7 +15,7 @@ from pathlib import Path
 from quantfleet.testbed.binaries import BUILD_COMMAND, NODE_BUILD_COMMAND, find_binaries
 from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
-from quantfleet.testbed.processes import PortInUseError, stop
+from quantfleet.testbed.processes import ComponentError, stop
 from quantfleet.testbed.realnode import default_image_cache
 
 
@@ -54,7 +54,7 @@ def up(args: argparse.Namespace) -> int:
         cluster = Cluster(
             fleet, binaries=binaries, apiserver_port=args.port, log=_say, real_node=real_node
         )
-    except (PortInUseError, FileNotFoundError) as error:
+    except (ComponentError, FileNotFoundError) as error:
         _say(str(error))
         return 1
     try:

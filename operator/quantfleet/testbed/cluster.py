@@ -29,7 +29,7 @@ from quantfleet.testbed.processes import (
     free_port,
     stop,
 )
-from quantfleet.testbed.realnode import RealNode, apiserver_kubelet_client
+from quantfleet.testbed.realnode import RealNode, apiserver_kubelet_client, preflight
 from quantfleet.testbed.wait import poll_until
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -62,6 +62,8 @@ class RealNodeOptions:
     image_cache: Path
     images: list[Path] = field(default_factory=list)
     die_with_parent: bool = False
+    # Tests: KubeletConfiguration fields to override (a kubelet that cannot start, say).
+    kubelet_overrides: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,6 +133,8 @@ class Cluster:
         log: Log = lambda message: None,
         real_node: RealNodeOptions | None = None,
     ) -> None:
+        if real_node and (lacking := preflight(Path("/proc/filesystems").read_text())):
+            raise ComponentError(f"The real node cannot start on this machine: {lacking}")
         # With a real node, the simulated CPU serving pools step aside: CPU models go to it.
         self.fleet = fleet.without_cpu_serving() if real_node else fleet
         self.binaries = binaries or find_binaries()
@@ -273,6 +277,7 @@ class Cluster:
             binaries=self.node_binaries,
             image_cache=self.real_node_options.image_cache,
             die_with_parent=self.real_node_options.die_with_parent,
+            kubelet_overrides=self.real_node_options.kubelet_overrides,
         )
         self.real_node = node
         api = config.new_client_from_config(config_file=str(self.state.kubeconfig))

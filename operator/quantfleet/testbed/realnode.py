@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +63,28 @@ KUBELET_SYSCTLS = {
     "kernel/keys/root_maxbytes": "25000000",
 }
 PR_SET_PDEATHSIG = 1
+
+
+CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
+COMMANDS = ("unshare", "nsenter", "ip", "nft", "mount", "conntrack", "iptables")
+
+
+def preflight(
+    filesystems: str, cgroups: Path = Path("/sys/fs/cgroup"), euid: int | None = None
+) -> str | None:
+    """What this machine lacks for a real node, in one line; None when it has everything."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return "a real node needs root (it makes namespaces, mounts, veths and cgroups)"
+    if missing := [command for command in COMMANDS if shutil.which(command) is None]:
+        return f"commands missing: {', '.join(missing)} (run `make nodebin`, which installs them)"
+    if "overlay" not in filesystems.split():
+        return "the kernel has no overlay filesystem (containerd's snapshotter needs it)"
+    if missing := [name for name in CGROUP_CONTROLLERS if not (cgroups / name).is_dir()]:
+        return (
+            f"cgroup v1 controllers not mounted under {cgroups}: {', '.join(missing)} "
+            "(the node's kubelet runs with cgroupfs on cgroup v1)"
+        )
+    return None
 
 
 def default_image_cache() -> Path:
@@ -121,6 +144,7 @@ class RealNode:
     image_cache: Path
     # Tests: the node dies with the process that started it, even on SIGKILL.
     die_with_parent: bool = False
+    kubelet_overrides: dict[str, object] = field(default_factory=dict)
     records: list[ProcessRecord] = field(default_factory=list)
 
     @property
@@ -189,6 +213,7 @@ class RealNode:
         (folder / "kubelet.yaml").write_text(
             yaml.safe_dump(
                 kubelet_config(folder, self.address, self.pki, self.socket, self.cgroup_root)
+                | self.kubelet_overrides
             )
         )
         (folder / "kube-proxy.yaml").write_text(

@@ -21,7 +21,7 @@ from quantfleet.testbed.nodeconfig import (
 )
 from quantfleet.testbed.ociimage import write_image_archive
 from quantfleet.testbed.pki import PkiPaths
-from quantfleet.testbed.realnode import nfd_labels
+from quantfleet.testbed.realnode import nfd_labels, preflight
 
 EPYC = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -137,3 +137,36 @@ def test_fleet_without_cpu_serving_keeps_gpu_pools_and_the_controller_node() -> 
     assert "xeon-amx" not in kept
     assert "xeon-avx512" not in kept
     assert {"cpu", "t4", "h100"} <= kept
+
+
+def _cgroups(tmp_path: Path, *controllers: str) -> Path:
+    for name in controllers:
+        (tmp_path / name).mkdir()
+    return tmp_path
+
+
+ALL_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
+
+
+@pytest.mark.parametrize(
+    ("filesystems", "controllers", "euid", "want"),
+    [
+        pytest.param("nodev\toverlay\n", ALL_CONTROLLERS, 0, None, id="everything-there"),
+        pytest.param("nodev\toverlay\n", ALL_CONTROLLERS, 1000, "needs root", id="not-root"),
+        pytest.param("nodev\ttmpfs\n", ALL_CONTROLLERS, 0, "no overlay", id="no-overlayfs"),
+        pytest.param(
+            "nodev\toverlay\n", ALL_CONTROLLERS[:-1], 0, "not mounted", id="cgroup-v2-only"
+        ),
+    ],
+)
+def test_preflight_says_in_one_line_what_the_machine_lacks(
+    tmp_path: Path, filesystems: str, controllers: tuple[str, ...], euid: int, want: str | None
+) -> None:
+    lacking = preflight(filesystems, _cgroups(tmp_path, *controllers), euid=euid)
+
+    if want is None:
+        assert lacking is None
+    else:
+        assert lacking is not None
+        assert want in lacking
+        assert "\n" not in lacking

@@ -1,0 +1,114 @@
+"""Nothing is left behind when a test dies: a process that started a real node is SIGKILLed, and
+the node's processes, veth, cgroups and mounts go, the host's sysctls and nftables are as they
+were. Then the harness refuses, in one line, a node that cannot become Ready."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantfleet.testbed.cluster import Cluster, RealNodeOptions
+from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.processes import ComponentError, ProcessRecord, stop
+from quantfleet.testbed.realnode import CGROUP_PARENT, KUBELET_SYSCTLS, default_image_cache
+from quantfleet.testbed.wait import poll_until
+
+HOST_SYSCTLS = [*KUBELET_SYSCTLS, "net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"]
+
+# Starts a cluster with a real node that dies with this child, prints its records, waits.
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from quantfleet.testbed.cluster import Cluster, RealNodeOptions
+from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.realnode import default_image_cache
+options = RealNodeOptions(image_cache=default_image_cache(), die_with_parent=True)
+cluster = Cluster(load_fleet(), data_dir=Path(sys.argv[1]), real_node=options)
+state = cluster.start(timeout=240)
+node = cluster.real_node
+print(json.dumps({
+    "records": [record.to_json() for record in state.processes],
+    "veth": node.address.veth_host,
+    "cgroup": node.cgroup_root,
+    "tree": descendants(node.records[-1].pid),
+}), flush=True)
+time.sleep(3600)
+"""
+DESCENDANTS = """
+def descendants(pid):
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found += [int(child), *descendants(int(child))]
+    return found
+"""
+
+
+def host_state() -> dict[str, object]:
+    sysctls = {}
+    for key in HOST_SYSCTLS:
+        path = Path("/proc/sys") / key
+        sysctls[key] = path.read_text() if path.exists() else None
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True)
+    names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.stdout.splitlines())
+    return {"sysctls": sysctls, "nft": ruleset.stdout, "links": names}
+
+
+def test_killed_test_process_leaves_nothing_behind(tmp_path: Path) -> None:
+    before = host_state()
+    data_dir = tmp_path / "cluster"
+    data_dir.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", DESCENDANTS + CHILD, str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    started = json.loads(child.stdout.readline())
+    control_plane = [
+        ProcessRecord.from_json(record)
+        for record in started["records"]
+        if not record["name"].startswith("node-")
+    ]
+    node_pids = [
+        record["pid"] for record in started["records"] if record["name"].startswith("node-")
+    ]
+    assert len(started["tree"]) >= 4  # containerd, kubelet, kube-proxy, coredns, shims...
+
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    def gone() -> bool:
+        alive = [pid for pid in [*node_pids, *started["tree"]] if Path(f"/proc/{pid}").exists()]
+        return not alive
+
+    try:
+        poll_until(gone, timeout=60, what="every process of the killed node to end")
+        assert host_state() == before
+        assert not list(Path("/sys/fs/cgroup").glob(f"*{started['cgroup']}"))
+        mounts = Path("/proc/self/mountinfo").read_text()
+        assert str(data_dir) not in mounts
+    finally:
+        stop(control_plane)
+
+
+def test_node_that_never_turns_ready_fails_with_the_kubelets_last_error(tmp_path: Path) -> None:
+    options = RealNodeOptions(
+        image_cache=default_image_cache(),
+        die_with_parent=True,
+        # A kubelet that cannot run: the cgroup driver of a systemd host.
+        kubelet_overrides={"cgroupDriver": "systemd"},
+    )
+    cluster = Cluster(load_fleet(), data_dir=tmp_path, real_node=options)
+
+    with pytest.raises(ComponentError, match=r"last error of kubelet .*systemd") as raised:
+        cluster.start(timeout=120)
+
+    assert "\n" not in str(raised.value).strip()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}/{cluster.real_node.name}"))
+    assert not any(record.is_running() for record in cluster.state.processes)
+    assert os.path.exists(tmp_path / "node" / "logs" / "kubelet.log")
