@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client, config
-from quantfleet.testbed.images import build_images
 
 from quantfleet.testbed.cluster import Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
@@ -41,6 +40,8 @@ class RealCluster:
         """The reference of the Dockerfile's `target` image, built (or found in the cache by its
         content key) and imported into the node."""
         if target not in self.images:
+            from quantfleet.testbed.images import build_images  # noqa: PLC0415 (wt-images)
+
             (built,) = build_images([target])
             self.node.import_images([built.archive])
             self.images[target] = built.ref
