@@ -40,7 +40,7 @@ class RealCluster:
         """The reference of the Dockerfile's `target` image, built (or found in the cache by its
         content key) and imported into the node."""
         if target not in self.images:
-            from quantfleet.testbed.images import build_images  # noqa: PLC0415 (wt-images)
+            from quantfleet.testbed.images import build_images
 
             (built,) = build_images([target])
             self.node.import_images([built.archive])

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client
-from tests.realnode.conftest import RealCluster, restricted_pod
 
 from quantfleet.planning.cpu import cpu_level
 from quantfleet.testbed.fleet import SIMULATED_LABEL
 from quantfleet.testbed.realnode import nfd_labels
+
+from .conftest import RealCluster, restricted_pod
 
 RunPod = Callable[..., client.V1Pod]
 
