@@ -51,6 +51,17 @@ class OperatorSettings(BaseModel):
             "once per source and revision. Unset, each Job downloads its own copy."
         ),
     )
+    evaluation_tasks: str | None = Field(
+        default=None,
+        pattern=r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[^/]+)*/?$",
+        max_length=1024,
+        description=(
+            "pvc://claim/path of local lm-eval task definitions and their data, for clusters "
+            "that cannot reach the hub: evaluate Jobs mount it read-only and score only the "
+            "tasks defined there (--include-path, --no-builtin-tasks), under the CRD's task "
+            "names. Unset, lm-eval's own tasks are used."
+        ),
+    )
     cpu_nodes: bool = Field(
         default=False,
         description=(

@@ -303,9 +303,12 @@ def build_evaluate_job(
         args.append(f"--baseline-scores={json.dumps(cached_baseline, sort_keys=True)}")
     cache_claims, cache_args = model_cache(settings)
     args.extend(cache_args)
-    volumes, mounts = claim_volumes(
-        writable=cache_claims, read_only=[spec.source.uri, spec.output.uri]
-    )
+    read_only = [spec.source.uri, spec.output.uri]
+    if settings.evaluation_tasks:
+        # The cluster's own copies of the tasks (offline): only those are indexed and run.
+        args += [f"--include-path={local_path(settings.evaluation_tasks)}", "--no-builtin-tasks"]
+        read_only.append(settings.evaluation_tasks)
+    volumes, mounts = claim_volumes(writable=cache_claims, read_only=read_only)
     inputs = evaluation_id(spec, artifact, kind)
     return build_job(
         owner,

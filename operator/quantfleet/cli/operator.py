@@ -37,6 +37,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         placement_policy=args.placement_policy,
         gpu_costs=costs,
         model_cache_claim=args.model_cache_claim or None,
+        evaluation_tasks=args.evaluation_tasks or None,
         cpu_nodes=args.cpu_nodes,
         cpu_cores_per_replica=args.cpu_cores_per_replica,
         cpu_kv_cache_gib=args.cpu_kv_cache_gib,
@@ -71,6 +72,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=os.environ.get("QUANTFLEET_MODEL_CACHE_CLAIM"),
         help="PersistentVolumeClaim the quantize and evaluate Jobs share as a model cache "
         "(env QUANTFLEET_MODEL_CACHE_CLAIM)",
+    )
+    parser.add_argument(
+        "--evaluation-tasks",
+        default=os.environ.get("QUANTFLEET_EVALUATION_TASKS"),
+        help="pvc://claim/path of local lm-eval task definitions the evaluate Jobs score "
+        "instead of lm-eval's own (offline clusters; env QUANTFLEET_EVALUATION_TASKS)",
     )
     parser.add_argument(
         "--kueue-queue-name",

@@ -185,6 +185,20 @@ def test_evaluate_job_runs_the_engine_across_the_gpus_it_requests(gpus: int) -> 
     assert container["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
 
 
+def test_evaluate_job_scores_the_clusters_local_tasks_when_configured() -> None:
+    settings = SETTINGS.model_copy(update={"evaluation_tasks": "pvc://eval-tasks/study"})
+    spec = make_spec()
+    job = build_evaluate_job(
+        make_owner(), spec, artifact_id(spec, Scheme.W8A8), ModelKind.TEXT,
+        build_gpu_job_placement(0, []), 1, {}, settings,
+    )  # fmt: skip
+    container = pod_spec(job)["containers"][0]
+    assert "--include-path=/mnt/quantfleet/eval-tasks/study" in container["args"]
+    assert "--no-builtin-tasks" in container["args"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "pvc-eval-tasks"]
+    assert mount["readOnly"] is True
+
+
 @pytest.mark.parametrize("owner", ["q", "a" * 63, "b" * 200])
 def test_child_names_fit_a_dns_label(owner: str) -> None:
     name = child_name(owner, "quantize", "0123abcd")
