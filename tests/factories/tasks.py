@@ -86,3 +86,46 @@ def write_image_task(directory: Path) -> Path:
         IMAGE_TASK.format(name=IMAGE_TASK_NAME, data=data)
     )
     return directory
+
+
+LOCAL_STUDY_TASK = """task: {name}
+dataset_path: parquet
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_image:
+  - image
+doc_to_text: "<image>Describe the picture."
+doc_to_target: "{{{{answer}}}}"
+generation_kwargs:
+  until: []
+  do_sample: false
+  max_gen_toks: 16
+metric_list:
+  - metric: chrf
+    aggregation: chrf
+    higher_is_better: true
+"""
+
+
+def write_local_study_task(directory: Path, name: str, seen_at: Path | None = None) -> Path:
+    """A local stand-in for a study task the CRD names (`chartqa`, say), for clusters without
+    the hub: one picture per COLOURS with a one-line description to give, scored by chrF
+    (character n-gram F-score). A random tiny VLM earns a small non-zero chrF, so recovery is
+    defined, where exact match would score 0 on both models. `seen_at`: where the Job's pod
+    sees `directory` (the data path in the YAML is read in the pod)."""
+    import datasets
+    from PIL import Image
+
+    rows = {
+        "image": [Image.new("RGB", (64, 64), c) for c in COLOURS],
+        "answer": [f"The picture is {c}." for c in COLOURS],
+    }
+    data = directory / f"{name}.parquet"
+    datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).to_parquet(data)
+    (directory / f"{name}.yaml").write_text(
+        LOCAL_STUDY_TASK.format(name=name, data=(seen_at or directory) / data.name)
+    )
+    return directory
