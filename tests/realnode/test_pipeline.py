@@ -1,0 +1,171 @@
+"""The whole pipeline in real containers from our own images, on the real node: the operator as a
+pod (its ServiceAccount, RBAC, Pod Security `restricted`), a QuantizedModel of the tiny Qwen2-VL
+on a PersistentVolume through a real quantize pod (LLM Compressor), a real evaluate pod
+(lm-eval), the gate, a vLLM-CPU Deployment Ready behind its Service, and a BenchmarkRun whose
+benchmark pods measure it against its BF16 baseline through the Services. Nothing simulated."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from factories import Models, Runs
+from factories.models import build_tiny_qwen2_vl
+from factories.tasks import write_local_study_task
+from quantfleet.api.contract import MOUNT_ROOT
+from quantfleet.cli.incluster import deploy_operator, node_volume
+from quantfleet.testbed.realnode import REAL_NODE_LABEL
+from quantfleet.testbed.wait import poll_until
+
+from .conftest import RESTRICTED, RealCluster, restricted_pod
+
+Json = dict[str, Any]
+MODEL = "tiny-vlm"
+READY_TIMEOUT = 1500.0  # quantize, evaluate, then vLLM's start on 2 shared cores
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    real_cluster: RealCluster, real_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """The operator running from its image on the real node; a restricted namespace holding the
+    `models` claim (the tiny VLM, local task copies) and the evaluation-tasks setting."""
+    core = client.CoreV1Api(real_api)
+    namespace = "pipeline"
+    core.create_namespace({"metadata": {"name": namespace, "labels": RESTRICTED}})
+    folder = tmp_path_factory.mktemp("models")
+    build_tiny_qwen2_vl(folder / MODEL)
+    tasks = folder / "tasks"
+    tasks.mkdir()
+    write_local_study_task(tasks, "chartqa", seen_at=Path(MOUNT_ROOT) / "models" / "tasks")
+    volume = node_volume(real_api, namespace, "models", folder)
+    deploy_operator(
+        real_api,
+        real_cluster.cluster.binaries.kubebin.parent / "kubectl",
+        real_cluster.image("operator"),
+        {
+            "QUANTFLEET_JOBS_IMAGE": real_cluster.image("jobs"),
+            "QUANTFLEET_CPU_VLLM_IMAGE": real_cluster.image("vllm-cpu"),
+            # Two cores on this machine: one per vLLM replica, so model and baseline fit.
+            "QUANTFLEET_CPU_CORES_PER_REPLICA": "1",
+            "QUANTFLEET_CPU_KV_CACHE_GIB": "1",
+            "QUANTFLEET_EVALUATION_TASKS": "pvc://models/tasks",
+        },
+    )
+    yield namespace, folder
+    core.delete_namespace(namespace)
+    core.delete_persistent_volume(volume)
+
+
+def test_quantized_model_is_quantized_evaluated_and_served_for_real(
+    pipeline: tuple[str, Path], real_api: client.ApiClient, real_cluster: RealCluster
+) -> None:
+    namespace, folder = pipeline
+    models = Models(real_api, namespace)
+    models.create(
+        {
+            "apiVersion": "quantfleet.io/v1alpha1",
+            "kind": "QuantizedModel",
+            "metadata": {"name": MODEL},
+            "spec": {
+                "source": {
+                    "uri": f"pvc://models/{MODEL}",
+                    "kind": "vision-language",
+                    "parametersBillions": 0.01,
+                },
+                "quantization": {
+                    "scheme": "W8A8",
+                    "calibration": {
+                        "dataset": "synthetic",
+                        "samples": 8,
+                        "maxSequenceLength": 128,
+                    },
+                },
+                "output": {"uri": f"pvc://models/out/{MODEL}-w8a8"},
+                "evaluation": {"tasks": ["chartqa"], "limit": 4, "minRecovery": 90},
+                "serving": {"replicas": 1, "imagesPerPrompt": 1, "maxModelLength": 2048},
+                "placement": {"hardware": "cpu"},
+            },
+        }
+    )
+
+    ready = models.wait_condition(MODEL, "Ready", "True", timeout=READY_TIMEOUT)
+
+    status = models.get(MODEL)["status"]
+    assert "SIMULATED" not in json.dumps(status)
+    assert status["artifact"]["simulated"] is False
+    assert status["plan"]["hardware"] == "cpu"
+    assert status["recovery"]["simulated"] is False
+    assert status["recovery"]["overall"] >= 90, status["recovery"]
+    assert (folder / "out" / f"{MODEL}-w8a8" / "config.json").exists()
+    [pod] = models.serving_pods(MODEL)
+    node = client.CoreV1Api(real_api).read_node(pod.spec.node_name)
+    assert node.metadata.labels[REAL_NODE_LABEL] == "true"
+    assert "1/1 vLLM replicas ready" in ready["message"]
+    reply = chat_through_service(real_api, real_cluster, namespace, status["serving"]["endpoint"])
+    assert reply["choices"][0]["message"]["content"] is not None
+
+
+def chat_through_service(
+    api: client.ApiClient, real_cluster: RealCluster, namespace: str, endpoint: str
+) -> Json:
+    """A chat completion from a pod through the model's Service (cluster DNS, kube-proxy)."""
+    code = (
+        "import json, urllib.request\n"
+        f"models = json.load(urllib.request.urlopen('{endpoint}/v1/models', timeout=30))\n"
+        "body = {'model': models['data'][0]['id'], 'max_tokens': 8, 'temperature': 0,\n"
+        "        'messages': [{'role': 'user', 'content': 'Say hello.'}]}\n"
+        f"request = urllib.request.Request('{endpoint}/v1/chat/completions',\n"
+        "    data=json.dumps(body).encode(), headers={'Content-Type': 'application/json'})\n"
+        "reply = urllib.request.urlopen(request, timeout=120).read().decode()\n"
+        "open('/dev/termination-log', 'w').write(reply[:3000])\n"
+    )
+    core = client.CoreV1Api(api)
+    body = restricted_pod("chat", real_cluster.image("operator"), ["python", "-c", code])
+    core.create_namespaced_pod(namespace, body)
+    pod = poll_until(
+        lambda: (
+            (p := core.read_namespaced_pod("chat", namespace)).status.phase
+            in ("Succeeded", "Failed")
+            and p
+        ),
+        timeout=300,
+        what="the chat pod to finish",
+    )
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert pod.status.phase == "Succeeded", terminated.message
+    reply: Json = json.loads(terminated.message)
+    return reply
+
+
+def test_benchmark_run_measures_the_model_against_its_bf16_baseline_for_real(
+    pipeline: tuple[str, Path], real_api: client.ApiClient
+) -> None:
+    namespace, _ = pipeline
+    models = Models(real_api, namespace)
+    models.wait_condition(MODEL, "Ready", "True", timeout=READY_TIMEOUT)
+    runs = Runs(real_api, namespace)
+    runs.create(
+        {
+            "apiVersion": "quantfleet.io/v1alpha1",
+            "kind": "BenchmarkRun",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "targets": [{"name": "w8a8", "modelRef": {"name": MODEL}}],
+                "baseline": {"modelRef": {"name": MODEL}},
+                "workloads": [{"name": "text", "promptTokens": 32, "outputTokens": 8}],
+                "scenarios": [{"kind": "latency"}],
+                "limits": {"maxRequests": 4},
+            },
+        }
+    )
+
+    runs.wait_condition("bench", "Succeeded", reason="Completed", timeout=READY_TIMEOUT)
+
+    status = runs.get("bench")["status"]
+    assert "SIMULATED" not in json.dumps(status)
+    assert all(result["simulated"] is False for result in status["results"])
+    assert status["speedups"], status
