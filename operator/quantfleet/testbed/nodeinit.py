@@ -97,12 +97,20 @@ def setup_network(config: dict[str, Any]) -> None:
     run("nft", "-f", config["guardRules"])
 
 
-def make_cgroups(root: str) -> list[Path]:
+def _hierarchies() -> list[Path]:
+    return sorted(p for p in Path("/sys/fs/cgroup").iterdir() if p.is_dir())
+
+
+def node_cgroups(root: str) -> list[Path]:
+    """The node's cgroup (the kubelet's cgroupRoot) in every hierarchy, cgroup v2's too."""
+    return [hierarchy / root.strip("/") for hierarchy in _hierarchies()]
+
+
+def make_cgroups(root: str) -> None:
     """The kubelet's cgroupRoot in every v1 hierarchy; cpuset needs its CPUs and memory nodes
     copied down before a task may join."""
-    made = []
-    for hierarchy in sorted(Path("/sys/fs/cgroup").iterdir()):
-        if not hierarchy.is_dir() or hierarchy.name == "unified":
+    for hierarchy in _hierarchies():
+        if hierarchy.name == "unified":
             continue
         path = hierarchy
         for part in root.strip("/").split("/"):
@@ -112,22 +120,18 @@ def make_cgroups(root: str) -> list[Path]:
                 if hierarchy.name == "cpuset":
                     for name in ("cpuset.cpus", "cpuset.mems"):
                         (path / name).write_text((path.parent / name).read_text())
-        made.append(path)
-    return made
 
 
 def remove_cgroups(paths: list[Path]) -> None:
-    """Remove each subtree, deepest first (rmdir of an empty cgroup)."""
+    """Remove each subtree, deepest first (rmdir of an empty cgroup), then its parent when
+    nothing else is left in it."""
     for top in paths:
         if not top.exists():
             continue
-        for folder in sorted(
-            (p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-        ):
+        folders = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for folder in [*folders, top, top.parent]:
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        with contextlib.suppress(OSError):
-            top.rmdir()
 
 
 def kill_everything_else() -> None:
@@ -169,7 +173,8 @@ def main() -> int:
     for source, target in config["bindFiles"]:
         run("mount", "--bind", "-o", "ro", source, target)
     setup_network(config)
-    cgroups = make_cgroups(config["cgroupRoot"])
+    make_cgroups(config["cgroupRoot"])
+    cgroups = node_cgroups(config["cgroupRoot"])
 
     listener = socket.create_server(("0.0.0.0", config["apiserverPort"]), backlog=128)
     upstream = ("127.0.0.1", config["apiserverPort"])
