@@ -17,6 +17,13 @@ POD_GATEWAY = "10.245.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 KUBELET_PORT = 10250
 PAUSE_IMAGE = "localhost/quantfleet/pause:3.10"
+# Paths inside the node's mount namespace (its own tmpfs on /run): short, as unix socket paths
+# must be (108 bytes), and the standard ones, so no component needs to be told.
+CONTAINERD_STATE = Path("/run/containerd")
+CONTAINERD_SOCKET = CONTAINERD_STATE / "containerd.sock"
+# The kubelet's root and pod logs, bind-mounted there from the node's data folder (on disk).
+KUBELET_ROOT = Path("/var/lib/kubelet")
+POD_LOGS = Path("/var/log/pods")
 
 
 @dataclass(frozen=True)
@@ -72,15 +79,13 @@ def guard_rules(address: NodeAddress) -> str:
 """
 
 
-def containerd_config(state: Path, root: Path, binaries: NodeBinaries, cni_conf: Path) -> str:
+def containerd_config(root: Path, binaries: NodeBinaries, cni_conf: Path) -> str:
     """containerd 2.x (config version 3) for a node with no registry and cgroup v1."""
     return f"""version = 3
 root = "{root}"
-state = "{state}"
+state = "{CONTAINERD_STATE}"
 [grpc]
-  address = "{state / "containerd.sock"}"
-[ttrpc]
-  address = "{state / "containerd.sock.ttrpc"}"
+  address = "{CONTAINERD_SOCKET}"
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
@@ -131,7 +136,7 @@ def cni_config(ipam_dir: Path) -> dict[str, Any]:
 
 
 def kubelet_config(
-    folder: Path, address: NodeAddress, pki: PkiPaths, socket: Path, cgroup_root: str
+    folder: Path, address: NodeAddress, pki: PkiPaths, cgroup_root: str
 ) -> dict[str, Any]:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -149,7 +154,7 @@ def kubelet_config(
             "x509": {"clientCAFile": str(pki.ca_cert)},
         },
         "authorization": {"mode": "AlwaysAllow"},
-        "containerRuntimeEndpoint": f"unix://{socket}",
+        "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCKET}",
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": cgroup_root,
         # This machine has cgroup v1 only (deprecated since 1.35, still supported).
@@ -160,7 +165,6 @@ def kubelet_config(
         "clusterDomain": CLUSTER_DOMAIN,
         # Not the host's resolv.conf: no search domain or nameserver of the host reaches a pod.
         "resolvConf": str(folder / "resolv.conf"),
-        "podLogsDir": str(folder / "pod-logs"),
         # A shared test machine: evict only when truly out, never collect our imported images.
         "evictionHard": {
             "memory.available": "200Mi",

@@ -172,6 +172,8 @@ def main() -> int:
         Path(folder).mkdir(parents=True, exist_ok=True)
     for source, target in config["bindFiles"]:
         run("mount", "--bind", "-o", "ro", source, target)
+    for source, target in config["bindDirs"]:
+        run("mount", "--bind", source, target)
     setup_network(config)
     make_cgroups(config["cgroupRoot"])
     cgroups = node_cgroups(config["cgroupRoot"])

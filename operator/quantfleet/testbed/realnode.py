@@ -32,8 +32,11 @@ from quantfleet.planning.cpu import LABEL_CPU_VENDOR, LEVEL_FLAGS, flag_label
 from quantfleet.planning.inventory import LABEL_CPU_SERVING
 from quantfleet.testbed.binaries import NodeBinaries
 from quantfleet.testbed.nodeconfig import (
+    CONTAINERD_SOCKET,
     COREDNS_RBAC,
+    KUBELET_ROOT,
     PAUSE_IMAGE,
+    POD_LOGS,
     NodeAddress,
     cni_config,
     containerd_config,
@@ -149,7 +152,8 @@ class RealNode:
 
     @property
     def socket(self) -> Path:
-        return self.data_dir / "containerd-state" / "containerd.sock"
+        """containerd's socket as the host reaches it: through the init's mount namespace."""
+        return Path(f"/proc/{self._init_pid}/root{CONTAINERD_SOCKET}")
 
     @property
     def cgroup_root(self) -> str:
@@ -206,13 +210,11 @@ class RealNode:
             json.dumps(cni_config(folder / "cni-ipam"), indent=2)
         )
         (folder / "containerd.toml").write_text(
-            containerd_config(
-                folder / "containerd-state", store, self.binaries, folder / "cni-net.d"
-            )
+            containerd_config(store, self.binaries, folder / "cni-net.d")
         )
         (folder / "kubelet.yaml").write_text(
             yaml.safe_dump(
-                kubelet_config(folder, self.address, self.pki, self.socket, self.cgroup_root)
+                kubelet_config(folder, self.address, self.pki, self.cgroup_root)
                 | self.kubelet_overrides
             )
         )
@@ -233,8 +235,18 @@ class RealNode:
             "logDir": str(folder / "logs"),
             "binDir": str(self.binaries.bin_dir),
             "tmpfsDirs": ["/run", "/var/lib", "/var/log"],
-            "makeDirs": ["/var/log/containers", "/var/lib/cni", "/run/netns"],
+            "makeDirs": [
+                "/var/log/containers",
+                "/var/lib/cni",
+                "/run/netns",
+                str(KUBELET_ROOT),
+                str(POD_LOGS),
+            ],
             "bindFiles": mounts,
+            "bindDirs": [
+                [str(folder / "kubelet"), str(KUBELET_ROOT)],
+                [str(folder / "pod-logs"), str(POD_LOGS)],
+            ],
             "vethNode": self.address.veth_node,
             "nodeIP": self.address.node_ip,
             "guardRules": str(folder / "guard.nft"),
@@ -248,7 +260,7 @@ class RealNode:
                         str(self.binaries.containerd),
                         f"--config={folder / 'containerd.toml'}",
                     ],
-                    "waitForPath": str(self.socket),
+                    "waitForPath": str(CONTAINERD_SOCKET),
                 },
                 {
                     "name": "kubelet",
@@ -257,8 +269,6 @@ class RealNode:
                         "kubelet",
                         f"--config={folder / 'kubelet.yaml'}",
                         f"--kubeconfig={folder / 'kubelet.kubeconfig'}",
-                        f"--root-dir={folder / 'kubelet'}",
-                        f"--cert-dir={folder / 'pki'}",
                         f"--hostname-override={self.name}",
                         f"--node-ip={self.address.node_ip}",
                     ],
@@ -314,7 +324,7 @@ class RealNode:
             ProcessRecord.of("node-unshare", process.pid, self.data_dir / "logs" / "nodeinit.log")
         )
         self._unshare = process
-        init_pid = poll_until(
+        self._init_pid = init_pid = poll_until(
             lambda: _only_child(process.pid), timeout=10, what="the node's init to start"
         )
         # Newest first on stop: the init, which stops the node and removes its cgroups.
@@ -428,7 +438,9 @@ def _apply_objects(api: client.ApiClient, objects: list[dict[str, Any]]) -> None
 
 
 def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # SIGKILL: unshare ignores SIGTERM while it waits for its child; its death then tells the
+    # init (--kill-child=SIGTERM), which stops the node cleanly.
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _only_child(pid: int) -> int | None:

@@ -80,9 +80,7 @@ def test_node_addresses_are_a_private_slash_30_per_index() -> None:
 
 
 def test_kubelet_trusts_only_cluster_certs_and_keeps_host_dns(tmp_path: Path) -> None:
-    config = kubelet_config(
-        tmp_path, NodeAddress(0), PkiPaths.under(tmp_path), tmp_path / "sock", "/quantfleet/n"
-    )
+    config = kubelet_config(tmp_path, NodeAddress(0), PkiPaths.under(tmp_path), "/quantfleet/n")
 
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["readOnlyPort"] == 0
@@ -100,9 +98,7 @@ def test_kube_proxy_leaves_machine_wide_conntrack_settings_alone(tmp_path: Path)
 
 
 def test_containerd_restricts_oom_score_and_uses_our_runc(tmp_path: Path) -> None:
-    toml = containerd_config(
-        tmp_path / "state", tmp_path / "root", NodeBinaries(tmp_path), tmp_path
-    )
+    toml = containerd_config(tmp_path / "root", NodeBinaries(tmp_path), tmp_path)
 
     assert "restrict_oom_score_adj = true" in toml
     assert f'BinaryName = "{tmp_path / "runc"}"' in toml
