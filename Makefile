@@ -4,17 +4,21 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: setup kubebin demo lint test crds
+.PHONY: setup kubebin nodebin demo lint test crds
 
 setup:  ## Install uv, the locked environment (.venv) with the Job programs' libraries, and the serving one (serving/.venv: vLLM's CPU build).
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --all-extras
 	$(UV) sync --frozen --project serving
 
-kubebin:  ## Build kube-apiserver, controller-manager, scheduler, etcd and kwok into bin/.
+kubebin:  ## Build kube-apiserver, controller-manager, scheduler, etcd, kubectl, kubelet, kube-proxy and kwok into bin/.
 	tools/kubebin/build.sh
 
-demo: setup kubebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements.
+nodebin:  ## The real node (issue 13): Debian packages (apt.sh, root), then runc, containerd, CNI plugins, CoreDNS and pause into bin/.
+	tools/nodebin/apt.sh
+	tools/nodebin/build.sh
+
+demo: setup kubebin nodebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements.
 	$(UV) run quantfleet demo
 
 lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
@@ -24,7 +28,7 @@ lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
 	$(UV) run lint-imports
 	$(UV) run quantfleet crds --check
 
-test: setup kubebin lint  ## Everything CI runs: lint, unit, Job programs, integration on the real control plane.
+test: setup kubebin nodebin lint  ## Everything CI runs: lint, unit, Job programs, integration on the real control plane.
 	$(UV) run pytest
 
 crds: setup  ## Regenerate crds/ from the API models.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane into bin/ at the repository root: bin/kubebin (kube-apiserver,
-# kube-controller-manager, kube-scheduler and etcd in one multi-call binary) and bin/kwok.
+# kube-controller-manager, kube-scheduler, etcd, kubectl and the node agents kubelet and
+# kube-proxy in one multi-call binary) and bin/kwok. The rest of a real node: tools/nodebin/.
 # Cold: downloads modules and compiles Kubernetes (minutes). Warm: Go's build cache finds the
 # binaries up to date (their build IDs match) and nothing is compiled or linked again.
 set -euo pipefail
@@ -28,7 +29,7 @@ done
 
 echo "Building kubebin (Kubernetes $KUBERNETES_VERSION) into $bin" >&2
 (cd "$here" && go build -trimpath -ldflags "-s -w$stamp" -o "$bin/kubebin" .)
-for name in kube-apiserver kube-controller-manager kube-scheduler etcd kubectl; do
+for name in kube-apiserver kube-controller-manager kube-scheduler etcd kubectl kubelet kube-proxy; do
   ln -sf kubebin "$bin/$name"
 done
 
@@ -36,4 +37,6 @@ echo "Building kwok $KWOK_VERSION into $bin" >&2
 GOBIN="$bin" go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 
 "$bin/kube-apiserver" --version >&2
+"$bin/kubelet" --version >&2
+"$bin/kube-proxy" --version >&2
 "$bin/kwok" --version >&2 || true

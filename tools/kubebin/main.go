@@ -1,10 +1,12 @@
 // Command kubebin is one multi-call binary holding the upstream Kubernetes control plane
-// (kube-apiserver, kube-controller-manager, kube-scheduler), etcd and kubectl, built from the Go module
-// proxy for the local test cluster (issue 3). Linking once saves most of the cold build time;
-// each component still runs as its own process: `kubebin apiserver --secure-port=...`.
+// (kube-apiserver, kube-controller-manager, kube-scheduler), etcd, kubectl and the node agents
+// (kubelet, kube-proxy), built from the Go module proxy for the local test cluster (issues 3
+// and 13). Linking once saves most of the cold build time; each component still runs as its own
+// process: `kubebin apiserver --secure-port=...`.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,10 +20,12 @@ import (
 	_ "k8s.io/component-base/logs/json/register"          // JSON log format, as upstream mains do.
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics, as upstream mains do.
 	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric, as upstream mains do.
+	kubectl "k8s.io/kubectl/pkg/cmd"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
-	kubectl "k8s.io/kubectl/pkg/cmd"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // components maps each subcommand to the upstream cobra command it runs.
@@ -29,6 +33,9 @@ var components = map[string]func() *cobra.Command{
 	"apiserver":          apiserver.NewAPIServerCommand,
 	"controller-manager": func() *cobra.Command { return controllermanager.NewControllerManagerCommand() },
 	"scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+	// The node agents of the real node (issue 13), as upstream cmd/kubelet and cmd/kube-proxy.
+	"kubelet": func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
+	"proxy":   proxy.NewProxyCommand,
 	// kubectl, so the local cluster can be explored as any other (get, explain, apply -k).
 	"kubectl": kubectl.NewDefaultKubectlCommand,
 }
@@ -44,7 +51,7 @@ func main() {
 	case "etcd":
 		etcdmain.Main(append([]string{"etcd"}, args...))
 		return
-	case "kube-apiserver", "kube-controller-manager", "kube-scheduler":
+	case "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy":
 		name = name[len("kube-"):]
 	}
 	newCommand, ok := components[name]
