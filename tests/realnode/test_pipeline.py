@@ -14,10 +14,10 @@ from kubernetes import client
 
 from factories import Models, Runs
 from factories.models import build_tiny_qwen2_vl
-from factories.tasks import write_local_study_task
 from quantfleet.api.contract import MOUNT_ROOT
 from quantfleet.cli.incluster import deploy_operator, node_volume
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
+from quantfleet.testbed.tinymodels import write_local_study_task
 from quantfleet.testbed.wait import poll_until
 
 from .conftest import RESTRICTED, RealCluster, restricted_pod
