@@ -13,17 +13,13 @@ import pytest
 from kubernetes import client
 
 from factories import Models, Runs
-from factories.models import build_tiny_qwen2_vl
-from quantfleet.api.contract import MOUNT_ROOT
-from quantfleet.cli.incluster import deploy_operator, node_volume
+from quantfleet.cli.incluster import deploy_operator
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
-from quantfleet.testbed.tinymodels import write_local_study_task
 from quantfleet.testbed.wait import poll_until
 
-from .conftest import RESTRICTED, RealCluster, restricted_pod
+from .conftest import RealCluster, restricted_pod
 
 Json = dict[str, Any]
-MODEL = "tiny-vlm"
 READY_TIMEOUT = 1500.0  # quantize, evaluate, then vLLM's start on 2 shared cores
 
 
@@ -31,31 +27,20 @@ READY_TIMEOUT = 1500.0  # quantize, evaluate, then vLLM's start on 2 shared core
 def pipeline(
     real_cluster: RealCluster, real_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
-    """The operator running from its image on the real node; a restricted namespace holding the
-    `models` claim (the tiny VLM, local task copies) and the evaluation-tasks setting."""
-    core = client.CoreV1Api(real_api)
+    """The operator running from its image on the real node, as the demo runs it; a restricted
+    namespace whose models claim holds the tiny VLM and the local task."""
     namespace = "pipeline"
-    core.create_namespace({"metadata": {"name": namespace, "labels": RESTRICTED}})
     folder = tmp_path_factory.mktemp("models")
-    build_tiny_qwen2_vl(folder / MODEL)
-    tasks = folder / "tasks"
-    tasks.mkdir()
-    write_local_study_task(tasks, "chartqa", seen_at=Path(MOUNT_ROOT) / "models" / "tasks")
-    volume = node_volume(real_api, namespace, "models", folder)
+    volume = prepare_models(real_api, namespace, folder)
+    images = {target: real_cluster.image(target) for target in ("operator", "jobs", "vllm-cpu")}
     deploy_operator(
         real_api,
         real_cluster.cluster.binaries.kubebin.parent / "kubectl",
-        real_cluster.image("operator"),
-        {
-            "QUANTFLEET_JOBS_IMAGE": real_cluster.image("jobs"),
-            "QUANTFLEET_CPU_VLLM_IMAGE": real_cluster.image("vllm-cpu"),
-            # Two cores on this machine: one per vLLM replica, so model and baseline fit.
-            "QUANTFLEET_CPU_CORES_PER_REPLICA": "1",
-            "QUANTFLEET_CPU_KV_CACHE_GIB": "1",
-            "QUANTFLEET_EVALUATION_TASKS": "pvc://models/tasks",
-        },
+        images["operator"],
+        operator_env(images),
     )
     yield namespace, folder
+    core = client.CoreV1Api(real_api)
     core.delete_namespace(namespace)
     core.delete_persistent_volume(volume)
 
@@ -65,43 +50,18 @@ def test_quantized_model_is_quantized_evaluated_and_served_for_real(
 ) -> None:
     namespace, folder = pipeline
     models = Models(real_api, namespace)
-    models.create(
-        {
-            "apiVersion": "quantfleet.io/v1alpha1",
-            "kind": "QuantizedModel",
-            "metadata": {"name": MODEL},
-            "spec": {
-                "source": {
-                    "uri": f"pvc://models/{MODEL}",
-                    "kind": "vision-language",
-                    "parametersBillions": 0.01,
-                },
-                "quantization": {
-                    "scheme": "W8A8",
-                    "calibration": {
-                        "dataset": "synthetic",
-                        "samples": 8,
-                        "maxSequenceLength": 128,
-                    },
-                },
-                "output": {"uri": f"pvc://models/out/{MODEL}-w8a8"},
-                "evaluation": {"tasks": ["chartqa"], "limit": 4, "minRecovery": 90},
-                "serving": {"replicas": 1, "imagesPerPrompt": 1, "maxModelLength": 2048},
-                "placement": {"hardware": "cpu"},
-            },
-        }
-    )
+    models.create(tiny_vlm_model())
 
-    ready = models.wait_condition(MODEL, "Ready", "True", timeout=READY_TIMEOUT)
+    ready = models.wait_condition(TINY_VLM, "Ready", "True", timeout=READY_TIMEOUT)
 
-    status = models.get(MODEL)["status"]
+    status = models.get(TINY_VLM)["status"]
     assert "SIMULATED" not in json.dumps(status)
     assert status["artifact"]["simulated"] is False
     assert status["plan"]["hardware"] == "cpu"
     assert status["recovery"]["simulated"] is False
     assert status["recovery"]["overall"] >= 90, status["recovery"]
-    assert (folder / "out" / f"{MODEL}-w8a8" / "config.json").exists()
-    [pod] = models.serving_pods(MODEL)
+    assert (folder / "out" / TINY_VLM / "config.json").exists()
+    [pod] = models.serving_pods(TINY_VLM)
     node = client.CoreV1Api(real_api).read_node(pod.spec.node_name)
     assert node.metadata.labels[REAL_NODE_LABEL] == "true"
     assert "1/1 vLLM replicas ready" in ready["message"]
@@ -146,22 +106,9 @@ def test_benchmark_run_measures_the_model_against_its_bf16_baseline_for_real(
 ) -> None:
     namespace, _ = pipeline
     models = Models(real_api, namespace)
-    models.wait_condition(MODEL, "Ready", "True", timeout=READY_TIMEOUT)
+    models.wait_condition(TINY_VLM, "Ready", "True", timeout=READY_TIMEOUT)
     runs = Runs(real_api, namespace)
-    runs.create(
-        {
-            "apiVersion": "quantfleet.io/v1alpha1",
-            "kind": "BenchmarkRun",
-            "metadata": {"name": "bench"},
-            "spec": {
-                "targets": [{"name": "w8a8", "modelRef": {"name": MODEL}}],
-                "baseline": {"modelRef": {"name": MODEL}},
-                "workloads": [{"name": "text", "promptTokens": 32, "outputTokens": 8}],
-                "scenarios": [{"kind": "latency"}],
-                "limits": {"maxRequests": 4},
-            },
-        }
-    )
+    runs.create(tiny_vlm_benchmark("bench"))
 
     runs.wait_condition("bench", "Succeeded", reason="Completed", timeout=READY_TIMEOUT)
 

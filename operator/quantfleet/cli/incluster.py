@@ -13,13 +13,102 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from quantfleet.api.contract import MOUNT_ROOT
 from quantfleet.cli.localrun import MANIFESTS, OPERATOR_NAMESPACE
 from quantfleet.kube.apply import apply
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
 from quantfleet.testbed.wait import poll_until
 
 OPERATOR_DEPLOYMENT = "quantfleet-operator"
-OPERATOR_IMAGE = "ghcr.io/quantfleet/quantfleet-operator"
+MODELS_CLAIM = "models"
+TASKS_FOLDER = "tasks"
+TINY_VLM = "tiny-vlm"
+# The local stand-in for the study's ChartQA (testbed.tinymodels.write_local_study_task).
+TINY_VLM_TASK = "chartqa"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+Json = dict[str, Any]
+
+
+def operator_env(images: dict[str, str]) -> dict[str, str]:
+    """The operator's settings on the real node: our images, CPU replicas sized for this
+    2-core machine (one core each, so a model and its BF16 baseline fit side by side), and the
+    evaluation tasks from the models claim (no hub to download them from)."""
+    return {
+        "QUANTFLEET_JOBS_IMAGE": images["jobs"],
+        "QUANTFLEET_CPU_VLLM_IMAGE": images["vllm-cpu"],
+        "QUANTFLEET_CPU_CORES_PER_REPLICA": "1",
+        "QUANTFLEET_CPU_KV_CACHE_GIB": "1",
+        "QUANTFLEET_EVALUATION_TASKS": f"pvc://{MODELS_CLAIM}/{TASKS_FOLDER}",
+    }
+
+
+def tiny_vlm_model(name: str = TINY_VLM) -> Json:
+    """A QuantizedModel of the tiny Qwen2-VL in the models claim: INT8 W8A8 on the real CPU
+    node, calibrated on synthetic data, gated on the local task, served by vLLM-CPU."""
+    return {
+        "apiVersion": "quantfleet.io/v1alpha1",
+        "kind": "QuantizedModel",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {
+                "uri": f"pvc://{MODELS_CLAIM}/{TINY_VLM}",
+                "kind": "vision-language",
+                "parametersBillions": 0.01,
+            },
+            "quantization": {
+                "scheme": "W8A8",
+                "calibration": {"dataset": "synthetic", "samples": 8, "maxSequenceLength": 128},
+            },
+            "output": {"uri": f"pvc://{MODELS_CLAIM}/out/{name}"},
+            "evaluation": {"tasks": [TINY_VLM_TASK], "limit": 4, "minRecovery": 90},
+            "serving": {"replicas": 1, "imagesPerPrompt": 1, "maxModelLength": 2048},
+            "placement": {"hardware": "cpu"},
+        },
+    }
+
+
+def tiny_vlm_benchmark(name: str, model: str = TINY_VLM) -> Json:
+    """A BenchmarkRun of the model against its BF16 baseline: a short text workload, latency."""
+    return {
+        "apiVersion": "quantfleet.io/v1alpha1",
+        "kind": "BenchmarkRun",
+        "metadata": {"name": name},
+        "spec": {
+            "targets": [{"name": "w8a8", "modelRef": {"name": model}}],
+            "baseline": {"modelRef": {"name": model}},
+            "workloads": [{"name": "text", "promptTokens": 32, "outputTokens": 8}],
+            "scenarios": [{"kind": "latency"}],
+            "limits": {"maxRequests": 4},
+        },
+    }
+
+
+def prepare_models(api: client.ApiClient, namespace: str, folder: Path) -> str:
+    """A restricted `namespace` whose models claim (on the real node) holds the tiny Qwen2-VL and
+    the local task; returns the PersistentVolume's name."""
+    # Imported here: building the tiny model needs the jobs extra (torch, transformers).
+    from quantfleet.testbed.tinymodels import build_tiny_qwen2_vl, write_local_study_task
+
+    apply(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": RESTRICTED},
+        },
+        None,
+    )
+    if not (folder / TINY_VLM / "config.json").exists():
+        build_tiny_qwen2_vl(folder / TINY_VLM)
+    tasks = folder / TASKS_FOLDER
+    tasks.mkdir(parents=True, exist_ok=True)
+    write_local_study_task(
+        tasks, TINY_VLM_TASK, seen_at=Path(MOUNT_ROOT) / MODELS_CLAIM / TASKS_FOLDER
+    )
+    return node_volume(api, namespace, MODELS_CLAIM, folder)
 
 
 def render_manifests(kubectl: Path) -> list[dict[str, Any]]:
