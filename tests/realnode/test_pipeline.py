@@ -13,7 +13,14 @@ import pytest
 from kubernetes import client
 
 from factories import Models, Runs
-from quantfleet.cli.incluster import deploy_operator
+from quantfleet.cli.incluster import (
+    TINY_VLM,
+    deploy_operator,
+    operator_env,
+    prepare_models,
+    tiny_vlm_benchmark,
+    tiny_vlm_model,
+)
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
 from quantfleet.testbed.wait import poll_until
 
