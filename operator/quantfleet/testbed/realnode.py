@@ -152,8 +152,7 @@ class RealNode:
 
     @property
     def socket(self) -> Path:
-        """containerd's socket as the host reaches it: through the init's mount namespace."""
-        return Path(f"/proc/{self._init_pid}/root{CONTAINERD_SOCKET}")
+        return node_socket(self._init_pid)
 
     @property
     def cgroup_root(self) -> str:
@@ -402,27 +401,29 @@ class RealNode:
         return f"no error logged (logs in {self.data_dir / 'logs'})"
 
     def import_images(self, archives: list[Path]) -> None:
-        """Import OCI archives into the node's containerd (namespace k8s.io), where the kubelet
-        finds them; images already there are kept."""
-        for archive in archives:
-            subprocess.run(
-                [
-                    str(self.binaries.ctr),
-                    "--address",
-                    str(self.socket),
-                    "-n",
-                    "k8s.io",
-                    "images",
-                    "import",
-                    "--no-unpack=false",
-                    str(archive),
-                ],
-                check=True,
-                capture_output=True,
-            )
+        """Import OCI archives into the node's containerd (see `import_images`)."""
+        import_images(self.binaries, self.socket, archives)
 
     def stop(self) -> list[str]:
         return stop(self.records, timeout=30.0)
+
+
+def node_socket(init_pid: int) -> Path:
+    """containerd's socket as the host reaches it: through the init's mount namespace."""
+    return Path(f"/proc/{init_pid}/root{CONTAINERD_SOCKET}")
+
+
+def import_images(binaries: NodeBinaries, socket: Path, archives: list[Path]) -> None:
+    """Import OCI archives into a node's containerd (namespace k8s.io, where the kubelet finds
+    them), unpacked for its snapshotter; an image already there is imported again cheaply
+    (its blobs are present)."""
+    for archive in archives:
+        ctr = [str(binaries.ctr), "--address", str(socket), "-n", "k8s.io"]
+        done = subprocess.run(
+            [*ctr, "images", "import", str(archive)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise ComponentError(f"ctr images import {archive} failed: {done.stderr.strip()}")
 
 
 def _apply_objects(api: client.ApiClient, objects: list[dict[str, Any]]) -> None:
