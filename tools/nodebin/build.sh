@@ -36,6 +36,10 @@ timed() {
 # runc: cgo for libseccomp (Debian libseccomp-dev), so seccomp profiles are really applied.
 # Upstream's default tags add libpathrs, a Rust library we cannot build here.
 build_runc() {
+  if ! pkg-config --exists libseccomp 2>/dev/null; then
+    echo "error: libseccomp-dev is missing; run tools/nodebin/apt.sh as root (or make nodebin)" >&2
+    return 1
+  fi
   CGO_ENABLED=1 GOBIN="$bin" go install -trimpath -tags "seccomp urfave_cli_no_docs" \
     -ldflags "$strip_flags" "github.com/opencontainers/runc@$RUNC_VERSION"
 }
