@@ -37,6 +37,8 @@ class Reason(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     NO_RESULT = "NoReadableResult"
+    # A Job pod waits on what will not pass by itself: a missing image, a broken config.
+    POD_FAILING = "PodFailing"
     SCHEME_MISMATCH = "SchemeMismatch"
     # Promoted
     PASSED_GATE = "PassedGate"

@@ -43,6 +43,9 @@ class JobObservation:
     phase: JobPhase
     result: AnyResult | None = None
     detail: str = ""  # what the Job's own conditions say when there is no result
+    # What its pods hit (builders.job_pods): a pod that ended badly, one stuck waiting.
+    pod_ended: str | None = None
+    pod_stuck: str | None = None
 
     @property
     def problem(self) -> str | None:
@@ -50,7 +53,8 @@ class JobObservation:
         if self.phase == "Failed":
             if isinstance(self.result, FailureResult):
                 return self.result.reason
-            return self.detail or "the Job failed without a result"
+            said = "; ".join(filter(None, [self.pod_ended, self.detail]))
+            return said or "the Job failed without a result"
         if self.phase == "Succeeded" and (
             self.result is None or isinstance(self.result, FailureResult)
         ):
@@ -236,8 +240,12 @@ def _job_condition(
         return condition(kind, "True", Reason.SUCCEEDED, describe(job.result))
     if job.phase == "Queued":
         return condition(kind, "Unknown", Reason.QUEUED, f"Job {job.name} is {job.detail}")
+    if job.pod_stuck:
+        # Its image is missing, its config broken: it will not start until someone acts.
+        return condition(kind, "False", Reason.POD_FAILING, f"Job {job.name}: {job.pod_stuck}")
     reason = Reason.RUNNING if job.phase == "Running" else Reason.PENDING
-    return condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}")
+    retry = f" (retrying after {job.pod_ended})" if job.pod_ended else ""
+    return condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}{retry}")
 
 
 def _promoted(promotion: Promotion | None) -> Condition:

@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from quantfleet.api import common as api_common
 from quantfleet.api.contract import ANNOTATION_SPEC_HASH, JOB_CONTAINER, LABEL_KUEUE_QUEUE
 from quantfleet.api.results import AnyResult, parse_result
+from quantfleet.builders import job_pods
 from quantfleet.builders.children import Json
 from quantfleet.builders.status import DeploymentObservation, JobObservation, JobPhase
 from quantfleet.kube.errors import api_errors
@@ -23,6 +24,7 @@ PLURALS = {
     "ConfigMap": "configmaps",
     **api_common.PLURALS,
 }
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 _VERBS = {"GET": "reading", "DELETE": "deleting", "PATCH": "patching"}
 
 
@@ -37,15 +39,20 @@ def observe_job(api: client.ApiClient, namespace: str, name: str) -> JobObservat
             raise
         conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"}
         if "Complete" in conditions:
-            return JobObservation(name, "Succeeded", _result(api, namespace, name))
-        if "Failed" in conditions:
-            detail = conditions["Failed"].message or conditions["Failed"].reason or ""
-            return JobObservation(name, "Failed", _result(api, namespace, name), detail)
+            pods = list_pods(api, namespace, {JOB_NAME_LABEL: name})
+            return JobObservation(name, "Succeeded", _result(pods))
         if job.spec.suspend and (queue := (job.metadata.labels or {}).get(LABEL_KUEUE_QUEUE)):
             # Kueue holds it until its ClusterQueue has quota; it alone unsuspends the Job.
             return JobObservation(name, "Queued", detail=f"queued in Kueue LocalQueue {queue}")
+        pods = list_pods(api, namespace, {JOB_NAME_LABEL: name})
+        if "Failed" in conditions:
+            detail = conditions["Failed"].message or conditions["Failed"].reason or ""
+            result = _result(pods)
+            return JobObservation(name, "Failed", result, detail, pod_ended=job_pods.ended(pods))
         phase: JobPhase = "Running" if (job.status.active or 0) > 0 else "Pending"
-        return JobObservation(name, phase)
+        return JobObservation(
+            name, phase, pod_ended=job_pods.ended(pods), pod_stuck=job_pods.stuck(pods)
+        )
 
 
 def ensure_job(api: client.ApiClient, manifest: Json) -> JobObservation:
@@ -157,21 +164,14 @@ def patch_status(api: client.ApiClient, body: Json, patch: Json) -> None:
     )
 
 
-def _result(api: client.ApiClient, namespace: str, job: str) -> AnyResult | None:
+def _result(pods: list[Json]) -> AnyResult | None:
     """The result in the termination message of the Job's newest finished pod, if readable."""
-    pods = (
-        client.CoreV1Api(api)
-        .list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job}")
-        .items
-    )
     messages = [
-        (status.state.terminated.finished_at, status.state.terminated.message)
+        (terminated.get("finishedAt"), terminated["message"])
         for pod in pods
-        for status in (pod.status.container_statuses or [])
-        if status.name == JOB_CONTAINER
-        and status.state
-        and status.state.terminated
-        and status.state.terminated.message
+        for status in (pod.get("status") or {}).get("containerStatuses") or []
+        if status.get("name") == JOB_CONTAINER
+        and (terminated := (status.get("state") or {}).get("terminated") or {}).get("message")
     ]
     for _, message in sorted(messages, key=lambda m: str(m[0]), reverse=True):
         try:

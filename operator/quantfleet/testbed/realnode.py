@@ -52,6 +52,8 @@ from quantfleet.testbed.processes import ComponentError, ProcessRecord, log_tail
 from quantfleet.testbed.wait import poll_until
 
 REAL_NODE_LABEL = "quantfleet.io/real-node"
+# The images tools/images/build.sh names (localhost/quantfleet-<target>:<key>).
+PROJECT_IMAGES = "localhost/quantfleet-"
 # Parent of every real node's cgroups (cgroup v1 hierarchies): one subtree per node, removed
 # when the node stops.
 CGROUP_PARENT = "quantfleet"
@@ -424,6 +426,19 @@ def import_images(binaries: NodeBinaries, socket: Path, archives: list[Path]) ->
         )
         if done.returncode != 0:
             raise ComponentError(f"ctr images import {archive} failed: {done.stderr.strip()}")
+
+
+def prune_images(binaries: NodeBinaries, socket: Path, keep: set[str]) -> list[str]:
+    """Remove the project's images other than `keep` from a node's kept image store (older
+    builds pile up there otherwise: a few GB each); containerd collects their layers."""
+    ctr = [str(binaries.ctr), "--address", str(socket), "-n", "k8s.io", "images"]
+    listed = subprocess.run([*ctr, "ls", "-q"], capture_output=True, text=True, check=True)
+    stale = [
+        ref for ref in listed.stdout.split() if ref.startswith(PROJECT_IMAGES) and ref not in keep
+    ]
+    if stale:
+        subprocess.run([*ctr, "rm", "--sync", *stale], capture_output=True, check=True)
+    return stale
 
 
 def _apply_objects(api: client.ApiClient, objects: list[dict[str, Any]]) -> None:

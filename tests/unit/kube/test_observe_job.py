@@ -33,6 +33,7 @@ def test_a_job_held_by_kueue_is_queued(
         return manifest
 
     monkeypatch.setattr(client.BatchV1Api, "read_namespaced_job", read)
+    monkeypatch.setattr("quantfleet.kube.children.list_pods", lambda *args: [])
     seen = observe_job(client.ApiClient(), "ns", "q")
     assert seen is not None
     assert seen.phase == phase
