@@ -101,6 +101,9 @@ def model_status(
         "quantize-pending": JobObservation("q", "Pending"),
         "quantize-queued": JobObservation("q", "Queued", detail="queued in Kueue LocalQueue gpus"),
         "quantize-running": JobObservation("q", "Running"),
+        "quantize-image-missing": JobObservation(
+            "q", "Pending", pod_stuck="pod q-1: ErrImageNeverPull: image is not present"
+        ),
         "quantize-failed": JobObservation(
             "q", "Failed", FailureResult(program="quantize", reason="x")
         ),
@@ -152,6 +155,8 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      {"Quantized": ("Unknown", "Running"), "Promoted": ("Unknown", "Waiting")}, "Progressing"),
     ("quantize-failed", model_status("quantize-failed"), {"Quantized": ("False", "Failed")},
      "Degraded"),
+    ("quantize-pod-stuck-on-a-missing-image", model_status("quantize-image-missing"),
+     {"Quantized": ("False", "PodFailing")}, "Degraded"),
     ("quantize-left-no-result", model_status("quantize-no-result"),
      {"Quantized": ("False", "NoReadableResult")}, "Degraded"),
     ("recipe-produced-another-scheme", model_status("scheme-mismatch"),
