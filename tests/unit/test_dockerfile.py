@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from quantfleet.api.contract import RUN_AS
+
 DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
-NON_ROOT_UID = "65532"
+# The images run as the uid the operator's pods ask for: one fact, in the contract.
+NON_ROOT_UID = str(RUN_AS)
 
 
 def stages() -> dict[str, list[tuple[str, str]]]:

@@ -14,6 +14,9 @@ from quantfleet.api.enums import EvalTask, ScenarioKind, WorkloadPreset
 # --- Paths and environment inside a Job's pod ---------------------------------------------
 # The Job programs resolve pvc://CLAIM/PATH under this root; the operator mounts claims there.
 MOUNT_ROOT = "/mnt/quantfleet"
+# The uid and gid every pod of ours runs as: what the Dockerfile's images are built for (USER
+# 65532:65532), so a checkpoint one step writes is readable by the next, whichever image.
+RUN_AS = 65532
 # Where a program writes its result; the operator reads it back as the termination message.
 TERMINATION_LOG = "/dev/termination-log"
 # The container that runs a Job program (the one whose termination message is read).

@@ -14,6 +14,7 @@ from quantfleet.api.contract import (
     LABEL_MANAGED_BY,
     LABEL_PART_OF,
     MANAGED_BY,
+    RUN_AS,
 )
 
 Json = dict[str, Any]
@@ -83,9 +84,9 @@ def restricted_pod_security() -> Json:
     """Pod-level securityContext that Pod Security "restricted" admits."""
     return {
         "runAsNonRoot": True,
-        "runAsUser": 1000,
-        "runAsGroup": 1000,
-        "fsGroup": 1000,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 

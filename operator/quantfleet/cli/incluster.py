@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from quantfleet.api.contract import MOUNT_ROOT
+from quantfleet.api.contract import MOUNT_ROOT, RUN_AS
 from quantfleet.cli.localrun import MANIFESTS, OPERATOR_NAMESPACE
 from quantfleet.kube.apply import apply
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
@@ -215,5 +215,5 @@ def node_volume(
 
 
 def _own(path: Path) -> None:
-    """Pods run as 65532:65532 (Pod Security restricted): the volume is theirs."""
-    os.chown(path, 65532, 65532, follow_symlinks=False)
+    """Our pods run as RUN_AS (Pod Security restricted): the volume is theirs."""
+    os.chown(path, RUN_AS, RUN_AS, follow_symlinks=False)
