@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: setup kubebin demo lint test crds
+.PHONY: setup kubebin images demo lint test crds
 
 setup:  ## Install uv, the locked environment (.venv) with the Job programs' libraries, and the serving one (serving/.venv: vLLM's CPU build).
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
@@ -13,6 +13,9 @@ setup:  ## Install uv, the locked environment (.venv) with the Job programs' lib
 
 kubebin:  ## Build kube-apiserver, controller-manager, scheduler, etcd and kwok into bin/.
 	tools/kubebin/build.sh
+
+images:  ## Build the operator, jobs and vllm-cpu images with buildah (no Docker, no registry) into OCI archives; a cache hit builds nothing (docs/images.md).
+	tools/images/build.sh
 
 demo: setup kubebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements.
 	$(UV) run quantfleet demo
