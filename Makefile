@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: setup kubebin nodebin demo lint test crds
+.PHONY: setup kubebin nodebin images demo lint test crds
 
 setup:  ## Install uv, the locked environment (.venv) with the Job programs' libraries, and the serving one (serving/.venv: vLLM's CPU build).
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
@@ -18,7 +18,10 @@ nodebin:  ## The real node (issue 13): Debian packages (apt.sh, root), then runc
 	tools/nodebin/apt.sh
 	tools/nodebin/build.sh
 
-demo: setup kubebin nodebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements.
+images: nodebin  ## Build the operator, jobs and vllm-cpu images with buildah (no Docker, no registry) into OCI archives; a cache hit builds nothing (docs/images.md).
+	tools/images/build.sh
+
+demo: setup kubebin nodebin images  ## The main job: local control plane, the simulated GPU fleet and a real CPU node running our images; samples, placements, the real row.
 	$(UV) run quantfleet demo
 
 lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
@@ -28,7 +31,7 @@ lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
 	$(UV) run lint-imports
 	$(UV) run quantfleet crds --check
 
-test: setup kubebin nodebin lint  ## Everything CI runs: lint, unit, Job programs, integration on the real control plane.
+test: setup kubebin nodebin images lint  ## Everything CI runs: lint, unit, Job programs, integration on the real control plane, the real node.
 	$(UV) run pytest
 
 crds: setup  ## Regenerate crds/ from the API models.

@@ -1,5 +1,6 @@
-"""The Dockerfile (not buildable here: no container engine) read as text: each image target runs
-as a non-root user, starts the right program, and installs from the lock with the right extras."""
+"""The Dockerfile read as text: each image target runs as a non-root user, starts the right
+program, installs from the lock with the right extras, and keeps its dependencies and the project
+in separate layers. `make images` builds it for real (tools/images/build.sh, docs/images.md)."""
 
 import json
 import re
@@ -33,9 +34,14 @@ def stages() -> dict[str, list[tuple[str, str]]]:
 
 
 def last(stage: str, instruction: str) -> str:
-    values = [rest for name, rest in stages()[stage] if name == instruction]
-    assert values, f"stage {stage} has no {instruction}"
-    return values[-1]
+    """The instruction's last value in the stage or, failing that, in the stage it is FROM."""
+    found = stages()
+    values = [rest for name, rest in found[stage] if name == instruction]
+    if values:
+        return values[-1]
+    parent = found[stage][0][1].split(" AS ")[0].strip()
+    assert parent in found, f"stage {stage} has no {instruction}"
+    return last(parent, instruction)
 
 
 def runs(stage: str) -> list[str]:
@@ -60,36 +66,80 @@ def test_target_runs_as_non_root_with_its_entrypoint(
 
 
 @pytest.mark.parametrize(
-    ("build_stage", "want_jobs_extra"),
+    ("deps_stage", "want_jobs_extra"),
     [
-        pytest.param("operator-build", False, id="operator without the Job libraries"),
-        pytest.param("jobs-build", True, id="jobs with torch, llmcompressor, lm-eval, guidellm"),
+        pytest.param("operator-deps", False, id="operator without the Job libraries"),
+        pytest.param("jobs-deps", True, id="jobs with torch, llmcompressor, lm-eval, guidellm"),
     ],
 )
 def test_install_is_frozen_to_the_lock_with_the_right_extras(
-    build_stage: str, want_jobs_extra: bool
+    deps_stage: str, want_jobs_extra: bool
 ) -> None:
-    syncs = [run for run in runs(build_stage) if run.startswith("uv sync")]
+    syncs = [run for run in runs(deps_stage) if "uv sync" in run]
     assert syncs
     for sync in syncs:
         assert "--frozen" in sync
         assert "--no-dev" in sync
+        assert "--no-install-project" in sync
         assert ("--extra jobs" in sync) is want_jobs_extra
         assert "--all-extras" not in sync
 
 
-@pytest.mark.parametrize("target", ["operator", "jobs"])
-def test_runtime_image_is_python_311_slim_with_the_built_environment(target: str) -> None:
-    assert stages()[target][0] == ("FROM", f"${{PYTHON_IMAGE}} AS {target}")
-    assert "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
-    copied = [rest for name, rest in stages()[target] if name == "COPY"]
-    assert copied == [f"--from={target}-build /app/.venv /app/.venv"]
+@pytest.mark.parametrize(
+    ("target", "want_base"),
+    [
+        pytest.param("operator", "${PYTHON_IMAGE} AS runtime", id="operator"),
+        pytest.param("jobs", "${PYTHON_IMAGE} AS runtime", id="jobs"),
+        pytest.param(
+            "vllm-cpu",
+            "${VLLM_CPU_PYTHON_IMAGE} AS vllm-cpu-runtime",
+            id="vllm-cpu from a Python with a C++ toolchain (vLLM compiles at start)",
+        ),
+    ],
+)
+def test_an_image_is_the_base_then_the_dependencies_then_the_project(
+    target: str, want_base: str
+) -> None:
+    found = stages()
+    assert found[target][0] == ("FROM", f"{target}-deps AS {target}")
+    deps_parent = found[f"{target}-deps"][0][1].split(" AS ")[0]
+    assert found[deps_parent][0] == ("FROM", want_base)
+    copied = [rest for name, rest in found[target] if name == "COPY"]
+    assert copied == ["--from=project /app/project/ /app/.venv/"]
+    assert not runs(target)
+
+
+@pytest.mark.parametrize("stage", ["operator-deps", "jobs-deps", "vllm-cpu-deps"])
+def test_a_dependency_layer_reads_only_the_project_metadata_and_locks(stage: str) -> None:
+    copied = [rest for name, rest in stages()[stage] if name == "COPY"]
+    assert copied
+    assert all("operator/" not in c and "jobs/" not in c for c in copied)
+
+
+@pytest.mark.parametrize("stage", ["operator-deps", "jobs-deps", "vllm-cpu-deps", "project"])
+def test_uv_and_its_cache_are_mounted_not_kept(stage: str) -> None:
+    text = DOCKERFILE.read_text()
+    assert "\nENV UV_" not in text
+    for run in runs(stage):
+        assert "--mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv" in run
+        assert "--mount=type=cache,target=/root/.cache/uv" in run
+
+
+def test_the_project_layer_holds_the_project_without_its_dependencies() -> None:
+    (install,) = [run for run in runs("project") if "uv pip install" in run]
+    assert "--no-deps" in install
+    assert "--prefix /app/project" in install
 
 
 def test_the_vllm_cpu_image_installs_the_locked_serving_environment() -> None:
-    syncs = [run for run in runs("vllm-cpu-build") if run.startswith("uv sync")]
+    syncs = [run for run in runs("vllm-cpu-deps") if "uv sync" in run]
     assert syncs
     for sync in syncs:
         assert "--frozen" in sync
         assert "--project serving" in sync  # serving/uv.lock: what tests/serving serves with
-    assert stages()["vllm-cpu"][0] == ("FROM", "${PYTHON_IMAGE} AS vllm-cpu")
+
+
+def test_the_build_context_holds_what_the_stages_copy() -> None:
+    ignore = (DOCKERFILE.parent / ".dockerignore").read_text().splitlines()
+    for kept in ("pyproject.toml", "uv.lock", "README.md", "operator/", "jobs/", "serving/"):
+        assert f"!{kept}" in ignore
