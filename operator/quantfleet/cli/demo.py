@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
+from quantfleet.cli import demo_real
 from quantfleet.cli.dev import default_state_dir
 from quantfleet.cli.localrun import (
     OperatorProcess,
@@ -29,44 +30,62 @@ from quantfleet.cli.localrun import (
     write_token_kubeconfig,
 )
 from quantfleet.kube.apply import apply
-from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState
+from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.realnode import default_image_cache
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
 
 SAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "samples"
 NAMESPACE = "quantfleet-demo"
+# The real row: images imported, then quantize, evaluate and two vLLM starts on 2 shared cores.
+REAL_ROW_TIMEOUT = 1500.0
 Json = dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    state = _cluster(args.state_dir)
+    state = _cluster(args.state_dir, real_node=not args.simulated_only)
     api = config.new_client_from_config(str(state.kubeconfig))
     install_crds(api)
     install_rbac(api)
     print("Installed the CRDs and the operator's RBAC (manifests/)")
     _namespace(api)
-    work = Path(tempfile.mkdtemp(prefix="quantfleet-demo-"))
-    kubeconfig = write_token_kubeconfig(state.kubeconfig, mint_token(api), work / "kubeconfig")
-    operator = OperatorProcess(kubeconfig, work / "operator.log").start()
+    real = any(record.name == "node-init" for record in state.processes)
+    operator = None
+    if real:
+        row = demo_real.start(api, state)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="quantfleet-demo-"))
+        token = write_token_kubeconfig(state.kubeconfig, mint_token(api), work / "kubeconfig")
+        operator = OperatorProcess(token, work / "operator.log").start()
+        print(f"Started the operator (its own ServiceAccount token; log {work / 'operator.log'})")
     worker = SimulatedWorker(api, SimulatedResults()).start()
-    print(f"Started the operator (its own ServiceAccount token; log {work / 'operator.log'})")
-    print("Started the SIMULATED worker: it completes Job pods with synthesised results\n")
+    print("Started the SIMULATED worker: it completes Job pods on kwok nodes with made-up results")
     try:
         for path in sorted(args.samples.glob("*.yaml")):
             document = yaml.safe_load(path.read_text())
-            if document.get("kind") != "Kustomization":
-                apply(api, document, namespace=NAMESPACE)
-                print(f"  applied {document['kind']}/{document['metadata']['name']}")
-        print(f"\nWaiting for every model to settle (up to {args.timeout:.0f}s) ...\n")
+            if document.get("kind") == "Kustomization":
+                continue
+            if real and (document["spec"].get("placement") or {}).get("hardware") == "cpu":
+                print(f"  skipped {document['metadata']['name']}: the real row has the CPU node")
+                continue
+            apply(api, document, namespace=NAMESPACE)
+            print(f"  applied {document['kind']}/{document['metadata']['name']}")
+        timeout = args.timeout + (REAL_ROW_TIMEOUT if real else 0)
+        print(f"\nWaiting for every model to settle (up to {timeout:.0f}s) ...\n")
         models = poll_until(
-            lambda: _settled(api), timeout=args.timeout, what="every QuantizedModel to settle"
+            lambda: _settled(api) if not real or demo_real.settled(row) else None,
+            timeout=timeout,
+            what="every QuantizedModel to settle",
         )
         print(_table(api, models))
         print(_benchmarks(api))
+        if real:
+            print("\n" + demo_real.summary(row))
     finally:
         worker.stop()
-        operator.stop()
+        if operator:
+            operator.stop()
     print(
         f"\nThe cluster keeps running: export KUBECONFIG={state.kubeconfig}\n"
         "Run the operator and the simulated worker yourself with `quantfleet operator "
@@ -76,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cluster(state_dir: Path) -> ClusterState:
-    """The running dev cluster, started now if none is up (and recorded for `dev down`)."""
+def _cluster(state_dir: Path, *, real_node: bool) -> ClusterState:
+    """The running dev cluster, started now if none is up (and recorded for `dev down`): with a
+    real node beside the simulated fleet unless `real_node` is off."""
     path = state_dir / STATE_FILE
     if path.exists():
         state = ClusterState.load(path)
@@ -85,11 +105,17 @@ def _cluster(state_dir: Path) -> ClusterState:
             print(f"Reusing the local control plane at {state.server}")
             return state
     print("Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
-    print("with kwok simulating a GPU fleet (no real GPUs) ...")
-    state = Cluster(load_fleet(), log=lambda line: print(f"  {line}", file=sys.stderr)).start()
+    print("with kwok simulating a GPU fleet (no real GPUs)", end="")
+    print(" and a real CPU node (containerd, kubelet) ..." if real_node else " ...")
+    options = RealNodeOptions(image_cache=default_image_cache()) if real_node else None
+    state = Cluster(load_fleet(), log=_log, real_node=options).start()
     state_dir.mkdir(parents=True, exist_ok=True)
     state.save(path)
     return state
+
+
+def _log(line: str) -> None:
+    print(f"  {line}", file=sys.stderr)
 
 
 def _namespace(api: client.ApiClient) -> None:
@@ -218,5 +244,10 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument(
         "--timeout", type=float, default=240.0, help="seconds to wait for the models to settle"
+    )
+    parser.add_argument(
+        "--simulated-only",
+        action="store_true",
+        help="no real node: the simulated fleet and worker only (seconds, not minutes)",
     )
     parser.set_defaults(run=run)
