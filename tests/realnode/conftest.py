@@ -7,12 +7,15 @@ namespaces. The cluster dies with the test process, even on SIGKILL (the node's 
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
+from quantfleet.cli.incluster import deploy_operator, operator_env, prepare_models
 from quantfleet.testbed.cluster import Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.images import TARGETS
 from quantfleet.testbed.realnode import RealNode, default_image_cache
 from quantfleet.testbed.wait import poll_until
 
@@ -71,6 +74,42 @@ def real_api(real_cluster: RealCluster) -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=str(real_cluster.state.kubeconfig))
     yield api
     api.close()
+
+
+@pytest.fixture(scope="session")
+def operator_on_node(real_cluster: RealCluster, real_api: client.ApiClient) -> str:
+    """The operator running as a pod from its image on the real node, installed from the
+    manifests as the demo installs it (cli.incluster); the pod's name."""
+    images = {target: real_cluster.image(target) for target in TARGETS}
+    return deploy_operator(
+        real_api,
+        real_cluster.cluster.binaries.kubebin.parent / "kubectl",
+        images["operator"],
+        operator_env(images),
+    )
+
+
+@pytest.fixture(scope="module")
+def models_namespace(
+    real_api: client.ApiClient,
+    operator_on_node: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[str, Path]]:
+    """A restricted namespace for the module whose models claim (on the real node) holds the
+    tiny VLM and the local task; deleted, with its volume, after the module."""
+    namespace = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    folder = tmp_path_factory.mktemp(namespace)
+    volume = prepare_models(real_api, namespace, folder)
+    yield namespace, folder
+    core = client.CoreV1Api(real_api)
+    core.delete_namespace(namespace)
+    poll_until(
+        lambda: not any(ns.metadata.name == namespace for ns in core.list_namespace().items),
+        timeout=180,
+        what=f"namespace {namespace} to go (its pods free the node's cores)",
+    )
+    core.delete_persistent_volume(volume)
 
 
 @pytest.fixture

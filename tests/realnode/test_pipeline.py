@@ -5,19 +5,14 @@ on a PersistentVolume through a real quantize pod (LLM Compressor), a real evalu
 benchmark pods measure it against its BF16 baseline through the Services. Nothing simulated."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from factories import Models, Runs
 from quantfleet.cli.incluster import (
     TINY_VLM,
-    deploy_operator,
-    operator_env,
-    prepare_models,
     tiny_vlm_benchmark,
     tiny_vlm_model,
 )
@@ -30,32 +25,10 @@ Json = dict[str, Any]
 READY_TIMEOUT = 1500.0  # quantize, evaluate, then vLLM's start on 2 shared cores
 
 
-@pytest.fixture(scope="module")
-def pipeline(
-    real_cluster: RealCluster, real_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path]]:
-    """The operator running from its image on the real node, as the demo runs it; a restricted
-    namespace whose models claim holds the tiny VLM and the local task."""
-    namespace = "pipeline"
-    folder = tmp_path_factory.mktemp("models")
-    volume = prepare_models(real_api, namespace, folder)
-    images = {target: real_cluster.image(target) for target in ("operator", "jobs", "vllm-cpu")}
-    deploy_operator(
-        real_api,
-        real_cluster.cluster.binaries.kubebin.parent / "kubectl",
-        images["operator"],
-        operator_env(images),
-    )
-    yield namespace, folder
-    core = client.CoreV1Api(real_api)
-    core.delete_namespace(namespace)
-    core.delete_persistent_volume(volume)
-
-
 def test_quantized_model_is_quantized_evaluated_and_served_for_real(
-    pipeline: tuple[str, Path], real_api: client.ApiClient, real_cluster: RealCluster
+    models_namespace: tuple[str, Path], real_api: client.ApiClient, real_cluster: RealCluster
 ) -> None:
-    namespace, folder = pipeline
+    namespace, folder = models_namespace
     models = Models(real_api, namespace)
     models.create(tiny_vlm_model())
 
@@ -109,9 +82,9 @@ def chat_through_service(
 
 
 def test_benchmark_run_measures_the_model_against_its_bf16_baseline_for_real(
-    pipeline: tuple[str, Path], real_api: client.ApiClient
+    models_namespace: tuple[str, Path], real_api: client.ApiClient
 ) -> None:
-    namespace, _ = pipeline
+    namespace, _ = models_namespace
     models = Models(real_api, namespace)
     models.wait_condition(TINY_VLM, "Ready", "True", timeout=READY_TIMEOUT)
     runs = Runs(real_api, namespace)
