@@ -15,8 +15,8 @@ from kubernetes import client, config
 from quantfleet.cli.incluster import deploy_operator, operator_env, prepare_models
 from quantfleet.testbed.cluster import Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
-from quantfleet.testbed.images import TARGETS
-from quantfleet.testbed.realnode import RealNode, default_image_cache
+from quantfleet.testbed.images import TARGETS, build_images
+from quantfleet.testbed.realnode import RealNode, default_image_cache, prune_images
 from quantfleet.testbed.wait import poll_until
 
 CLUSTER_START_TIMEOUT = 240.0
@@ -43,11 +43,11 @@ class RealCluster:
         """The reference of the Dockerfile's `target` image, built (or found in the cache by its
         content key) and imported into the node."""
         if target not in self.images:
-            from quantfleet.testbed.images import build_images
-
             (built,) = build_images([target])
             self.node.import_images([built.archive])
             self.images[target] = built.ref
+            # Older builds of our images in the node's kept store: a few GB each.
+            prune_images(self.node.binaries, self.node.socket, set(self.images.values()))
         return self.images[target]
 
 

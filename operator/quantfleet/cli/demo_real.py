@@ -25,7 +25,7 @@ from quantfleet.kube.apply import apply
 from quantfleet.testbed.binaries import find_node_binaries
 from quantfleet.testbed.cluster import ClusterState
 from quantfleet.testbed.images import TARGETS, build_images
-from quantfleet.testbed.realnode import import_images, node_socket
+from quantfleet.testbed.realnode import import_images, node_socket, prune_images
 
 NAMESPACE = "quantfleet-demo-real"
 BENCHMARK = "tiny-vlm-vs-bf16"
@@ -71,8 +71,10 @@ def start(api: client.ApiClient, state: ClusterState) -> RealRow:
     print("Building the images from the Dockerfile (buildah; cached by content) ...")
     images = build_images(TARGETS)
     binaries = find_node_binaries()
-    import_images(binaries, node_socket(init.pid), [image.archive for image in images])
+    socket = node_socket(init.pid)
+    import_images(binaries, socket, [image.archive for image in images])
     refs = {image.target: image.ref for image in images}
+    prune_images(binaries, socket, set(refs.values()))
     print("  imported " + ", ".join(refs.values()) + " into the real node's containerd")
     kubectl = binaries.kubebin.parent / "kubectl"
     pod = deploy_operator(api, kubectl, refs["operator"], operator_env(refs))
