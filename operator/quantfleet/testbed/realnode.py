@@ -418,12 +418,12 @@ def node_socket(init_pid: int) -> Path:
 def import_images(binaries: NodeBinaries, socket: Path, archives: list[Path]) -> None:
     """Import OCI archives into a node's containerd (namespace k8s.io, where the kubelet finds
     them), unpacked for its snapshotter. The layers' blobs are dropped once unpacked
-    (--discard-unpacked-layers): the archives hold them already, and the jobs and vLLM images
-    would otherwise take their few GB twice on disk."""
+    (`--local --discard-unpacked-layers`): the archives hold them already, and the jobs and vLLM
+    images would otherwise take their few GB twice on disk."""
     ctr = [str(binaries.ctr), "--address", str(socket), "-n", "k8s.io", "images", "import"]
     for archive in archives:
         done = subprocess.run(
-            [*ctr, "--discard-unpacked-layers", str(archive)],
+            [*ctr, "--local", "--discard-unpacked-layers", str(archive)],
             capture_output=True,
             text=True,
             check=False,
