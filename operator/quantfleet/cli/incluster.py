@@ -64,7 +64,8 @@ def tiny_vlm_model(name: str = TINY_VLM) -> Json:
             },
             "output": {"uri": f"pvc://{MODELS_CLAIM}/out/{name}"},
             "evaluation": {"tasks": [TINY_VLM_TASK], "limit": 4, "minRecovery": 90},
-            "serving": {"replicas": 1, "imagesPerPrompt": 1, "maxModelLength": 2048},
+            # The tiny model has 1024 positions (vLLM refuses more).
+            "serving": {"replicas": 1, "imagesPerPrompt": 1, "maxModelLength": 1024},
             "placement": {"hardware": "cpu"},
         },
     }
