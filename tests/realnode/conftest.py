@@ -16,7 +16,7 @@ from quantfleet.cli.incluster import deploy_operator, operator_env, prepare_mode
 from quantfleet.testbed.cluster import Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.images import TARGETS, build_images
-from quantfleet.testbed.realnode import RealNode, default_image_cache, prune_images
+from quantfleet.testbed.realnode import RealNode
 from quantfleet.testbed.wait import poll_until
 
 CLUSTER_START_TIMEOUT = 240.0
@@ -46,15 +46,13 @@ class RealCluster:
             (built,) = build_images([target])
             self.node.import_images([built.archive])
             self.images[target] = built.ref
-            # Older builds of our images in the node's kept store: a few GB each.
-            prune_images(self.node.binaries, self.node.socket, set(self.images.values()))
         return self.images[target]
 
 
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
     data_dir = tmp_path_factory.mktemp("real-cluster")
-    options = RealNodeOptions(image_cache=default_image_cache(), die_with_parent=True)
+    options = RealNodeOptions(die_with_parent=True)
     failure = ""
     try:
         cluster = Cluster(load_fleet(), data_dir=data_dir, real_node=options)

@@ -14,7 +14,7 @@ import pytest
 from quantfleet.testbed.cluster import Cluster, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.processes import ComponentError, ProcessRecord, stop
-from quantfleet.testbed.realnode import CGROUP_PARENT, KUBELET_SYSCTLS, default_image_cache
+from quantfleet.testbed.realnode import CGROUP_PARENT, KUBELET_SYSCTLS
 from quantfleet.testbed.wait import poll_until
 
 HOST_SYSCTLS = [*KUBELET_SYSCTLS, "net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"]
@@ -25,8 +25,7 @@ import json, sys, time
 from pathlib import Path
 from quantfleet.testbed.cluster import Cluster, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
-from quantfleet.testbed.realnode import default_image_cache
-options = RealNodeOptions(image_cache=default_image_cache(), die_with_parent=True)
+options = RealNodeOptions(die_with_parent=True)
 cluster = Cluster(load_fleet(), data_dir=Path(sys.argv[1]), real_node=options)
 state = cluster.start(timeout=240)
 node = cluster.real_node
@@ -98,7 +97,6 @@ def test_killed_test_process_leaves_nothing_behind(tmp_path: Path) -> None:
 
 def test_node_that_never_turns_ready_fails_with_the_kubelets_last_error(tmp_path: Path) -> None:
     options = RealNodeOptions(
-        image_cache=default_image_cache(),
         die_with_parent=True,
         # A kubelet that cannot run: its cgroup root does not exist.
         kubelet_overrides={"cgroupRoot": "/quantfleet-missing"},

@@ -32,7 +32,6 @@ from quantfleet.cli.localrun import (
 from quantfleet.kube.apply import apply
 from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
-from quantfleet.testbed.realnode import default_image_cache
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
 
@@ -107,7 +106,7 @@ def _cluster(state_dir: Path, *, real_node: bool) -> ClusterState:
     print("Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
     print("with kwok simulating a GPU fleet (no real GPUs)", end="")
     print(" and a real CPU node (containerd, kubelet) ..." if real_node else " ...")
-    options = RealNodeOptions(image_cache=default_image_cache()) if real_node else None
+    options = RealNodeOptions() if real_node else None
     state = Cluster(load_fleet(), log=_log, real_node=options).start()
     state_dir.mkdir(parents=True, exist_ok=True)
     state.save(path)

@@ -16,7 +16,6 @@ from quantfleet.testbed.binaries import BUILD_COMMAND, NODE_BUILD_COMMAND, find_
 from quantfleet.testbed.cluster import STATE_FILE, Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.processes import ComponentError, stop
-from quantfleet.testbed.realnode import default_image_cache
 
 
 def default_state_dir() -> Path:
@@ -50,7 +49,7 @@ def up(args: argparse.Namespace) -> int:
         return 1
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        real_node = RealNodeOptions(image_cache=default_image_cache()) if args.real_node else None
+        real_node = RealNodeOptions() if args.real_node else None
         cluster = Cluster(
             fleet, binaries=binaries, apiserver_port=args.port, log=_say, real_node=real_node
         )

@@ -59,7 +59,6 @@ Log = Callable[[str], None]
 class RealNodeOptions:
     """A real node beside the kwok fleet (testbed.realnode)."""
 
-    image_cache: Path
     images: list[Path] = field(default_factory=list)
     die_with_parent: bool = False
     # Tests: KubeletConfiguration fields to override (a kubelet that cannot start, say).
@@ -275,7 +274,6 @@ class Cluster:
             apiserver_port=self.ports.apiserver,
             address=self.node_address,
             binaries=self.node_binaries,
-            image_cache=self.real_node_options.image_cache,
             die_with_parent=self.real_node_options.die_with_parent,
             kubelet_overrides=self.real_node_options.kubelet_overrides,
         )

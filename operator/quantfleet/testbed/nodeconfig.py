@@ -172,6 +172,8 @@ def kubelet_config(
             "imagefs.available": "1%",
             "nodefs.inodesFree": "1%",
         },
+        # Back to no pressure 10 s after the disk frees (default 5 min of NoSchedule).
+        "evictionPressureTransitionPeriod": "10s",
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,6 +135,19 @@ def remove_cgroups(paths: list[Path]) -> None:
                 folder.rmdir()
 
 
+def remove_tree(folder: Path) -> None:
+    """Remove `folder` (the node's image store: gigabytes), unmounting what is mounted in it
+    first (snapshots of containers that were running), so no test run leaves it behind."""
+    mounted = [
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split()[4].startswith(f"{folder}/")
+    ]
+    for point in sorted(mounted, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def kill_everything_else() -> None:
     """SIGKILL every other process of this PID namespace and wait until they are gone."""
     me = os.getpid()
@@ -224,6 +238,8 @@ def main() -> int:
         time.sleep(0.05)
     kill_everything_else()
     remove_cgroups(cgroups)
+    for folder in config["removeOnExit"]:
+        remove_tree(Path(folder))
     return 1 if failed else 0
 
 

@@ -12,7 +12,6 @@ node's init relays it into the node (the apiserver's advertise address is the no
 
 import contextlib
 import ctypes
-import fcntl
 import json
 import os
 import re
@@ -92,12 +91,6 @@ def preflight(
     return None
 
 
-def default_image_cache() -> Path:
-    """Where real nodes keep containerd's image store between runs."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "quantfleet" / "node"
-
-
 def nfd_labels(cpuinfo: str) -> dict[str, str]:
     """The Node Feature Discovery labels the planner reads (planning.cpu), from the kernel's
     view of this CPU's cpuid (/proc/cpuinfo: `avx512_vnni` is NFD's `AVX512VNNI`)."""
@@ -144,9 +137,6 @@ class RealNode:
     apiserver_port: int
     address: NodeAddress
     binaries: NodeBinaries
-    # containerd's root, kept between runs so imported images survive (as in a kind node
-    # image); a node that finds it held by another running node uses a fresh one of its own.
-    image_cache: Path
     # Tests: the node dies with the process that started it, even on SIGKILL.
     die_with_parent: bool = False
     kubelet_overrides: dict[str, object] = field(default_factory=dict)
@@ -181,13 +171,9 @@ class RealNode:
     def _write_files(self, api: client.ApiClient) -> Path:
         folder = self.data_dir
         sweep_stale_cgroups()
-        self.image_cache.mkdir(parents=True, exist_ok=True)
-        self._store_lock = os.open(self.image_cache / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._store_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            store = self.image_cache / "containerd"
-        except BlockingIOError:
-            store = folder / "containerd-root"
+        # containerd's root (images, snapshots): the node's own, gone when it stops. Keeping it
+        # between runs saved the imports (minutes) but piled up old layers on a shared disk.
+        store = self.store
         # Inherited by the init: it dials the API server from the host's network namespace.
         self._host_netns = os.open("/proc/self/ns/net", os.O_RDONLY)
         for sub in ("logs", "pod-logs", "cni-net.d", "cni-ipam", "kubelet", "sysctl"):
@@ -252,6 +238,7 @@ class RealNode:
             "nodeIP": self.address.node_ip,
             "guardRules": str(folder / "guard.nft"),
             "cgroupRoot": self.cgroup_root,
+            "removeOnExit": [str(store)],
             "apiserverPort": self.apiserver_port,
             "hostNetnsFd": self._host_netns,
             "components": [
@@ -312,14 +299,12 @@ class RealNode:
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # The init holds the image store's lock for as long as the node lives.
-                pass_fds=(host_netns, self._store_lock),
+                pass_fds=(host_netns,),
                 start_new_session=True,
                 preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         finally:
             os.close(host_netns)
-            os.close(self._store_lock)
             log.close()
         self.records.append(
             ProcessRecord.of("node-unshare", process.pid, self.data_dir / "logs" / "nodeinit.log")
@@ -406,8 +391,15 @@ class RealNode:
         """Import OCI archives into the node's containerd (see `import_images`)."""
         import_images(self.binaries, self.socket, archives)
 
+    @property
+    def store(self) -> Path:
+        return self.data_dir / "containerd"
+
     def stop(self) -> list[str]:
-        return stop(self.records, timeout=30.0)
+        """Stop the node (its init first) and remove its image store (gigabytes)."""
+        stopped = stop(self.records, timeout=30.0)
+        shutil.rmtree(self.store, ignore_errors=True)
+        return stopped
 
 
 def node_socket(init_pid: int) -> Path:
