@@ -99,9 +99,12 @@ def build_vllm_pod_template(
     pod_labels: dict[str, str],
     settings: OperatorSettings,
 ) -> Json:
-    """One vLLM pod on the plan's GPUs (or CPUs): probes, scratch volumes (and /dev/shm for NCCL
-    when tensor-parallel), the weights' claim read-only, restricted security and placement."""
-    scratch, scratch_mounts = scratch_volumes(shm=plan.tensor_parallel_size > 1)
+    """One vLLM pod on the plan's GPUs (or CPUs): probes, scratch volumes with a memory-backed
+    /dev/shm, the weights' claim read-only, restricted security and placement."""
+    # Always: vLLM's engine talks to its executor through shared memory even on one GPU or CPU
+    # (160 MiB on vLLM 0.32), more than a container runtime's 64 MiB /dev/shm; NCCL needs it
+    # for tensor parallelism. Found on the real node: "Insufficient space in /dev/shm".
+    scratch, scratch_mounts = scratch_volumes(shm=True)
     volumes, mounts = claim_volumes(writable=[], read_only=[model.uri])
     probe = {"httpGet": {"path": "/health", "port": PORT}}
     cpu = plan.cpu

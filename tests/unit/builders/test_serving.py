@@ -71,18 +71,18 @@ def _pod(spec: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("billions", "want_shm"),
+    "billions",
     [
-        pytest.param(8.3, False, id="one-gpu-needs-no-shared-memory"),
-        pytest.param(400, True, id="tensor-parallel-gets-a-memory-backed-dev-shm"),
+        pytest.param(8.3, id="one-gpu-vllm-still-shares-memory-with-its-executor"),
+        pytest.param(400, id="tensor-parallel-nccl"),
     ],
 )
-def test_dev_shm_only_when_tensor_parallel(billions: float, want_shm: bool) -> None:
+def test_vllm_gets_a_memory_backed_dev_shm(billions: float) -> None:
     spec = make_spec(source={"uri": "hf://x/y", "parametersBillions": billions})
     pod = _pod(spec)
     mounts = pod["containers"][0]["volumeMounts"]
-    assert ({"name": "shm", "mountPath": "/dev/shm"} in mounts) is want_shm
-    assert ({"name": "shm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]) is want_shm
+    assert {"name": "shm", "mountPath": "/dev/shm"} in mounts
+    assert {"name": "shm", "emptyDir": {"medium": "Memory"}} in pod["volumes"]
 
 
 def test_vllm_args_come_from_the_plan_and_the_spec() -> None:
