@@ -51,14 +51,14 @@ def test_model_is_served_on_the_gpus_its_plan_names(
     assert "1/1 vLLM replicas ready" in ready["message"]
     assert status["artifact"]["simulated"] is True
     assert "SIMULATED" in models.condition("m", "Quantized")["message"]
+
     # One replica; a pod of a superseded ReplicaSet (a re-plan as the shared fleet's free GPUs
     # moved) may still be terminating when Ready turns True.
-    pods = poll_until(
-        lambda: [p for p in models.serving_pods("m") if not p.metadata.deletion_timestamp],
-        timeout=60,
-        what="the model's live vLLM pod",
-    )
-    assert len(pods) == 1
+    def live() -> list[Any] | None:
+        pods = [p for p in models.serving_pods("m") if not p.metadata.deletion_timestamp]
+        return pods if len(pods) == 1 else None
+
+    pods = poll_until(live, timeout=60, what="the model's one live vLLM pod")
     labels = node_labels(api_client, pods[0].spec.node_name)
     cc = (int(labels["nvidia.com/gpu.compute.major"]), int(labels["nvidia.com/gpu.compute.minor"]))
     assert labels["nvidia.com/gpu.family"] in status["plan"]["gpuFamilies"]
