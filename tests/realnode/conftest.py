@@ -175,6 +175,8 @@ def restricted_pod(name: str, image: str, command: list[str]) -> dict[str, objec
                     "image": image,
                     "imagePullPolicy": "Never",
                     "command": command,
+                    # A traceback in the status when the program dies before writing its own.
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
