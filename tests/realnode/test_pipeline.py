@@ -52,13 +52,14 @@ def test_quantized_model_is_quantized_evaluated_and_served_for_real(
 def chat_through_service(
     api: client.ApiClient, real_cluster: RealCluster, namespace: str, endpoint: str
 ) -> Json:
-    """A chat completion from a pod through the model's Service (cluster DNS, kube-proxy)."""
+    """A chat completion from a pod through the model's Service (cluster DNS, kube-proxy);
+    `endpoint` is the OpenAI base URL in status (it ends in /v1)."""
     code = (
         "import json, urllib.request\n"
-        f"models = json.load(urllib.request.urlopen('{endpoint}/v1/models', timeout=30))\n"
+        f"models = json.load(urllib.request.urlopen('{endpoint}/models', timeout=30))\n"
         "body = {'model': models['data'][0]['id'], 'max_tokens': 8, 'temperature': 0,\n"
         "        'messages': [{'role': 'user', 'content': 'Say hello.'}]}\n"
-        f"request = urllib.request.Request('{endpoint}/v1/chat/completions',\n"
+        f"request = urllib.request.Request('{endpoint}/chat/completions',\n"
         "    data=json.dumps(body).encode(), headers={'Content-Type': 'application/json'})\n"
         "reply = urllib.request.urlopen(request, timeout=120).read().decode()\n"
         "open('/dev/termination-log', 'w').write(reply[:3000])\n"
