@@ -79,12 +79,28 @@ def operator_on_node(real_cluster: RealCluster, real_api: client.ApiClient) -> s
     """The operator running as a pod from its image on the real node, installed from the
     manifests as the demo installs it (cli.incluster); the pod's name."""
     images = {target: real_cluster.image(target) for target in TARGETS}
-    return deploy_operator(
-        real_api,
-        real_cluster.cluster.binaries.kubebin.parent / "kubectl",
-        images["operator"],
-        operator_env(images),
+    kubectl = real_cluster.cluster.binaries.kubebin.parent / "kubectl"
+    deploy_operator(real_api, kubectl, images["operator"], operator_env(images))
+    # This node has 2 cores: a model's vLLM replica and its BF16 baseline take one each, so the
+    # operator's 100m request would leave the baseline Pending (Insufficient cpu).
+    client.AppsV1Api(real_api).patch_namespaced_deployment(
+        "quantfleet-operator",
+        "quantfleet-system",
+        [{"op": "remove", "path": "/spec/template/spec/containers/0/resources/requests/cpu"}],
     )
+    core = client.CoreV1Api(real_api)
+
+    def ready_without_cpu_request() -> str | None:
+        for pod in core.list_namespaced_pod("quantfleet-system").items:
+            requests = pod.spec.containers[0].resources.requests or {}
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+            )
+            if ready and "cpu" not in requests and not pod.metadata.deletion_timestamp:
+                return str(pod.metadata.name)
+        return None
+
+    return poll_until(ready_without_cpu_request, timeout=180, what="the operator pod, rolled")
 
 
 @pytest.fixture(scope="module")
