@@ -21,7 +21,7 @@ nodebin:  ## The real node (issue 13): Debian packages (apt.sh, root), then runc
 images: nodebin  ## Build the operator, jobs and vllm-cpu images with buildah (no Docker, no registry) into OCI archives; a cache hit builds nothing (docs/images.md).
 	tools/images/build.sh
 
-demo: setup kubebin nodebin images  ## The main job: local control plane, the simulated GPU fleet and a real CPU node running our images; samples, placements, the real row.
+demo: setup kubebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements (`quantfleet demo --real-node` adds the real CPU node).
 	$(UV) run quantfleet demo
 
 lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.

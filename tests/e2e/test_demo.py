@@ -15,7 +15,7 @@ def test_demo_brings_the_samples_to_their_end_state(tmp_path: Path) -> None:
     quantfleet = [sys.executable, "-m", "quantfleet.cli.main"]
     try:
         done = subprocess.run(
-            [*quantfleet, "demo", "--simulated-only", "--timeout=180"], env=env,
+            [*quantfleet, "demo", "--timeout=180"], env=env,
             capture_output=True, text=True, timeout=400, check=False,
         )  # fmt: skip
     finally:

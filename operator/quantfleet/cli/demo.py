@@ -43,7 +43,7 @@ Json = dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    state = _cluster(args.state_dir, real_node=not args.simulated_only)
+    state = _cluster(args.state_dir, real_node=args.real_node)
     api = config.new_client_from_config(str(state.kubeconfig))
     install_crds(api)
     install_rbac(api)
@@ -245,8 +245,10 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--timeout", type=float, default=240.0, help="seconds to wait for the models to settle"
     )
     parser.add_argument(
-        "--simulated-only",
+        "--real-node",
         action="store_true",
-        help="no real node: the simulated fleet and worker only (seconds, not minutes)",
+        help="add a real CPU node and the REAL row: the tiny VLM really quantized, evaluated "
+        "and served from our images (minutes; not yet run end to end by a test, see "
+        "tests/realnode for the path it takes)",
     )
     parser.set_defaults(run=run)
