@@ -14,7 +14,7 @@ import pytest
 from quantfleet.testbed.cluster import Cluster, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.processes import ComponentError, ProcessRecord, stop
-from quantfleet.testbed.realnode import CGROUP_PARENT, KUBELET_SYSCTLS
+from quantfleet.testbed.realnode import KUBELET_SYSCTLS
 from quantfleet.testbed.wait import poll_until
 
 HOST_SYSCTLS = [*KUBELET_SYSCTLS, "net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"]
@@ -87,6 +87,9 @@ def test_killed_test_process_leaves_nothing_behind(tmp_path: Path) -> None:
 
     try:
         poll_until(gone, timeout=60, what="every process of the killed node to end")
+        # The kernel tears a network namespace (and its veth) down a moment after its last
+        # process: poll for the host's state, then compare it once more for the message.
+        poll_until(lambda: host_state() == before, timeout=30, what="the host's state as before")
         assert host_state() == before
         assert not list(Path("/sys/fs/cgroup").glob(f"*{started['cgroup']}"))
         mounts = Path("/proc/self/mountinfo").read_text()
@@ -109,6 +112,7 @@ def test_node_that_never_turns_ready_fails_with_the_kubelets_last_error(tmp_path
     finally:
         cluster.stop()
 
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}/{cluster.real_node.name}"))
+    assert cluster.real_node is not None
+    assert not list(Path("/sys/fs/cgroup").glob(f"*{cluster.real_node.cgroup_root}"))
     assert not any(record.is_running() for record in cluster.state.processes)
     assert os.path.exists(tmp_path / "node" / "logs" / "kubelet.log")

@@ -148,7 +148,9 @@ class RealNode:
 
     @property
     def cgroup_root(self) -> str:
-        return f"/{CGROUP_PARENT}/{self.name}"
+        # The address index is unique among the nodes alive on this machine: two clusters'
+        # nodes (both named real-cpu-0) never share a cgroup subtree.
+        return f"/{CGROUP_PARENT}/{self.name}-{self.address.index}"
 
     def start(self, api: client.ApiClient, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
