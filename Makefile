@@ -1,5 +1,8 @@
 # One entry point for people and CI. `make test` is what .ci/run calls.
 SHELL := /bin/bash
+# Independent prerequisites build side by side: one's downloads overlap another's compiling
+# (`make test` and `make demo` cold, docs/testbed.md).
+MAKEFLAGS += --jobs=2
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
@@ -18,11 +21,11 @@ nodebin:  ## The real node (issue 13): Debian packages (apt.sh, root), then runc
 	tools/nodebin/apt.sh
 	tools/nodebin/build.sh
 
-images: nodebin  ## Build the operator, jobs and vllm-cpu images with buildah (no Docker, no registry) into OCI archives; a cache hit builds nothing (docs/images.md).
+images: setup nodebin  ## Build the operator, jobs and vllm-cpu images with buildah (no Docker, no registry) into OCI archives; a cache hit builds nothing (docs/images.md).
 	tools/images/build.sh
 
-demo: setup kubebin  ## The main job: local control plane + simulated GPU fleet, CRDs, samples, placements (`quantfleet demo --real-node` adds the real CPU node).
-	$(UV) run quantfleet demo
+demo: setup kubebin images  ## The main job: local control plane, the simulated GPU fleet and the real CPU node; CRDs, samples, placements, the REAL row.
+	$(UV) run quantfleet demo --real-node
 
 lint: setup  ## ruff, mypy --strict, the layer contract, and CRD drift.
 	$(UV) run ruff check .

@@ -59,7 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
     data_dir = tmp_path_factory.mktemp("cluster")
     failure = ""
     try:
-        started = Cluster(load_fleet(), data_dir=data_dir)
+        started = Cluster(load_fleet(), data_dir=data_dir, die_with_parent=True)
         state = started.start(timeout=CLUSTER_START_TIMEOUT)
     except Exception as error:
         failure = f"The test cluster did not start: {error}\nLogs: {data_dir / 'logs'}"

@@ -252,23 +252,27 @@ def staging_dir(output: str, *, mount_root: str, workdir: Path) -> Iterator[Path
 def publish(staging: Path, output: str, *, mount_root: str, marker: str = "config.json") -> str:
     """Move a complete `staging` directory into place at `output` and return where it went.
 
-    Local/pvc: an atomic rename (an existing output is replaced). s3: upload everything else
-    first and `marker` last, so a prefix without it never looks like a finished checkpoint."""
+    Nothing is ever written over: an `output` already complete (a retry of the same inputs, whose
+    folder is named by their hash) is kept as it is, since it may be served or approved already.
+    Local/pvc: an atomic rename. s3: upload everything else first and `marker` last, so a prefix
+    without it never looks like a finished checkpoint."""
     location = parse_location(output, mount_root)
     if location.scheme in ("file", "pvc"):
         final = Path(location.path)
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            final.rename(old)
-            staging.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final)
+        try:
+            staging.rename(final)  # refused when `final` exists and is not empty
+        except OSError as error:
+            if not (final / marker).exists():
+                raise JobError(f"{final} holds something else: not writing over it") from error
+            print(f"Kept {final}: it holds a complete result already", file=sys.stderr)
         return str(final)
     import s3fs
 
     filesystem = s3fs.S3FileSystem()
     prefix = location.path.rstrip("/")
+    if filesystem.exists(f"{prefix}/{marker}"):
+        print(f"Kept {output}: it holds a complete result already", file=sys.stderr)
+        return output
     files = sorted(p for p in staging.rglob("*") if p.is_file())
     files.sort(key=lambda p: p.name == marker)  # the marker goes last
     for file in files:

@@ -15,6 +15,7 @@ from factories import GPU_TAINT, Models, make_quantized_model
 from quantfleet.api.common import GROUP, VERSION
 from quantfleet.cli import main as cli_main
 from quantfleet.cli.localrun import OperatorProcess
+from quantfleet.kube.children import FIELD_MANAGER
 from quantfleet.testbed.cluster import AUDIT_LOG, ClusterState
 from quantfleet.testbed.wait import poll_until
 from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
@@ -326,3 +327,46 @@ def test_nvfp4_on_cpus_is_not_planned_and_makes_no_pods(models: Models) -> None:
     planned = models.wait_condition("cpu-fp4", "Planned", "False", "NoCompatibleCpu")
     assert "vLLM's CPU backend has no NVFP4 kernel" in planned["message"]
     assert models.jobs("cpu-fp4") == []
+
+
+def test_a_hand_edit_of_the_deployment_is_put_back_once(
+    models: Models, api_client: client.ApiClient
+) -> None:
+    models.create(make_quantized_model("edited"))
+    models.wait_condition("edited", "Ready", "True")
+    apps = client.AppsV1Api(api_client)
+    [deployment] = models.deployments("edited")
+    name, image = deployment.metadata.name, deployment.spec.template.spec.containers[0].image
+    by_hand = {"name": "vllm", "image": "example.com/other:1"}
+    patch = {"spec": {"replicas": 3, "template": {"spec": {"containers": [by_hand]}}}}
+
+    apps.patch_namespaced_deployment(name, models.namespace, patch)
+
+    def put_back() -> Any:
+        live = apps.read_namespaced_deployment(name, models.namespace)
+        restored = live.spec.replicas == 1 and live.spec.template.spec.containers[0].image == image
+        return live if restored else None
+
+    live = poll_until(put_back, timeout=models.timeout, what="the hand edit put back")
+    # Our forced apply took the fields back: no other manager owns them in spec (the controller's
+    # status entry aside), so no pass applies again.
+    others = [
+        (m.fields_v1 or {}).get("f:spec", {})
+        for m in live.metadata.managed_fields
+        if m.manager != FIELD_MANAGER and m.subresource != "status"
+    ]
+    assert not any(f in json.dumps(spec) for f in ("f:replicas", "f:image") for spec in others)
+    assert models.condition("edited", "Ready")["status"] == "True"
+
+
+def test_two_models_writing_to_one_output_the_later_waits(models: Models) -> None:
+    first = make_quantized_model("first")
+    second = make_quantized_model("second", output=first["spec"]["output"])
+    models.create(first)
+    poll_until(lambda: models.job_names("first"), timeout=models.timeout, what="first's Job")
+
+    models.create(second)
+
+    held = models.wait_condition("second", "Quantized", "False", reason="OutputInUse")
+    assert f"{models.namespace}/first" in held["message"]
+    assert models.job_names("second") == []

@@ -22,6 +22,7 @@ from factories.mock_server import (
 )
 from factories.objects import Models, Runs
 from factories.resources import (
+    ARTIFACT_ID,
     make_benchmark_run,
     make_owner,
     make_plan,
@@ -34,6 +35,7 @@ from factories.resources import (
 from factories.tokenizer import build_tokenizer, make_text_tokenizer, train_bpe
 
 __all__ = [
+    "ARTIFACT_ID",
     "DEV_FLEET",
     "DEV_INVENTORY",
     "FEW_GUIDELLM_WORKERS",

@@ -12,11 +12,9 @@ conftest loads; none of them starts anything until a test asks for it.
 - `worker`: the SIMULATED worker in a thread, completing Job pods; set `worker.producer`.
 - `models` / `runs`: factories.Models / Runs on the test's namespace, with the operator and the
   worker running.
-- `make_volume(namespace, claim)`: a bound claim for pvc:// outputs (Job pods stay Pending
-  until their claim is bound; the testbed has no provisioner).
 """
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,6 @@ from quantfleet.cli.localrun import (
     install_crds,
     install_rbac,
     mint_token,
-    simulated_volume,
     write_token_kubeconfig,
 )
 from quantfleet.testbed.worker import SimulatedResults, SimulatedWorker
@@ -127,22 +124,6 @@ def runs(
 ) -> Runs:
     """BenchmarkRuns in the test's namespace, the operator and the worker running."""
     return Runs(api_client, namespace)
-
-
-@pytest.fixture
-def make_volume(api_client: client.ApiClient) -> Iterator[Callable[[str, str], str]]:
-    """Factory: `make_volume(namespace, "models")` binds claim `models` in `namespace` to a
-    volume made for it; returns the volume's name. Volumes are deleted after the test."""
-    made: list[str] = []
-
-    def make(namespace: str, claim: str = "models") -> str:
-        made.append(simulated_volume(api_client, namespace, claim))
-        return made[-1]
-
-    yield make
-    core = client.CoreV1Api(api_client)
-    for volume in made:
-        core.delete_persistent_volume(volume)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

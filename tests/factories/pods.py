@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from factories.resources import make_owner, make_plan, make_spec
+from factories.resources import ARTIFACT_ID, make_owner, make_plan, make_spec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.serving import build_deployment
 
@@ -44,16 +44,18 @@ def make_serving_pod(
     ready: bool = False,
     deleting: bool = False,
     model: str = "qwen",
+    created: str = "2030-01-01T00:00:00Z",
 ) -> Json:
     """A pod of the QuantizedModel `model`'s Deployment whose one container is in `state`."""
     template = build_deployment(
-        make_owner(model), make_spec(), make_plan(make_spec()), OperatorSettings()
+        make_owner(model), make_spec(), ARTIFACT_ID, make_plan(make_spec()), OperatorSettings()
     )["spec"]["template"]
     [container] = template["spec"]["containers"]
     metadata: Json = {
         "name": name,
         "namespace": "ml",
         "labels": dict(template["metadata"]["labels"]),
+        "creationTimestamp": created,
     }
     if deleting:
         metadata["deletionTimestamp"] = "2030-01-01T01:00:00Z"

@@ -2,6 +2,7 @@
 the simulated fleet, and whole objects to create on the API server. Keyword overrides replace
 whole spec sections (`source=...`, `serving=...`, `targets=...`)."""
 
+import uuid
 from typing import Any
 
 from factories.gpus import DEV_INVENTORY
@@ -18,6 +19,10 @@ SOURCE: Json = {
     "kind": "vision-language",
     "parametersBillions": 8.3,
 }
+
+
+# An artifact id as builders.jobs.artifact_id makes them: the checkpoint's folder under the output.
+ARTIFACT_ID = "0a1b2c3d4e"
 
 
 def make_owner(
@@ -83,15 +88,18 @@ def make_run_spec(**overrides: Any) -> BenchmarkRunSpec:
 
 
 def make_quantized_model(name: str, scheme: str = "FP8_DYNAMIC", **spec: Any) -> Json:
-    """A QuantizedModel to create: the 7B vision-language model, written to s3:// (no volumes);
-    `quantization=` adds to the scheme, other overrides replace sections."""
+    """A QuantizedModel to create: the 7B vision-language model, written to s3:// (no volumes)
+    under a prefix of its own (a bucket is shared across namespaces: a model elsewhere with the
+    same name and output would hold it, OutputInUse); `quantization=` adds to the scheme, other
+    overrides replace sections."""
     quantization = {"scheme": scheme, **spec.pop("quantization", {})}
+    output = f"s3://models/{name}-{uuid.uuid4().hex[:8]}"
     return {
         "apiVersion": API_VERSION,
         "kind": "QuantizedModel",
         "metadata": {"name": name},
         "spec": quantized_model_spec(
-            **{"output": {"uri": f"s3://models/{name}"}, **spec, "quantization": quantization}
+            **{"output": {"uri": output}, **spec, "quantization": quantization}
         ),
     }
 

@@ -10,7 +10,6 @@ The checkpoints it serves come from `factories.models.quantize` (the real quanti
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -22,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from factories.gpus import DEV_INVENTORY
-from factories.resources import Json, make_owner, make_plan, make_run_owner, make_spec
+from factories.resources import ARTIFACT_ID, Json, make_owner, make_plan, make_run_owner, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.benchmark import build_baseline_deployment
 from quantfleet.builders.serving import build_deployment
+from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,10 +49,6 @@ ADDED_ON_CPU = ("--enforce-eager",)
 # only by vLLM's offline LLM engine; `vllm serve` 0.32 still starts its engine core as a process
 # of its own (its log shows APIServer and EngineCore pids).
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-# vLLM's startup log names the linear kernel per compressed-tensors scheme class in one of two
-# words: "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" (scaled-mm
-# schemes), "Using CPUWNA16LinearKernel for CompressedTensorsWNA16" (mixed precision).
-SELECTED_KERNEL = re.compile(r"(?:Selected|Using) (\w+) for (CompressedTensors\w+)")
 
 
 # The tiny models' context (factories.models) and the served name the tests' requests use.
@@ -87,14 +83,17 @@ def vllm_container(pod_owner: Json) -> Json:
 def build_tiny_deployment(kind: ModelKind, scheme: Scheme) -> Json:
     """The Deployment the operator builds for a QuantizedModel named `tiny` (tiny_spec)."""
     spec = tiny_spec(kind, scheme)
-    return build_deployment(make_owner(SERVED_NAME), spec, make_plan(spec), OperatorSettings())
+    return build_deployment(
+        make_owner(SERVED_NAME), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+    )
 
 
 def deployment_args(checkpoint: Path, kind: ModelKind, scheme: Scheme) -> list[str]:
     """The `vllm serve` arguments of the Deployment the operator builds for a QuantizedModel
     named `tiny` serving `checkpoint` (first word: the model location)."""
     args: list[str] = vllm_container(build_tiny_deployment(kind, scheme))["args"]
-    assert args[0].endswith(f"{scheme.lower()}"), args  # the model location comes first
+    # The model location comes first: the artifact's folder under the spec's output.
+    assert args[0].endswith(f"{scheme.lower()}/{ARTIFACT_ID}"), args
     return [str(checkpoint), *args[1:]]
 
 

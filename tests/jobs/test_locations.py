@@ -10,7 +10,7 @@ import pytest
 
 from quantfleet.api.results import QuantizeResult, parse_result
 from quantfleet_jobs import quantize
-from quantfleet_jobs.common import JobError, parse_location
+from quantfleet_jobs.common import JobError, parse_location, publish
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +130,40 @@ def test_a_source_is_downloaded_into_the_model_cache_once(
             token_env="HF_TOKEN", cache=cache,
         )  # fmt: skip
     assert not (cache / "s3" / "models" / "gone").exists()
+
+
+def staged(tmp_path: Path, weights: str) -> Path:
+    staging = tmp_path / f"staging-{weights}"
+    staging.mkdir()
+    (staging / "config.json").write_text("{}")
+    (staging / "model.safetensors").write_text(weights)
+    return staging
+
+
+def test_publish_never_writes_over_a_complete_result(tmp_path: Path) -> None:
+    output = tmp_path / "models" / "qwen" / "0a1b2c3d4e"
+    output.parent.mkdir(parents=True)
+
+    first = publish(staged(tmp_path, "first"), str(output), mount_root="/mnt")
+    second = publish(staged(tmp_path, "second"), str(output), mount_root="/mnt")
+
+    assert first == second == str(output)
+    assert (output / "model.safetensors").read_text() == "first"
+
+
+def test_publish_refuses_a_folder_holding_something_else(tmp_path: Path) -> None:
+    output = tmp_path / "models" / "qwen"
+    output.mkdir(parents=True)
+    (output / "notes.txt").write_text("mine")
+
+    with pytest.raises(JobError, match="holds something else"):
+        publish(staged(tmp_path, "new"), str(output), mount_root="/mnt")
+    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]
+
+
+def test_publish_keeps_a_complete_s3_result(s3: object, tmp_path: Path) -> None:
+    output = "s3://models/qwen/0a1b2c3d4e"
+    publish(staged(tmp_path, "first"), output, mount_root="/mnt")
+    publish(staged(tmp_path, "second"), output, mount_root="/mnt")
+
+    assert s3.cat_file("models/qwen/0a1b2c3d4e/model.safetensors") == b"first"  # type: ignore[attr-defined]

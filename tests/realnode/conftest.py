@@ -52,10 +52,11 @@ class RealCluster:
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
     data_dir = tmp_path_factory.mktemp("real-cluster")
-    options = RealNodeOptions(die_with_parent=True)
     failure = ""
     try:
-        cluster = Cluster(load_fleet(), data_dir=data_dir, real_node=options)
+        cluster = Cluster(
+            load_fleet(), data_dir=data_dir, real_node=RealNodeOptions(), die_with_parent=True
+        )
         state = cluster.start(timeout=CLUSTER_START_TIMEOUT)
     except Exception as error:
         failure = f"The real-node cluster did not start: {error}\nLogs: {data_dir}"
@@ -80,27 +81,9 @@ def operator_on_node(real_cluster: RealCluster, real_api: client.ApiClient) -> s
     manifests as the demo installs it (cli.incluster); the pod's name."""
     images = {target: real_cluster.image(target) for target in TARGETS}
     kubectl = real_cluster.cluster.binaries.kubebin.parent / "kubectl"
-    deploy_operator(real_api, kubectl, images["operator"], operator_env(images))
-    # This node has 2 cores: a model's vLLM replica and its BF16 baseline take one each, so the
-    # operator's 100m request would leave the baseline Pending (Insufficient cpu).
-    client.AppsV1Api(real_api).patch_namespaced_deployment(
-        "quantfleet-operator",
-        "quantfleet-system",
-        [{"op": "remove", "path": "/spec/template/spec/containers/0/resources/requests/cpu"}],
-    )
-    core = client.CoreV1Api(real_api)
-
-    def ready_without_cpu_request() -> str | None:
-        for pod in core.list_namespaced_pod("quantfleet-system").items:
-            requests = pod.spec.containers[0].resources.requests or {}
-            ready = any(
-                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
-            )
-            if ready and "cpu" not in requests and not pod.metadata.deletion_timestamp:
-                return str(pod.metadata.name)
-        return None
-
-    return poll_until(ready_without_cpu_request, timeout=180, what="the operator pod, rolled")
+    # Without a CPU request (cli.incluster.on_real_node): the node's 2 cores go to the model's
+    # replica and its BF16 baseline.
+    return deploy_operator(real_api, kubectl, images["operator"], operator_env(images))
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,9 @@ import json, sys, time
 from pathlib import Path
 from quantfleet.testbed.cluster import Cluster, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
-options = RealNodeOptions(die_with_parent=True)
-cluster = Cluster(load_fleet(), data_dir=Path(sys.argv[1]), real_node=options)
+cluster = Cluster(
+    load_fleet(), data_dir=Path(sys.argv[1]), real_node=RealNodeOptions(), die_with_parent=True
+)
 state = cluster.start(timeout=240)
 node = cluster.real_node
 print(json.dumps({
@@ -68,25 +69,19 @@ def test_killed_test_process_leaves_nothing_behind(tmp_path: Path) -> None:
     )
     assert child.stdout is not None
     started = json.loads(child.stdout.readline())
-    control_plane = [
-        ProcessRecord.from_json(record)
-        for record in started["records"]
-        if not record["name"].startswith("node-")
-    ]
-    node_pids = [
-        record["pid"] for record in started["records"] if record["name"].startswith("node-")
-    ]
+    records = [ProcessRecord.from_json(record) for record in started["records"]]
     assert len(started["tree"]) >= 4  # containerd, kubelet, kube-proxy, coredns, shims...
 
     child.send_signal(signal.SIGKILL)
     child.wait()
 
     def gone() -> bool:
-        alive = [pid for pid in [*node_pids, *started["tree"]] if Path(f"/proc/{pid}").exists()]
+        alive = [r.pid for r in records if r.is_running()]
+        alive += [pid for pid in started["tree"] if Path(f"/proc/{pid}").exists()]
         return not alive
 
     try:
-        poll_until(gone, timeout=60, what="every process of the killed node to end")
+        poll_until(gone, timeout=60, what="every process, control plane and node, to end")
         # The kernel tears a network namespace (and its veth) down a moment after its last
         # process: poll for the host's state, then compare it once more for the message.
         poll_until(lambda: host_state() == before, timeout=30, what="the host's state as before")
@@ -95,16 +90,13 @@ def test_killed_test_process_leaves_nothing_behind(tmp_path: Path) -> None:
         mounts = Path("/proc/self/mountinfo").read_text()
         assert str(data_dir) not in mounts
     finally:
-        stop(control_plane)
+        stop(records)
 
 
 def test_node_that_never_turns_ready_fails_with_the_kubelets_last_error(tmp_path: Path) -> None:
-    options = RealNodeOptions(
-        die_with_parent=True,
-        # A kubelet that cannot run: its cgroup root does not exist.
-        kubelet_overrides={"cgroupRoot": "/quantfleet-missing"},
-    )
-    cluster = Cluster(load_fleet(), data_dir=tmp_path, real_node=options)
+    # A kubelet that cannot run: its cgroup root does not exist.
+    options = RealNodeOptions(kubelet_overrides={"cgroupRoot": "/quantfleet-missing"})
+    cluster = Cluster(load_fleet(), data_dir=tmp_path, real_node=options, die_with_parent=True)
 
     try:
         with pytest.raises(ComponentError, match=r"last error of kubelet .*quantfleet-missing"):

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from factories.tasks import CHOICES, IMAGE_TASK_NAME
-from factories.vllm import SELECTED_KERNEL, SERVING_PYTHON, serving_env_ready
+from factories.vllm import SERVING_PYTHON, serving_env_ready
 from quantfleet.api.enums import Scheme
 from quantfleet.api.results import EvaluateResult, parse_result
+from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet_jobs.evaluate import CPU_KV_CACHE_BYTES
 
 # The engine in the program's own process (no engine-core subprocess): one process fewer to

@@ -10,7 +10,6 @@ set -euo pipefail
 RUNC_VERSION=v1.5.3
 CONTAINERD_VERSION=v2.4.2
 CNI_PLUGINS_VERSION=v1.10.0
-COREDNS_VERSION=v1.15.0
 # The pause image's own version (TAG in build/pause/Makefile of the Kubernetes release);
 # pause.c is taken from the k8s.io/kubernetes module that tools/kubebin/go.mod requires.
 PAUSE_VERSION=3.10.2
@@ -65,10 +64,10 @@ build_cni_plugins() {
     "$module/plugins/meta/portmap@$CNI_PLUGINS_VERSION"
 }
 
-# The cluster DNS, run as a plain process whose kubernetes plugin reads the API server.
+# The cluster DNS, run as a plain process whose kubernetes plugin reads the API server: built
+# with only the plugins the node's Corefile uses (coredns/main.go; its version in coredns/go.mod).
 build_coredns() {
-  CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -ldflags "$strip_flags" \
-    "github.com/coredns/coredns@$COREDNS_VERSION"
+  (cd "$here/coredns" && CGO_ENABLED=0 go build -trimpath -ldflags "$strip_flags" -o "$bin/coredns" .)
 }
 
 # The sandbox's pause process, with upstream's CFLAGS and VERSION=v$(TAG)-$(REV) (REV being
@@ -91,7 +90,7 @@ build_pause() {
 timed "runc $RUNC_VERSION" build_runc
 timed "containerd $CONTAINERD_VERSION (containerd, ctr, containerd-shim-runc-v2)" build_containerd
 timed "CNI plugins $CNI_PLUGINS_VERSION (bridge, loopback, host-local, portmap)" build_cni_plugins
-timed "CoreDNS $COREDNS_VERSION" build_coredns
+timed "CoreDNS $(awk '$1 == "require" && $2 == "github.com/coredns/coredns" { print $3 }' "$here/coredns/go.mod")" build_coredns
 timed "pause $PAUSE_VERSION" build_pause
 
 "$bin/runc" --version >&2

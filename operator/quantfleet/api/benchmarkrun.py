@@ -11,8 +11,11 @@ from quantfleet.api.common import (
     Condition,
     LocalObjectRef,
     Percentiles,
+    Resources,
     Rule,
+    clean_path_rule,
     kueue_queue_field,
+    object_name_rule,
     one_of,
 )
 from quantfleet.api.contract import (
@@ -224,6 +227,15 @@ class BenchmarkRunSpec(ApiModel):
     ready_timeout_seconds: int = Field(
         default=1800, ge=0, le=86400, description="How long to wait for a target to be Ready."
     )
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "2", "memory": "4Gi"}, limits={"cpu": "4", "memory": "8Gi"}
+        ),
+        description=(
+            "The benchmark pods' CPU and memory (GuideLLM's client: it makes the prompts and "
+            "images and keeps the load up), replacing the default as a whole."
+        ),
+    )
 
     rules = (
         Rule(
@@ -238,6 +250,7 @@ class BenchmarkRunSpec(ApiModel):
             "workload names must be unique",
             ".workloads",
         ),
+        clean_path_rule("reportUri"),
     )
 
 
@@ -297,3 +310,5 @@ class BenchmarkRun(ApiModel):
     metadata: dict[str, Any] = Field(description="Standard object metadata.")
     spec: BenchmarkRunSpec = Field(description="Desired runs.")
     status: BenchmarkRunStatus | None = Field(default=None, description="Observed results.")
+
+    rules = (object_name_rule(),)

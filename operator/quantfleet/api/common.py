@@ -1,5 +1,6 @@
 """Building blocks shared by both kinds: the base model, conditions and object references."""
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,20 @@ Quantity = Annotated[
 ]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# An object of ours names its Service (a DNS-1035 label) and labels its children (label values
+# are at most 63 characters): a name the API server admits that these would refuse is refused at
+# admission instead of failing later on a child (issue 14).
+OBJECT_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+# A location path that escapes or aliases: an empty segment (a//b), `.` or `..`. A trailing `/`
+# is the same folder and stays allowed. Searched from the start of the URI.
+UNCLEAN_PATH = r"^[a-z0-9]+://(.*//|(.*/)?[.]{1,2}(/|$))"
+# An image reference as the container runtimes parse it (distribution/reference): an optional
+# registry host[:port], lower-case path components, an optional tag and/or sha256 digest.
+IMAGE_REFERENCE = (
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?([.][a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
 
 
 # Conditions are a map keyed by type, so server-side apply merges them per type.
@@ -58,6 +73,26 @@ class Rule:
     def broken_message(self) -> str:
         """The message as the models say it: prefixed with the field, as the API server does."""
         return f"{self.field_path[1:]}: {self.message}" if self.field_path else self.message
+
+
+def object_name_rule() -> Rule:
+    """The root rule on our kinds' names (OBJECT_NAME); CEL sees metadata.name at the root."""
+    return Rule(
+        f"self.metadata.name.matches('{OBJECT_NAME}')",
+        lambda obj: re.match(OBJECT_NAME, str(obj.metadata.get("name", ""))) is not None,
+        "metadata.name must be at most 63 characters of lower-case letters, digits and '-', "
+        "starting with a letter: it names the Service and labels every child",
+    )
+
+
+def clean_path_rule(field: str) -> Rule:
+    """A location field (camelCase `field`, optional) without empty, `.` or `..` segments."""
+    return Rule(
+        f"!has(self.{field}) || !self.{field}.matches('{UNCLEAN_PATH}')",
+        lambda model: re.match(UNCLEAN_PATH, getattr(model, to_snake(field)) or "") is None,
+        "no empty, '.' or '..' path segments",
+        f".{field}",
+    )
 
 
 def one_of(first: str, second: str) -> Rule:

@@ -40,6 +40,10 @@ class Reason(StrEnum):
     # A Job pod waits on what will not pass by itself: a missing image, a broken config.
     POD_FAILING = "PodFailing"
     SCHEME_MISMATCH = "SchemeMismatch"
+    # Quantized: not started, so that nothing is lost. Another model (created earlier) writes
+    # where this one would; a ConfigMap, key or claim the Job needs does not exist.
+    OUTPUT_IN_USE = "OutputInUse"
+    REFERENCE_NOT_FOUND = "ReferenceNotFound"
     # Promoted
     PASSED_GATE = "PassedGate"
     BELOW_GATE = "BelowGate"
@@ -54,6 +58,8 @@ class Reason(StrEnum):
     # Any
     WAITING = "Waiting"
     INVALID_SPEC = "InvalidSpec"
+    # A pass the API server refused for good (an invalid child, a verb RBAC denies).
+    RECONCILE_FAILED = "ReconcileFailed"
 
 
 class BenchmarkRunCondition(StrEnum):
@@ -69,6 +75,9 @@ class BenchmarkReason(StrEnum):
 
     WAITING_FOR_TARGETS = "WaitingForTargets"
     BENCHMARKING = "Benchmarking"
+    # Running, but a benchmark pod waits on what will not pass by itself (a missing image, a
+    # broken config, no node past the grace period): Degraded until someone acts.
+    POD_FAILING = "PodFailing"
     QUEUED = "Queued"
     COMPLETED = "Completed"
     TARGET_NOT_READY = "TargetNotReady"
@@ -77,3 +86,4 @@ class BenchmarkReason(StrEnum):
     BENCHMARK_FAILED = "BenchmarkFailed"
     NO_RESULT = "NoReadableResult"
     INVALID_SPEC = "InvalidSpec"
+    RECONCILE_FAILED = "ReconcileFailed"

@@ -90,6 +90,9 @@ def _crd(
             "status": structural_schema(status),
         },
     }
+    if rules := getattr(kind, "rules", ()):
+        # At the root CEL sees metadata.name (and generateName) only: the name rules.
+        root["x-kubernetes-validations"] = [rule.schema() for rule in rules]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

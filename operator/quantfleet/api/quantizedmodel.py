@@ -1,18 +1,22 @@
 """QuantizedModel: a source model, the scheme to quantize it to, the accuracy gate and serving."""
 
+import re
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from quantfleet.api.common import (
     CONDITIONS_LIST,
+    IMAGE_REFERENCE,
     ApiModel,
     Condition,
     ConfigMapKeyRef,
     Resources,
     Rule,
     SecretKeyRef,
+    clean_path_rule,
     kueue_queue_field,
+    object_name_rule,
     one_of,
 )
 from quantfleet.api.enums import (
@@ -80,6 +84,7 @@ class Source(ApiModel):
     )
 
     rules = (
+        clean_path_rule("uri"),
         Rule(
             "!has(self.revision) || self.uri.startsWith('hf://')",
             lambda source: source.revision is None or source.uri.startswith("hf://"),
@@ -118,6 +123,8 @@ class Calibration(ApiModel):
         default=2048, ge=16, le=131072, description="Longest calibration sample, in tokens."
     )
     seed: int = Field(default=42, ge=0, description="Seed for shuffling the calibration set.")
+
+    rules = (clean_path_rule("dataset"),)
 
 
 class Quantization(ApiModel):
@@ -158,8 +165,9 @@ class Quantization(ApiModel):
         default=None,
         description=(
             "CPU and memory of the quantization Job, added to its one GPU. A key unset is "
-            "derived from the size: memory and, for hf:// and s3:// sources, ephemeral-storage "
-            "of 1.1 x the BF16 weights (72B: 148Gi)."
+            "derived from the size: memory of 1.1 x the BF16 weights plus 2Gi for the program "
+            "(72B: 150Gi) and, for hf:// and s3:// sources, ephemeral-storage of 1.1 x the "
+            "weights (72B: 148Gi)."
         ),
     )
 
@@ -195,8 +203,18 @@ class Output(ApiModel):
     uri: str = Field(
         pattern=OUTPUT_URI,
         max_length=1024,
-        description="pvc://claim/path or s3://bucket/path for the compressed-tensors checkpoint.",
+        description=(
+            "pvc://claim/path or s3://bucket/path under which each checkpoint gets a folder "
+            "named by its artifact id (status.artifact.id), so no checkpoint is written over "
+            "another; the operator never deletes one (docs/operator.md, retention)."
+        ),
     )
+
+    rules = (clean_path_rule("uri"),)
+
+    def artifact_uri(self, artifact_id: str) -> str:
+        """Where the checkpoint with `artifact_id` lives: its own folder under the output."""
+        return f"{self.uri.rstrip('/')}/{artifact_id}"
 
 
 class Evaluation(ApiModel):
@@ -225,6 +243,34 @@ class Evaluation(ApiModel):
     )
 
 
+# vLLM flags the operator sets itself (builders.serving.vllm_args), each with what to use
+# instead: set in extraArgs they would contradict the plan or point the probes and the Service
+# at nothing. vLLM also reads them with underscores (--max_model_len) and -tp for the TP size.
+OWNED_VLLM_FLAGS = {
+    "--model": "the operator serves the promoted checkpoint",
+    "--port": "the operator serves on port 8000, where its probes and Service look",
+    "--host": "the server listens on every address, where its probes and Service look",
+    "--served-model-name": "the model is served under the QuantizedModel's name",
+    "--tensor-parallel-size": "use spec.serving.gpusPerReplica",
+    "-tp": "use spec.serving.gpusPerReplica",
+    "--max-model-len": "use spec.serving.maxModelLength",
+    "--limit-mm-per-prompt": "use spec.serving.imagesPerPrompt",
+}
+
+
+def owned_flag_rule(flag: str, instead: str) -> Rule:
+    """extraArgs may not set `flag` (as `flag`, `flag=value`, or with underscores)."""
+    dashes = flag[: len(flag) - len(flag.lstrip("-"))]
+    name = flag.lstrip("-").replace("-", "[-_]")
+    pattern = f"^{dashes}{name}(=|$)"
+    return Rule(
+        f"!has(self.extraArgs) || !self.extraArgs.exists(a, a.matches('{pattern}'))",
+        lambda serving: not any(re.match(pattern, arg) for arg in serving.extra_args),
+        f"may not set {flag}: {instead}",
+        ".extraArgs",
+    )
+
+
 class Serving(ApiModel):
     """The vLLM Deployment and Service reconciled once the checkpoint passes the gate."""
 
@@ -243,11 +289,18 @@ class Serving(ApiModel):
         default=None, ge=0, le=64, description="Images allowed per prompt (--limit-mm-per-prompt)."
     )
     extra_args: list[Annotated[str, Field(max_length=512)]] = Field(
-        default_factory=list, max_length=64, description="Extra vLLM arguments, appended as given."
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Extra vLLM arguments, appended as given; not those the operator owns (the model, "
+            "--port, --host, --served-model-name, --tensor-parallel-size, --max-model-len, "
+            "--limit-mm-per-prompt)."
+        ),
     )
     image: str | None = Field(
         default=None,
         max_length=512,
+        pattern=IMAGE_REFERENCE,
         description=(
             f"vLLM OpenAI server image; defaults to {DEFAULT_VLLM_IMAGE} on GPUs and to the "
             "operator's vLLM CPU image (its cpu_vllm_image setting) on CPUs."
@@ -264,6 +317,7 @@ class Serving(ApiModel):
     )
 
     rules = (
+        *(owned_flag_rule(flag, instead) for flag, instead in OWNED_VLLM_FLAGS.items()),
         Rule(
             "!has(self.approvedArtifact) || (has(self.promotion) && self.promotion == 'Manual')",
             lambda serving: (
@@ -323,6 +377,14 @@ class QuantizedModelSpec(ApiModel):
     )
 
     rules = (
+        Rule(
+            "!(self.output.uri + '/').startsWith("
+            "self.source.uri.endsWith('/') ? self.source.uri : self.source.uri + '/')",
+            lambda spec: not inside(spec.output.uri, spec.source.uri),
+            "the output may not be the source or inside it: quantizing would write over the "
+            "source weights",
+            ".output.uri",
+        ),
         Rule(
             "self.quantization.scheme != 'auto' || has(self.source.parametersBillions)",
             lambda spec: (
@@ -438,6 +500,12 @@ class Children(ApiModel):
     service: str | None = Field(default=None, description="vLLM Service.")
 
 
+def inside(uri: str, location: str) -> bool:
+    """Whether `uri` is `location` or lies under it, segment-wise (s3://b/ab is not in s3://b/a;
+    a trailing / names the same folder)."""
+    return f"{uri.rstrip('/')}/".startswith(f"{location.rstrip('/')}/")
+
+
 class QuantizedModelStatus(ApiModel):
     """What the operator observed; recomputed on every pass."""
 
@@ -464,3 +532,5 @@ class QuantizedModel(ApiModel):
     metadata: dict[str, Any] = Field(description="Standard object metadata.")
     spec: QuantizedModelSpec = Field(description="Desired state.")
     status: QuantizedModelStatus | None = Field(default=None, description="Observed state.")
+
+    rules = (object_name_rule(),)

@@ -35,10 +35,6 @@ from quantfleet.planning.baseline import BaselinePlan
 REPORT_DIR = "/tmp/reports"
 # Bounds a benchmark Job whatever the limits say; GuideLLM stops each run on its own limits.
 BENCHMARK_DEADLINE_SECONDS = 6 * 3600
-BENCHMARK_RESOURCES: Json = {
-    "requests": {"cpu": "2", "memory": "4Gi"},
-    "limits": {"cpu": "4", "memory": "8Gi"},
-}
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,8 @@ def build_benchmark_job(
     carries the hash of its inputs, so a changed spec makes a new Job."""
     report = report_location(owner["metadata"]["name"], spec, endpoint)
     args = benchmark_args(spec, endpoint, report)
-    inputs = digest(endpoint.name, args)
+    resources = spec.resources.model_dump(mode="json")
+    inputs = digest(endpoint.name, args, resources)
     volumes, mounts = claim_volumes(writable=[report], read_only=endpoint.read_only_uris)
     job = build_job(
         owner,
@@ -146,7 +143,7 @@ def build_benchmark_job(
         volumes=volumes,
         mounts=mounts,
         placement={},  # a CPU client: it needs no GPU
-        resources=BENCHMARK_RESOURCES,
+        resources=resources,
         deadline=BENCHMARK_DEADLINE_SECONDS,
         settings=settings,
         owner_label=LABEL_BENCHMARK_RUN,

@@ -154,8 +154,12 @@ def judge(spec: BenchmarkRunSpec, progress: list[TargetProgress]) -> Verdict:
     if len(done) == len(progress):
         return Verdict(None, True, f"benchmarked {', '.join(done)}")
     current = next(t for t in progress if benchmark_result(t.job) is None)
-    if current.job is not None:
+    if current.job is not None and current.job.pod_stuck:
+        state = f"Job {current.job.name}: {current.job.pod_stuck}"
+    elif current.job is not None:
         state = f"Job {current.job.name} is {current.job.detail or current.job.phase.lower()}"
+        if current.job.pod_ended:
+            state += f" (retrying after {current.job.pod_ended})"
     else:
         state = current.waiting or QUEUED
     return Verdict(
@@ -198,6 +202,8 @@ def build_benchmark_status(
         why = Why.BENCHMARKING if started else Why.WAITING_FOR_TARGETS
         if any(t.job is not None and t.job.phase == "Queued" for t in progress):
             why = Why.QUEUED
+        if any(t.job is not None and t.job.pod_stuck for t in progress):
+            why = Why.POD_FAILING
         fresh = [
             condition(Type.RUNNING, "True", why, verdict.message),
             condition(Type.SUCCEEDED, "Unknown", why, verdict.message),

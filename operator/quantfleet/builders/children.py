@@ -80,6 +80,36 @@ def owned(
     }
 
 
+def edited_by_others(live: Json, manifest: Json, manager: str) -> bool:
+    """Whether another field manager (kubectl edit, scale or set image; anyone but `manager`
+    and the controllers writing status) owns a field of `manifest` on the `live` object, i.e.
+    changed it by hand. Read from managedFields: after our forced apply takes those fields back
+    the other manager no longer owns them, so an edit is restored once, not on every pass."""
+    for entry in live["metadata"].get("managedFields") or []:
+        if entry.get("manager") == manager or entry.get("subresource") == "status":
+            continue
+        if _owns_any(entry.get("fieldsV1") or {}, manifest):
+            return True
+    return False
+
+
+def _owns_any(fields: Json, wanted: object) -> bool:
+    """Whether the fieldsV1 tree `fields` names a field that `wanted` (a manifest part) sets:
+    `f:name` walks a map key, `k:{...}` the list item whose keys match."""
+    for key, subtree in fields.items():
+        if key == ".":
+            continue
+        if key.startswith("f:") and isinstance(wanted, dict) and key[2:] in wanted:
+            if not subtree or _owns_any(subtree, wanted[key[2:]]):
+                return True
+        elif key.startswith("k:") and isinstance(wanted, list):
+            match = json.loads(key[2:])
+            items = [i for i in wanted if isinstance(i, dict) and match.items() <= i.items()]
+            if items and (not subtree or _owns_any(subtree, items[0])):
+                return True
+    return False
+
+
 def restricted_pod_security() -> Json:
     """Pod-level securityContext that Pod Security "restricted" admits."""
     return {

@@ -51,11 +51,11 @@ def endpoint(owner_name: str, namespace: str) -> str:
     return f"http://{serving_name(owner_name)}.{namespace}.svc:{PORT}/v1"
 
 
-def checkpoint_model(owner_name: str, spec: QuantizedModelSpec) -> VllmModel:
-    """The promoted checkpoint, served under the QuantizedModel's name with the spec's extra
-    arguments."""
+def checkpoint_model(owner_name: str, spec: QuantizedModelSpec, artifact: str) -> VllmModel:
+    """The promoted checkpoint (the folder of `artifact`, never another's), served under the
+    QuantizedModel's name with the spec's extra arguments."""
     return VllmModel(
-        uri=spec.output.uri,
+        uri=spec.output.artifact_uri(artifact),
         served_name=owner_name,
         serving=spec.serving,
         extra_args=tuple(spec.serving.extra_args),
@@ -148,13 +148,14 @@ def build_vllm_pod_template(
 
 
 def build_deployment(
-    owner: Json, spec: QuantizedModelSpec, plan: Plan, settings: OperatorSettings
+    owner: Json, spec: QuantizedModelSpec, artifact: str, plan: Plan, settings: OperatorSettings
 ) -> Json:
-    """A Deployment of `spec.serving.replicas` vLLM pods on the plan's GPUs, scraped by
-    Prometheus."""
+    """A Deployment of `spec.serving.replicas` vLLM pods of the promoted `artifact` on the
+    plan's GPUs, scraped by Prometheus."""
     name = owner["metadata"]["name"]
     pod_labels = labels(LABEL_MODEL, name, Component.SERVE)
-    template = build_vllm_pod_template(checkpoint_model(name, spec), plan, pod_labels, settings)
+    model = checkpoint_model(name, spec, artifact)
+    template = build_vllm_pod_template(model, plan, pod_labels, settings)
     template["metadata"]["annotations"] = {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(PORT),

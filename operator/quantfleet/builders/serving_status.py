@@ -33,6 +33,10 @@ WRAPPER = "root cause"
 # 2 KiB) holds only the wrappers: for an NVFP4 checkpoint on vLLM 0.32 the cause stood 121
 # lines before the end (tests/factories/vllm-nvfp4-failure.log).
 LOG_TAIL_LINES = 400
+# vLLM's startup log naming the linear kernel it chose for a compressed-tensors scheme:
+# "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8" (scaled-mm schemes),
+# "Using CPUWNA16LinearKernel for CompressedTensorsWNA16" (mixed precision).
+SELECTED_KERNEL = re.compile(r"(?:Selected|Using) (\w+) for (CompressedTensors\w+)")
 # A release tag: v0.32.0, 0.11.0, v0.10.1.1, v0.33.0rc1; `latest` or `nightly-…` name none.
 RELEASE_TAG = re.compile(r"v?(\d+(?:\.\d+)+(?:(?:rc|\.post|\.dev)\d+)?)")
 
@@ -74,10 +78,14 @@ class Failure:
 
 
 def serving_failure(pods: list[Json]) -> Failure | None:
-    """The first failing container of the Deployment's pods (by pod name), or None while they
-    are merely on their way (pending, creating, loading). Pods being deleted are passed over."""
+    """The failing container of the newest of the Deployment's pods that has one (a rollout
+    stuck behind a failing new pod is about the latest spec; ties by pod name), or None while
+    they are merely on their way (pending, creating, loading). Pods being deleted are passed
+    over."""
     live = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
-    for pod in sorted(live, key=lambda p: str(p["metadata"]["name"])):
+    newest_first = sorted(live, key=lambda p: str(p["metadata"]["name"]))
+    newest_first.sort(key=lambda p: str(p["metadata"].get("creationTimestamp", "")), reverse=True)
+    for pod in newest_first:
         probes = {c["name"]: c.get("startupProbe") for c in pod["spec"]["containers"]}
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if status.get("ready"):

@@ -83,6 +83,14 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """Why a step's Job is not made: it would lose something, or it could not start."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything one pass saw; later steps are None until earlier ones succeed."""
 
@@ -90,6 +98,7 @@ class Observed:
     plan: Plan | Unplaceable | None  # None: no size yet; planned once quantization reports it
     artifact_id: str
     quantize: JobObservation | None = None
+    quantize_blocked: Blocked | None = None  # why no quantize Job is made (nothing would be lost)
     evaluate: JobObservation | None = None
     evaluate_unplaceable: str | None = None  # why the evaluate Job fits no GPU the plan names
     promotion: Promotion | None = None
@@ -158,7 +167,7 @@ def build_status(
     plan = observed.plan
     fresh = [
         _planned(plan),
-        _quantized(observed.quantize),
+        _quantized(observed.quantize, observed.quantize_blocked),
         _evaluated(observed),
         _promoted(observed.promotion),
         _ready(spec, observed),
@@ -197,8 +206,11 @@ def _planned(plan: Plan | Unplaceable | None) -> Condition:
     return condition(Type.PLANNED, "True", Reason.PLACED, plan.rationale)
 
 
-def _quantized(job: JobObservation | None) -> Condition:
-    """Quantized: the Job's state, or SchemeMismatch when it made another scheme than planned."""
+def _quantized(job: JobObservation | None, blocked: Blocked | None) -> Condition:
+    """Quantized: the Job's state, why there is none, or SchemeMismatch when it made another
+    scheme than planned."""
+    if blocked is not None:
+        return condition(Type.QUANTIZED, "False", blocked.reason, blocked.message)
     result = job.result if job and job.phase == "Succeeded" else None
     if job and isinstance(result, QuantizeResult) and (why := scheme_mismatch(result)):
         return condition(Type.QUANTIZED, "False", Reason.SCHEME_MISMATCH, f"Job {job.name}: {why}")
@@ -317,7 +329,7 @@ def _artifact(spec: QuantizedModelSpec, observed: Observed) -> ArtifactStatus | 
         return None
     return ArtifactStatus(
         id=observed.artifact_id,
-        uri=spec.output.uri,
+        uri=spec.output.artifact_uri(observed.artifact_id),
         format=result.format,
         scheme=result.scheme,
         size_bytes=result.size_after_bytes,

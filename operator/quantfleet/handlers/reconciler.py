@@ -45,8 +45,9 @@ def register(
 ) -> Handlers:
     """Register the handlers every kind of ours has; one idempotent `reconcile` serves them:
     - when an object appears, changes, resumes or is due a resync, reconcile it;
-    - when one of its Jobs or Deployments (labelled `owner_label`: its name) changes, reconcile
-      the object that owns it;
+    - when one of its Jobs, Deployments or their pods (labelled `owner_label`: its name)
+      changes, reconcile the object that owns it: a pod's waiting reason (ImagePullBackOff, a
+      crash loop) reaches the conditions at once, not at the next resync;
     - when it is gone, drop its lock and call `forget_more` (namespace, name, last body). This is
       a watch event, not an on.delete handler, which would add a finalizer for nothing (the
       children go by owner references)."""
@@ -71,8 +72,12 @@ def register(
         on(GROUP, VERSION, plural, id=plural)(changed)
     # Any: kopf does not export its filter-token type.
     owned: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, owner_label: kopf.PRESENT}
-    for group, version, children_plural in (("batch", "v1", "jobs"), ("apps", "v1", "deployments")):
-        kopf.on.event(group, version, children_plural, id=f"{plural}-children", labels=owned)(
+    for group_version, child_plural in (
+        ("batch/v1", "jobs"),
+        ("apps/v1", "deployments"),
+        ("v1", "pods"),
+    ):
+        kopf.on.event(group_version, child_plural, id=f"{plural}-children", labels=owned)(
             child_changed
         )
     kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-deleted")(deleted)
@@ -87,7 +92,10 @@ def reconcile_named(
     fleet: nodes.Fleet,
 ) -> None:
     """Reconcile one object at a time, from a fresh read: triggers arriving together (a Job
-    event, a resync, a model turning Ready) then cost one set of writes, not racing ones."""
+    event, a resync, a model turning Ready) then cost one set of writes, not racing ones. An
+    object being deleted (foreground deletion, Argo CD's default, keeps it while the garbage
+    collector removes its children) is left alone: a pass would recreate what is going and
+    report the children's going as failures."""
     key = (kind, namespace, name)
     with _locks_guard:
         lock = _locks.setdefault(key, threading.Lock())
@@ -95,6 +103,8 @@ def reconcile_named(
         body = custom_objects.read_custom(runtime.api_client(), kind, namespace, name)
         if body is None:
             forget(kind, namespace, name)
+            return
+        if body["metadata"].get("deletionTimestamp"):
             return
         with timed(kind):
             reconcile(body, fleet)
@@ -138,17 +148,40 @@ def parse(
         return model.model_validate(body)
     except ValidationError as error:
         message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        old = body.get("status") or {}
-        generation = body["metadata"].get("generation", 0)
-        previous = _conditions(old.get("conditions") or [])
-        now = datetime.now(UTC)
-        conditions = [
-            stamp(condition(kind, state, reason, message), previous, generation, now)
-            for kind, state in refused
-        ]
-        dumped = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
-        write_status(body, {**old, "observedGeneration": generation, "conditions": dumped})
+        write_conditions(body, refused, reason, message)
         raise kopf.PermanentError(f"Invalid spec: {message[:MAX_MESSAGE_CHARS]}") from error
+
+
+@contextmanager
+def refusal_reported(
+    body: Json, refused: Sequence[tuple[StrEnum, ConditionStatus]], reason: StrEnum
+) -> Iterator[None]:
+    """A pass stopped for good (kopf.PermanentError: a child the API server calls invalid, a
+    verb RBAC denies) still leaves its reason in status: the `refused` conditions, with
+    `reason` and the error, never an object without status."""
+    try:
+        yield
+    except kopf.PermanentError as error:
+        write_conditions(body, refused, reason, str(error))
+        raise
+
+
+def write_conditions(
+    body: Json, conditions: Sequence[tuple[StrEnum, ConditionStatus]], reason: StrEnum, message: str
+) -> None:
+    """Set `conditions` (with `reason` and `message`) and observedGeneration over the status
+    last written, the rest of it kept."""
+    old = body.get("status") or {}
+    generation = body["metadata"].get("generation", 0)
+    previous = _conditions(old.get("conditions") or [])
+    now = datetime.now(UTC)
+    fresh = [
+        stamp(condition(kind, state, reason, message), previous, generation, now)
+        for kind, state in conditions
+    ]
+    kept = [c for c in previous if c.type not in {f.type for f in fresh}]
+    dumped = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in [*kept, *fresh]]
+    write_status(body, {**old, "observedGeneration": generation, "conditions": dumped})
 
 
 def write_status(body: Json, status: BaseModel | Json) -> bool:

@@ -2,6 +2,7 @@
 results), applied children (Deployment, Service, ConfigMap), any object by name, and the status
 of our own kinds."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -11,7 +12,7 @@ from quantfleet.api import common as api_common
 from quantfleet.api.contract import ANNOTATION_SPEC_HASH, JOB_CONTAINER, LABEL_KUEUE_QUEUE
 from quantfleet.api.results import AnyResult, parse_result
 from quantfleet.builders import job_pods
-from quantfleet.builders.children import Json
+from quantfleet.builders.children import Json, edited_by_others
 from quantfleet.builders.status import DeploymentObservation, JobObservation, JobPhase
 from quantfleet.kube.errors import api_errors
 
@@ -50,17 +51,19 @@ def observe_job(api: client.ApiClient, namespace: str, name: str) -> JobObservat
             result = _result(pods)
             return JobObservation(name, "Failed", result, detail, pod_ended=job_pods.ended(pods))
         phase: JobPhase = "Running" if (job.status.active or 0) > 0 else "Pending"
-        return JobObservation(
-            name, phase, pod_ended=job_pods.ended(pods), pod_stuck=job_pods.stuck(pods)
-        )
+        stuck = job_pods.stuck(pods, datetime.now(UTC))
+        return JobObservation(name, phase, pod_ended=job_pods.ended(pods), pod_stuck=stuck)
 
 
 def ensure_job(api: client.ApiClient, manifest: Json) -> JobObservation:
     """The Job named in `manifest`, created if missing. Jobs are immutable: never patched."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    observed = observe_job(api, namespace, name)
-    if observed is not None:
-        return observed
+    return observe_job(api, namespace, name) or create_job(api, manifest)
+
+
+def create_job(api: client.ApiClient, manifest: Json) -> JobObservation:
+    """Create the Job `manifest` describes."""
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     with api_errors(f"creating Job {namespace}/{name}"):
         client.BatchV1Api(api).create_namespaced_job(namespace, manifest)
     return JobObservation(name, "Pending")
@@ -79,10 +82,15 @@ def delete_other_jobs(api: client.ApiClient, namespace: str, selector: str, keep
 
 
 def ensure_applied(api: client.ApiClient, manifest: Json) -> Json:
-    """Server-side apply `manifest` unless the live object already carries its spec hash."""
+    """Server-side apply `manifest` unless the live object already carries its spec hash and
+    nobody else changed what it sets (a hand edit is put back)."""
     live = read(api, manifest)
     wanted = manifest["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
-    if live and (live["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
+    if (
+        live
+        and (live["metadata"].get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted
+        and not edited_by_others(live, manifest, FIELD_MANAGER)
+    ):
         return live
     applied = _call(
         api,

@@ -60,7 +60,6 @@ class RealNodeOptions:
     """A real node beside the kwok fleet (testbed.realnode)."""
 
     images: list[Path] = field(default_factory=list)
-    die_with_parent: bool = False
     # Tests: KubeletConfiguration fields to override (a kubelet that cannot start, say).
     kubelet_overrides: dict[str, object] = field(default_factory=dict)
 
@@ -131,7 +130,11 @@ class Cluster:
         apiserver_port: int | None = None,
         log: Log = lambda message: None,
         real_node: RealNodeOptions | None = None,
+        die_with_parent: bool = False,
     ) -> None:
+        """`die_with_parent` (tests): every process, the real node's too, is SIGKILLed by the
+        kernel when the thread that started it dies, so a killed test leaves nothing running.
+        Off, the cluster outlives `quantfleet dev up`."""
         if real_node and (lacking := preflight(Path("/proc/filesystems").read_text())):
             raise ComponentError(f"The real node cannot start on this machine: {lacking}")
         # With a real node, the simulated CPU serving pools step aside: CPU models go to it.
@@ -141,10 +144,12 @@ class Cluster:
         self.node_binaries = find_node_binaries(self.binaries.kubebin.parent) if real_node else None
         self.node_address = NodeAddress.pick() if real_node else None
         self.real_node: RealNode | None = None
+        self.pki: PkiPaths | None = None
         # Chosen (and a requested port checked) before anything is written or started.
         self.ports = Ports.pick(apiserver_port)
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="quantfleet-cluster-"))
         self.log = log
+        self.die_with_parent = die_with_parent
         self.components: list[Component] = []
         self.state = ClusterState(
             data_dir=self.data_dir, kubeconfig=self.data_dir / "kubeconfig", server=""
@@ -168,10 +173,40 @@ class Cluster:
                 component.process.wait(timeout=5)
         return stopped
 
+    def outage(self, down_seconds: float, timeout: float = 120.0) -> None:
+        """Chaos (benchmarks/chaos.py): stop kube-apiserver, restart etcd meanwhile, keep the API
+        down `down_seconds`, start it again with the same arguments and return once it is
+        ready."""
+        assert self.pki is not None, "the cluster is not started"
+        tls = _client_tls(self.pki)
+        apiserver = self._relaunch("kube-apiserver", start=False)
+        self._relaunch("etcd")
+        deadline = time.monotonic() + timeout
+        etcd_port = self.ports.etcd_client
+        self._wait(deadline, "etcd to report healthy", lambda: _etcd_healthy(etcd_port))
+        time.sleep(down_seconds)
+        self._launch(apiserver.name, apiserver.argv[1:], binary=Path(apiserver.argv[0]))
+        readyz = f"{self.state.server}/readyz"
+        self._wait(deadline, "kube-apiserver /readyz", lambda: _get_ok(readyz, tls))
+
+    def _relaunch(self, name: str, start: bool = True) -> Component:
+        """Kill the component `name` (SIGKILL: a crash; kube-apiserver's graceful shutdown waits
+        out its open watches for over 30 s) and, with `start`, start it again with the same
+        arguments; returns the killed one."""
+        old = next(c for c in self.components if c.name == name)
+        old.process.kill()
+        old.process.wait(timeout=30)
+        self.components.remove(old)
+        self.state.processes.remove(old.record)
+        if start:
+            self._launch(name, old.argv[1:], binary=Path(old.argv[0]))
+        return old
+
     def _start(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         ports = self.ports
         pki = write_pki(self.data_dir / "pki", FIRST_SERVICE_IP)
+        self.pki = pki
         server = f"https://127.0.0.1:{ports.apiserver}"
         self.state.server = server
         write_kubeconfig(self.state.kubeconfig, server, pki.ca_cert, pki.admin_cert, pki.admin_key)
@@ -274,7 +309,7 @@ class Cluster:
             apiserver_port=self.ports.apiserver,
             address=self.node_address,
             binaries=self.node_binaries,
-            die_with_parent=self.real_node_options.die_with_parent,
+            die_with_parent=self.die_with_parent,
             kubelet_overrides=self.real_node_options.kubelet_overrides,
         )
         self.real_node = node
@@ -290,7 +325,10 @@ class Cluster:
         executable = binary or self.binaries.kubebin
         self.log(f"Starting {name}")
         component = Component(
-            name, [str(executable), *args], self.data_dir / "logs" / f"{name}.log"
+            name,
+            [str(executable), *args],
+            self.data_dir / "logs" / f"{name}.log",
+            die_with_parent=self.die_with_parent,
         )
         self.components.append(component)
         self.state.processes.append(component.record)

@@ -2,6 +2,7 @@
 time so that only processes this package started are ever signalled."""
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -63,6 +64,14 @@ class ProcessRecord:
         return _start_ticks(self.pid) == self.start_ticks and not _is_zombie(self.pid)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent_preexec() -> None:
+    """In a child before exec: the kernel SIGKILLs it when the thread that forked it dies."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -86,8 +95,11 @@ def ensure_port_free(port: int, what: str) -> None:
 class Component:
     """A running component process and its log file."""
 
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log: Path, die_with_parent: bool = False
+    ) -> None:
         self.name = name
+        self.argv = argv
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as sink:
@@ -100,6 +112,7 @@ class Component:
                     stdout=sink,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=die_with_parent_preexec if die_with_parent else None,
                 )
             except OSError as error:
                 raise ComponentError(f"Could not start {name} ({argv[0]}): {error}") from error

@@ -11,12 +11,10 @@ node's init relays it into the node (the apiserver's advertise address is the no
 """
 
 import contextlib
-import ctypes
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -47,7 +45,13 @@ from quantfleet.testbed.nodeconfig import (
 from quantfleet.testbed.nodeinit import remove_cgroups
 from quantfleet.testbed.ociimage import write_image_archive
 from quantfleet.testbed.pki import PkiPaths, issue_cert, write_kubeconfig
-from quantfleet.testbed.processes import ComponentError, ProcessRecord, log_tail, stop
+from quantfleet.testbed.processes import (
+    ComponentError,
+    ProcessRecord,
+    die_with_parent_preexec,
+    log_tail,
+    stop,
+)
 from quantfleet.testbed.wait import poll_until
 
 REAL_NODE_LABEL = "quantfleet.io/real-node"
@@ -66,7 +70,6 @@ KUBELET_SYSCTLS = {
     "kernel/keys/root_maxkeys": "1000000",
     "kernel/keys/root_maxbytes": "25000000",
 }
-PR_SET_PDEATHSIG = 1
 
 
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
@@ -303,7 +306,9 @@ class RealNode:
                 stderr=subprocess.STDOUT,
                 pass_fds=(host_netns,),
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                # SIGKILL: unshare ignores SIGTERM while it waits for its child; its death then
+                # tells the init (--kill-child=SIGTERM), which stops the node cleanly.
+                preexec_fn=die_with_parent_preexec if self.die_with_parent else None,
             )
         finally:
             os.close(host_netns)
@@ -449,12 +454,6 @@ def _apply_objects(api: client.ApiClient, objects: list[dict[str, Any]]) -> None
         )
         with contextlib.suppress(client.ApiException):
             create(item)
-
-
-def _die_with_parent() -> None:
-    # SIGKILL: unshare ignores SIGTERM while it waits for its child; its death then tells the
-    # init (--kill-child=SIGTERM), which stops the node cleanly.
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _only_child(pid: int) -> int | None:

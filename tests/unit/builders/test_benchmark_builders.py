@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from factories import DEV_INVENTORY, make_owner, make_plan, make_run_owner, make_run_spec, make_spec
+from factories import (
+    ARTIFACT_ID,
+    DEV_INVENTORY,
+    make_owner,
+    make_plan,
+    make_run_owner,
+    make_run_spec,
+    make_spec,
+)
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec, Result
 from quantfleet.api.common import Percentiles
 from quantfleet.api.enums import GpuFamily
@@ -159,6 +167,19 @@ def test_benchmark_job_is_restricted_owned_cpu_only_and_labelled_for_the_worker(
     assert job["spec"]["activeDeadlineSeconds"] > 0
 
 
+def test_spec_resources_replace_the_benchmark_pods_default_and_make_a_new_job() -> None:
+    default = build_benchmark_job(make_run_owner(), make_run_spec(), make_endpoint(), SETTINGS)
+    small = make_run_spec(resources={"requests": {"memory": "1Gi"}})
+    job = build_benchmark_job(make_run_owner(), small, make_endpoint(), SETTINGS)
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert default["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "2",
+        "memory": "4Gi",
+    }
+    assert resources == {"requests": {"memory": "1Gi"}, "limits": {}}
+    assert job["metadata"]["name"] != default["metadata"]["name"]
+
+
 @pytest.mark.parametrize(
     ("report_uri", "want_output", "want_mount"),
     [
@@ -240,7 +261,7 @@ def test_the_baseline_pod_is_the_model_pod_serving_the_source() -> None:
     plan = plan_baseline(source_parameters(8.3), GpuFamily.HOPPER, FLEET)
     assert isinstance(plan, BaselinePlan)
     baseline = build_baseline_deployment(make_run_owner(), spec, "qwen-bf16", plan, SETTINGS)
-    model = build_deployment(make_owner(), spec, make_plan(spec), SETTINGS)
+    model = build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), SETTINGS)
     baseline_pod, model_pod = (d["spec"]["template"]["spec"] for d in (baseline, model))
     baseline_vllm, model_vllm = baseline_pod["containers"][0], model_pod["containers"][0]
     assert baseline_vllm["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}

@@ -1,6 +1,7 @@
 """What a Job's pods hit reaches the step's condition: a stuck pod (missing image, broken config)
 is PodFailing at once, a pod that ended badly is named in Failed and in a retry's message."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -94,3 +95,38 @@ def test_a_retry_says_what_ended_the_pod_before() -> None:
 
     assert (found.status, found.reason) == ("Unknown", Reason.RUNNING)
     assert "retrying after pod a: Error (exit code 137)" in found.message
+
+
+def unscheduled(name: str, since: str) -> Json:
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+        "lastTransitionTime": since,
+    }
+    return {
+        "metadata": {"name": name, "creationTimestamp": since},
+        "status": {"phase": "Pending", "conditions": [condition]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("waited", "want_stuck"),
+    [
+        pytest.param(job_pods.UNSCHEDULABLE_GRACE_SECONDS - 1, False, id="within-the-grace"),
+        pytest.param(job_pods.UNSCHEDULABLE_GRACE_SECONDS, True, id="past-the-grace"),
+    ],
+)
+def test_a_pod_no_node_takes_is_stuck_after_the_grace_period(waited: int, want_stuck: bool) -> None:
+    since = datetime(2030, 1, 1, tzinfo=UTC)
+    pods = [unscheduled("a", since.isoformat())]
+
+    stuck = job_pods.stuck(pods, since + timedelta(seconds=waited))
+
+    assert (stuck is not None) is want_stuck
+    if want_stuck:
+        assert stuck == (
+            f"pod a: Unschedulable for {waited}s: 0/4 nodes are available: 4 Insufficient "
+            "nvidia.com/gpu."
+        )

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from factories import make_owner, make_spec
+from factories import make_owner, make_plan, make_spec
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.settings import OperatorSettings
 from quantfleet.builders.children import child_name
@@ -15,6 +15,7 @@ from quantfleet.builders.jobs import (
     build_quantize_job,
     quantize_memory_floor_mib,
 )
+from quantfleet.builders.serving import build_deployment
 
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
 
@@ -89,6 +90,32 @@ def test_quantize_job_name_follows_its_inputs(change: dict[str, Any], want_new_n
     )
 
 
+def argument(job: dict[str, Any], flag: str) -> str:
+    (value,) = [
+        a.split("=", 1)[1] for a in pod_spec(job)["containers"][0]["args"] if a.startswith(flag)
+    ]
+    return value
+
+
+@pytest.mark.parametrize("output", ["pvc://models/qwen", "pvc://models/qwen/"])
+def test_each_checkpoint_has_its_own_folder_quantized_evaluated_and_served(output: str) -> None:
+    spec = make_spec(output={"uri": output})
+    changed = make_spec(output={"uri": output}, quantization={"scheme": "W8A8"})
+    first, second = (artifact_id(s, s.quantization.scheme) for s in (spec, changed))
+    plan = make_plan(spec)
+
+    quantize = quantize_job(output={"uri": output})
+    evaluate = build_evaluate_job(make_owner(), spec, first, ModelKind.TEXT, {}, 1, {}, SETTINGS)
+    served = build_deployment(make_owner(), spec, first, plan, SETTINGS)
+
+    assert argument(quantize, "--output") == f"pvc://models/qwen/{first}"
+    assert argument(evaluate, "--quantized") == f"pvc://models/qwen/{first}"
+    assert served["spec"]["template"]["spec"]["containers"][0]["args"][0] == (
+        f"/mnt/quantfleet/models/qwen/{first}"
+    )
+    assert first != second  # a re-quantization with changed inputs writes elsewhere
+
+
 def test_pvc_locations_are_mounted_where_the_programs_look() -> None:
     job = quantize_job(source={"uri": "pvc://weights/qwen"}, output={"uri": "pvc://models/q"})
     mounts = {
@@ -130,13 +157,13 @@ def test_quantize_memory_floor(parameters: int | None, want_floor_mib: int) -> N
         pytest.param(
             72 * 10**9,
             {},
-            {"memory": "148Gi", "ephemeral-storage": "148Gi"},
+            {"memory": "150Gi", "ephemeral-storage": "148Gi"},
             id="72b-from-the-hub-needs-its-bf16-weights-in-memory-and-on-disk",
         ),
         pytest.param(
             72 * 10**9,
             {"source": {"uri": "pvc://models/qwen-72b", "kind": "vision-language"}},
-            {"memory": "148Gi"},
+            {"memory": "150Gi"},
             id="a-mounted-source-is-not-downloaded",
         ),
         pytest.param(

@@ -29,6 +29,7 @@ from quantfleet.builders.benchmark_status import (
     report_location,
 )
 from quantfleet.builders.status import (
+    Blocked,
     DeploymentObservation,
     JobObservation,
     Observed,
@@ -97,6 +98,13 @@ def model_status(
         return build_status(spec, Observed(1, plan, ""), [], NOW)
     if stage == "size-unknown":
         return build_status(spec, Observed(1, None, "a1"), [], NOW)
+    blocked = {
+        "output-in-use": Blocked(Reason.OUTPUT_IN_USE, "ml/older writes there"),
+        "reference-not-found": Blocked(Reason.REFERENCE_NOT_FOUND, "ConfigMap ml/r not found"),
+    }
+    if stage in blocked:
+        observed = Observed(1, make_plan(spec), "a1", quantize_blocked=blocked[stage])
+        return build_status(spec, observed, [], NOW)
     jobs = {
         "quantize-pending": JobObservation("q", "Pending"),
         "quantize-queued": JobObservation("q", "Queued", detail="queued in Kueue LocalQueue gpus"),
@@ -155,6 +163,10 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      {"Quantized": ("Unknown", "Running"), "Promoted": ("Unknown", "Waiting")}, "Progressing"),
     ("quantize-failed", model_status("quantize-failed"), {"Quantized": ("False", "Failed")},
      "Degraded"),
+    ("output-of-an-earlier-model", model_status("output-in-use"),
+     {"Quantized": ("False", "OutputInUse"), "Evaluated": ("Unknown", "Waiting")}, "Degraded"),
+    ("recipe-configmap-missing", model_status("reference-not-found"),
+     {"Quantized": ("False", "ReferenceNotFound")}, "Degraded"),
     ("quantize-pod-stuck-on-a-missing-image", model_status("quantize-image-missing"),
      {"Quantized": ("False", "PodFailing")}, "Degraded"),
     ("quantize-left-no-result", model_status("quantize-no-result"),
@@ -253,6 +265,13 @@ RUN_CASES: list[tuple[str, dict[str, tuple[str, str]], str, str]] = [
     ("too-many-runs", run_status(
         TargetProgress("spec", failure=(BenchmarkReason.INVALID_SPEC, "x"))), "InvalidSpec",
      "Degraded"),
+    ("benchmark-image-missing", run_status(TargetProgress("baseline", job=JobObservation(
+        "bench-baseline", "Pending", pod_stuck="pod b-1: ErrImageNeverPull: not present"))),
+     "PodFailing", "Degraded"),
+    # As the handler writes it (reconciler.refusal_reported): the INVALID_SPEC conditions.
+    ("api-server-refused-a-pass", run_status(
+        TargetProgress("spec", failure=(BenchmarkReason.RECONCILE_FAILED, "422"))),
+     "ReconcileFailed", "Degraded"),
 ]  # fmt: skip
 
 
@@ -315,8 +334,9 @@ def test_every_reason_the_argocd_check_calls_degraded_is_emitted_false() -> None
         for state, reason in want.values()
         if state == "False"
     }
-    # InvalidSpec is written by the handler when the models refuse a spec (tests/unit/handlers).
-    assert degraded - emitted_false == {Reason.INVALID_SPEC.value}
+    # Written by the handler, not the status builder (tests/unit/handlers): InvalidSpec when the
+    # models refuse a spec, ReconcileFailed when the API server refuses a pass for good.
+    assert degraded - emitted_false == {Reason.INVALID_SPEC.value, Reason.RECONCILE_FAILED.value}
 
 
 def test_every_reason_the_docs_name_is_emitted() -> None:
@@ -330,7 +350,8 @@ def test_every_reason_the_docs_name_is_emitted() -> None:
     row = next(line for line in operations.splitlines() if line.startswith("| QuantizedModel |"))
     model_reasons = {r for _, _, want, _ in MODEL_CASES for _, r in want.values()}
     assert set(re.findall(r"`(\w+)`", row)) - {"True", "False"} - model_reasons <= {
-        Reason.INVALID_SPEC.value
+        Reason.INVALID_SPEC.value,
+        Reason.RECONCILE_FAILED.value,
     }
 
 

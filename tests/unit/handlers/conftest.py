@@ -10,7 +10,13 @@ from quantfleet.handlers import benchmarkrun, quantizedmodel, reconciler, runtim
 from quantfleet.testbed.fleet import build_nodes, load_fleet
 
 # The kube modules the handlers call, by the names they import them under.
-KUBE_MODULES = ("children", "custom_objects", "baseline_cache")
+KUBE_MODULES = ("children", "custom_objects", "baseline_cache", "references")
+# The claim the factories' models read from and write to (pvc://models/...).
+MODELS_CLAIM = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "models", "namespace": "ml"},
+}
 
 
 @pytest.fixture
@@ -23,6 +29,7 @@ def kube(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
                 monkeypatch.setattr(module, name, fake)
     monkeypatch.setattr(runtime, "api_client", lambda: None)
     monkeypatch.setattr(kopf, "event", fake.event)
+    fake.add(MODELS_CLAIM)
     return fake
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from quantfleet.api.contract import ANNOTATION_SPEC_HASH, LABEL_COMPONENT
 from quantfleet.api.results import AnyResult, EvaluateResult
 from quantfleet.builders.status import JobObservation, JobPhase
+from quantfleet.builders.storage import Reference
 from quantfleet.kube import children
 
 Json = dict[str, Any]
@@ -71,9 +72,12 @@ class FakeKube:
 
     def ensure_job(self, api: object, manifest: Json) -> JobObservation:
         meta = manifest["metadata"]
-        seen = self.observe_job(api, meta["namespace"], meta["name"])
-        if seen is not None:
-            return seen
+        return self.observe_job(api, meta["namespace"], meta["name"]) or self.create_job(
+            api, manifest
+        )
+
+    def create_job(self, api: object, manifest: Json) -> JobObservation:
+        meta = manifest["metadata"]
         self.add(manifest)
         self.writes.append(("create", "Job", meta["name"]))
         return JobObservation(meta["name"], "Pending")
@@ -92,6 +96,17 @@ class FakeKube:
             del self.objects[("Job", namespace, name)]
             self.writes.append(("delete", "Job", name))
         return stale
+
+    # --- What a Job mounts (kube.references) ---
+    def missing(self, api: object, namespace: str, references: list[Reference]) -> str | None:
+        for ref in references:
+            self.reads.append(("get", ref.kind, ref.name))
+            found = self.objects.get((ref.kind, namespace, ref.name))
+            if found is None:
+                return f"{ref.kind} {namespace}/{ref.name} not found ({ref.field})"
+            if ref.key is not None and ref.key not in (found.get("data") or {}):
+                return f"ConfigMap {namespace}/{ref.name} has no key {ref.key} ({ref.field})"
+        return None
 
     # --- Any object by manifest ---
     def read(self, api: object, manifest: Json) -> Json | None:

@@ -209,6 +209,23 @@ def test_after_serving_is_disabled_a_second_pass_writes_and_deletes_nothing(
     assert kube.writes == []
 
 
+def test_a_model_being_deleted_in_the_foreground_is_left_alone(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    """Foreground deletion keeps the model while its children go: a pass then saw its Job
+    without pods and reported NoReadableResult, and would recreate the Deployment."""
+    serve_then_settle(kube, fleet_nodes)
+    body = kube.objects[("QuantizedModel", "ml", "qwen")]
+    body["metadata"]["deletionTimestamp"] = "2026-12-04T22:35:55Z"
+    for kind, name in SERVED:
+        del kube.objects[(kind, "ml", name)]
+    kube.clear_log()
+
+    reconcile_named("qwen", fleet_nodes)
+
+    assert kube.writes == []
+
+
 def test_a_pass_over_a_settled_model_writes_nothing(
     kube: FakeKube, fleet_nodes: list[Json]
 ) -> None:
