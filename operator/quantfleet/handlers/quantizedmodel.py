@@ -52,6 +52,7 @@ from quantfleet.planning.capacity import size_cpu_replica, source_parameters
 from quantfleet.planning.compat import BF16
 from quantfleet.planning.inventory import Inventory
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
+from quantfleet.planning.rules import Kind
 
 KIND = QUANTIZED_MODEL
 # Catch what no event reports: a node that came, a child edited by hand.
@@ -173,8 +174,18 @@ def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
         hardware=step.spec.placement.hardware or Hardware.GPU,
         cpu_cores=settings.cpu_cores_per_replica,
         cpu_kv_cache_gib=settings.cpu_kv_cache_gib,
+        keep=kept_kind(step.body, step.model),
     )
     return plan_placement(request, step.inventory)
+
+
+def kept_kind(body: Json, model: QuantizedModel) -> Kind | None:
+    """Where the plan of this generation put the model (its status), so the next pass keeps it
+    there while it has room; a changed spec plans afresh."""
+    status, generation = model.status, body["metadata"].get("generation")
+    if status is None or status.plan is None or status.observed_generation != generation:
+        return None
+    return status.plan.gpu_family or next(iter(status.plan.cpu_levels), None)
 
 
 def ensure_quantize_job(

@@ -61,6 +61,9 @@ class PlanRequest:
     hardware: Hardware = Hardware.GPU
     cpu_cores: int = DEFAULT_CPU_CORES_PER_REPLICA  # per CPU replica
     cpu_kv_cache_gib: int = DEFAULT_CPU_KV_CACHE_GIB  # VLLM_CPU_KVCACHE_SPACE of a CPU replica
+    # The GPU family or CPU level the model's current plan prefers: kept while it has room, over
+    # what the policy would pick afresh, so other pods coming and going never move (roll) it.
+    keep: Kind | None = None
 
     def __post_init__(self) -> None:
         if self.parameters <= 0:
@@ -204,6 +207,7 @@ def plan_placement(request: PlanRequest, inventory: Inventory) -> Plan | Unplace
             c.step,
             c.support is not Support.NATIVE,
             not meant_for(c.scheme, c.kind),
+            c.kind != request.keep,
             prefer(c.pool, c.gpus),
         ),
     )
@@ -403,16 +407,13 @@ def _targets(
     inventory: Inventory,
 ) -> tuple[Target, ...]:
     """The fitting pools as weighted targets: fallback ones only when no native one takes the
-    replica (they load without the speed); pools with room for every replica now first (a full
-    one stays admitted for later), then as the scheme's rules and the policy rank them."""
+    replica (they load without the speed); the best candidate's kind first, then as the scheme's
+    rules and the policy rank them. Free capacity chose `best` but does not order the rest: the
+    weights become the Deployment's node affinity, which must not change (and roll the pods)
+    each time another pod starts or ends."""
     native = [(pool, support) for pool, support in fitting if support is Support.NATIVE]
     chosen: list[tuple[Pool, Support]] = [*(native or fitting)]
     prefer = _preference(request, inventory)
-
-    def room(pool: Pool) -> int:
-        if isinstance(pool, CpuPool) and isinstance(best, _CpuCandidate):
-            return pool.free_replicas(best.sizing.cores, best.sizing.memory_bytes)
-        return pool.free_replicas(best.gpus) if isinstance(pool, GpuPool) else 0
 
     def kind(pool: Pool) -> Kind:
         return pool.level if isinstance(pool, CpuPool) else pool.family
@@ -420,7 +421,7 @@ def _targets(
     ranked = sorted(
         chosen,
         key=lambda item: (
-            room(item[0]) < request.replicas,
+            kind(item[0]) != best.kind,
             not meant_for(best.scheme, kind(item[0])),
             prefer(item[0], best.gpus),
         ),

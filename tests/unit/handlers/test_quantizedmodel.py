@@ -179,13 +179,15 @@ def test_serve(
     assert (observed.endpoint is not None) is want_served
 
 
-def serve_then_settle(kube: FakeKube, nodes: list[Json]) -> None:
+def serve_then_settle(
+    kube: FakeKube, nodes: list[Json], pods: tuple[HeldPod, ...] = ()
+) -> None:
     """A model taken through quantize and evaluate to a served Deployment."""
     kube.outcomes["quantize"] = ("Succeeded", make_quantize_result())
     kube.outcomes["evaluate"] = ("Succeeded", make_evaluate_result())
     kube.add(make_model_body())
     for _ in range(3):  # creates the quantize Job, then the evaluate Job, then serves
-        reconcile_named("qwen", nodes)
+        reconcile_named("qwen", nodes, pods)
     assert stored_status(kube)["children"]["deployment"] == "qwen-vllm"
 
 
@@ -207,6 +209,32 @@ def test_after_serving_is_disabled_a_second_pass_writes_and_deletes_nothing(
 
     reconcile_named("qwen", fleet_nodes)
     assert kube.writes == []
+
+
+def test_a_served_model_stays_where_it_is_when_a_better_fit_frees_up(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    """The demo's Deployments rolled between GPU families as other pods came and went: a plan
+    keeps the family it chose while that has room, and a changed spec plans afresh."""
+    best = planned(make_pass(fleet_nodes)).target_families[0]
+    full = tuple(
+        HeldPod("ml", f"other-{node['metadata']['name']}", node["metadata"]["name"], 8, "other")
+        for node in fleet_nodes
+        if node["metadata"]["labels"].get("nvidia.com/gpu.family") == best
+    )
+    serve_then_settle(kube, fleet_nodes, full)
+    served_on = stored_status(kube)["plan"]["gpuFamily"]
+    assert served_on != best
+    kube.clear_log()
+
+    reconcile_named("qwen", fleet_nodes)  # the other pods are gone: `best` is free again
+
+    assert kube.writes_of("apply") == []  # the Deployment is not rolled
+    assert stored_status(kube)["plan"]["gpuFamily"] == served_on
+    body = kube.objects[("QuantizedModel", "ml", "qwen")]
+    body["metadata"]["generation"] = 2
+    reconcile_named("qwen", fleet_nodes)
+    assert stored_status(kube)["plan"]["gpuFamily"] == best
 
 
 def test_a_model_being_deleted_in_the_foreground_is_left_alone(

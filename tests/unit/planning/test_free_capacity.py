@@ -124,3 +124,34 @@ def test_a_model_no_gpu_holds_is_still_insufficient_memory_when_the_fleet_is_ful
 
 def test_zero_replicas_need_no_free_gpus() -> None:
     assert isinstance(plan({"t4-0": 1, "a6000-0": 4}, replicas=0), Plan)
+
+
+def test_a_kept_kind_wins_while_it_has_room_and_is_left_when_full() -> None:
+    """A served model stays where its plan put it (no roll when a better kind frees up); once
+    its kind has no room left for it, it moves."""
+    request = PlanRequest(parameters=7 * B, scheme=Scheme.W8A8, keep=GpuFamily.AMPERE)
+
+    kept = plan_placement(request, build_inventory(FLEET))
+    left = plan_placement(request, build_inventory(FLEET, {"a6000-0": Held(gpus=4)}))
+
+    assert isinstance(kept, Plan)
+    assert isinstance(left, Plan)
+    assert kept.target_families[0] == GpuFamily.AMPERE
+    assert left.target_families[0] == GpuFamily.TURING
+
+
+def test_target_weights_do_not_follow_other_pools_free_gpus() -> None:
+    """The weights become the Deployment's node affinity: a runner-up pool filling up must not
+    reorder them (every change rolls the model's pods)."""
+    fleet = [*FLEET, make_node("l40s", name="l40s-0", gpus=4)]
+    request = PlanRequest(parameters=7 * B, scheme=Scheme.W8A8)
+
+    def weights(held: dict[str, Held]) -> list[tuple[str, int]]:
+        found = plan_placement(request, build_inventory(fleet, held))
+        assert isinstance(found, Plan)
+        return [(str(target.pool.family), target.weight) for target in found.targets]
+
+    empty = weights({})
+    assert empty[0][0] == GpuFamily.TURING
+    assert weights({"a6000-0": Held(gpus=4)}) == empty
+    assert weights({"l40s-0": Held(gpus=4)}) == empty
