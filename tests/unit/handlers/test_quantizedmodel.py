@@ -179,9 +179,7 @@ def test_serve(
     assert (observed.endpoint is not None) is want_served
 
 
-def serve_then_settle(
-    kube: FakeKube, nodes: list[Json], pods: tuple[HeldPod, ...] = ()
-) -> None:
+def serve_then_settle(kube: FakeKube, nodes: list[Json], pods: tuple[HeldPod, ...] = ()) -> None:
     """A model taken through quantize and evaluate to a served Deployment."""
     kube.outcomes["quantize"] = ("Succeeded", make_quantize_result())
     kube.outcomes["evaluate"] = ("Succeeded", make_evaluate_result())
