@@ -99,3 +99,25 @@ def test_pod_no_node_satisfies_stays_pending_with_failed_scheduling(
     assert waiting.status.phase == "Pending"
     assert waiting.spec.node_name is None
     assert "didn't match Pod's node affinity/selector" in failed[0].message
+
+
+def test_a_pod_marked_not_ready_by_the_node_controller_turns_ready_again(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """The node controller marks a lost node's pods Ready=False; a kubelet that reconnects
+    reports them Ready again, and so must the simulated one (a served model stayed at 0 ready)."""
+    core = client.CoreV1Api(api_client)
+    spec = pod("serving", affinity=require_gpu_family("hopper"), tolerations=[GPU_TOLERATION])
+    spec["spec"]["restartPolicy"] = "Always"
+    core.create_namespaced_pod(namespace, spec)
+
+    def ready() -> bool:
+        found = core.read_namespaced_pod_status("serving", namespace).status
+        return found.phase == "Running" and any(
+            c.type == "Ready" and c.status == "True" for c in found.conditions or []
+        )
+
+    poll_until(ready, timeout=TIMEOUT, what="pod serving to be Ready")
+    marked = {"type": "Ready", "status": "False", "reason": "NodeLost"}  # as MarkPodsNotReady
+    core.patch_namespaced_pod_status("serving", namespace, {"status": {"conditions": [marked]}})
+    poll_until(ready, timeout=TIMEOUT, what="pod serving to be Ready again")

@@ -28,3 +28,25 @@ def test_fleet_nodes_are_ready_with_gpu_labels_and_capacity(api_client: client.A
         assert ready == ["True"], name
         assert want_labels.items() <= node.metadata.labels.items(), name
         assert (node.status.allocatable or {}).get("nvidia.com/gpu") == want_gpus, name
+
+
+def test_every_simulated_node_keeps_a_lease(api_client: client.ApiClient) -> None:
+    """Without kwok's leases the node controller saw stale heartbeats every ~50 s, called the
+    fleet unreachable (tainting it) and marked its pods NotReady for good: served models fell to
+    DeploymentProgressing and plans moved off the tainted nodes."""
+    names = {
+        node.metadata.name
+        for node in client.CoreV1Api(api_client)
+        .list_node(label_selector="quantfleet.io/simulated=true")
+        .items
+    }
+    leases = {
+        lease.metadata.name: lease
+        for lease in client.CoordinationV1Api(api_client)
+        .list_namespaced_lease("kube-node-lease")
+        .items
+    }
+
+    assert names <= set(leases)
+    for name in names:
+        assert leases[name].spec.renew_time is not None, name

@@ -34,6 +34,7 @@ from quantfleet.testbed.wait import poll_until
 
 SERVICE_CIDR = "10.0.0.0/24"
 FIRST_SERVICE_IP = "10.0.0.1"
+NODE_LEASE_SECONDS = 40  # the kubelet's default
 # Pod IPs handed out by kwok: simulated, nothing listens on them; apart from the service range.
 POD_CIDR = "10.244.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -266,6 +267,10 @@ class Cluster:
                 f"--config={stages}",
                 f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}={KWOK_ANNOTATION_VALUE}",
                 "--node-ip=127.0.0.1",
+                # Leases, as kwokctl sets it: without one the node controller reads a heartbeat
+                # older than its grace period every ~50 s, taints the node unreachable and marks
+                # its pods NotReady (which no stage turns Ready again).
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
                 f"--cidr={POD_CIDR}",
             ],
             binary=self.binaries.kwok,
