@@ -113,7 +113,11 @@ def summary(row: RealRow) -> str:
     status = row.model().get("status") or {}
     recovery = (status.get("recovery") or {}).get("overall")
     run = row.run().get("status") or {}
-    p50 = {r["target"]: r["latencySeconds"]["p50"] for r in run.get("results") or []}
+    p50 = {
+        r["target"]: r["latencySeconds"]["p50"]
+        for r in run.get("results") or []
+        if r["scenario"] == "latency"
+    }
     latency = "; ".join(f"{target} {seconds * 1000:.0f} ms" for target, seconds in p50.items())
     speedups = ", ".join(f"{s['metric']} {s['value']:.2f}x" for s in run.get("speedups") or [])
     failed = _conditions(row.run()).get("Failed", {})
@@ -122,7 +126,7 @@ def summary(row: RealRow) -> str:
         f"  {TINY_VLM}: {(status.get('plan') or {}).get('scheme', '-')} on the real node; "
         f"recovery {f'{recovery:.2f}%' if recovery is not None else '-'} (local chartqa "
         f"stand-in, lm-eval); vLLM kernel {row.kernel()}\n"
-        f"  {RUN}: latency p50 {latency or '-'}; speed-up {speedups or '-'}"
+        f"  {RUN}: latency scenario p50 {latency or '-'}; speed-up {speedups or '-'}"
         + (f" (failed: {failed['message']})" if failed.get("status") == "True" else "")
     )
 
