@@ -283,6 +283,21 @@ class Chaos:
             )
         return names
 
+    def retire(self, names: list[str]) -> None:
+        """Delete `names` and wait until their pods are gone: the simulated fleet holds about 60
+        GPUs, so every scenario after the first must start from the same free fleet."""
+        custom, core = client.CustomObjectsApi(self.api), client.CoreV1Api(self.api)
+        for name in names:
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, QUANTIZED_MODELS, name
+            )
+
+        def gone() -> bool:
+            pods = core.list_namespaced_pod(NAMESPACE).items
+            return not any((p.metadata.labels or {}).get(LABEL_MODEL) in names for p in pods)
+
+        poll_until(gone, timeout=CONVERGE_TIMEOUT, what=f"the pods of {names[0]}… to go")
+
     def converged(self, names: list[str], check: Callable[[Json], bool] = lambda _: True) -> int:
         """How many of `names` are Ready for their generation (and pass `check`)."""
         custom = client.CustomObjectsApi(self.api)
@@ -341,6 +356,8 @@ class Chaos:
             row.worst_seconds = max(row.worst_seconds, seconds)
             row.duplicates += done.duplicates
             row.regressions += done.regressions
+            if number:  # round 0 stays: the hand-edit and silent-watch scenarios use it
+                self.retire(names)
         return row
 
     def api_outage(self, down_seconds: float) -> Row:
@@ -348,9 +365,11 @@ class Chaos:
         time.sleep(self.random.uniform(1.0, 5.0))
         self.cluster.outage(down_seconds)
         count, seconds = self.wait_converged(names, time.monotonic())
-        return self.row(
+        row = self.row(
             f"API server down {down_seconds:.0f}s, etcd restarted", names, 1, count, seconds
         )
+        self.retire(names)
+        return row
 
     def silent_watch(self, names: list[str]) -> Row:
         """Freeze the operator's connections, then scale every model to 2 replicas: the watch
@@ -394,7 +413,9 @@ class Chaos:
         started = time.monotonic()
         count, seconds = self.wait_converged(names, started)
         self.worker.producer = RESULTS
-        return self.row("Job pod deleted mid-run", names, len(names), count, seconds)
+        row = self.row("Job pod deleted mid-run", names, len(names), count, seconds)
+        self.retire(names)
+        return row
 
     def deployments_edited(self, names: list[str]) -> Row:
         """Scale each vLLM Deployment to 5 and change its image by hand: both are put back."""

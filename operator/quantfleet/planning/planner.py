@@ -197,6 +197,10 @@ def plan_placement(request: PlanRequest, inventory: Inventory) -> Plan | Unplace
         return _unplaceable(request, failed[0].reason, message)
     free = [c for c in candidates if c.free_replicas() >= request.replicas]
     if not free:
+        # A full fleet keeps a plan where it is rather than take back a model's progress: its
+        # Jobs and pods were sized for it, and the scheduler waits for room there.
+        free = [c for c in candidates if c.kind == request.keep]
+    if not free:
         cpu_only = all(isinstance(c, _CpuCandidate) for c in candidates)
         reason = Reason.INSUFFICIENT_FREE_CPU if cpu_only else Reason.INSUFFICIENT_FREE_GPUS
         return _unplaceable(request, reason, _no_free_capacity(request, candidates))

@@ -155,3 +155,19 @@ def test_target_weights_do_not_follow_other_pools_free_gpus() -> None:
     assert empty[0][0] == GpuFamily.TURING
     assert weights({"a6000-0": Held(gpus=4)}) == empty
     assert weights({"l40s-0": Held(gpus=4)}) == empty
+
+
+def test_a_full_fleet_keeps_a_plan_where_it_is() -> None:
+    """With no room anywhere, a model already planned stays planned (its steps' status is not
+    taken back to Waiting); a model with no plan yet waits for free GPUs."""
+    full = build_inventory(FLEET, {"t4-0": Held(gpus=1), "a6000-0": Held(gpus=4)})
+
+    kept = plan_placement(
+        PlanRequest(parameters=7 * B, scheme=Scheme.W8A8, keep=GpuFamily.AMPERE), full
+    )
+    fresh = plan_placement(PlanRequest(parameters=7 * B, scheme=Scheme.W8A8), full)
+
+    assert isinstance(kept, Plan)
+    assert kept.target_families[0] == GpuFamily.AMPERE
+    assert isinstance(fresh, Unplaceable)
+    assert fresh.reason == Reason.INSUFFICIENT_FREE_GPUS
