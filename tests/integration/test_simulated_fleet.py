@@ -5,9 +5,10 @@ its GPUs as allocatable `nvidia.com/gpu`."""
 import pytest
 from kubernetes import client
 
-from quantfleet.testbed.fleet import build_nodes, load_fleet
+from quantfleet.testbed.fleet import SIMULATED_LABEL, build_nodes, load_fleet
 
 pytestmark = pytest.mark.integration
+SIMULATED_NODES = f"{SIMULATED_LABEL}=true"
 
 
 def test_fleet_nodes_are_ready_with_gpu_labels_and_capacity(api_client: client.ApiClient) -> None:
@@ -15,9 +16,7 @@ def test_fleet_nodes_are_ready_with_gpu_labels_and_capacity(api_client: client.A
 
     nodes = {
         node.metadata.name: node
-        for node in client.CoreV1Api(api_client)
-        .list_node(label_selector="quantfleet.io/simulated=true")
-        .items
+        for node in client.CoreV1Api(api_client).list_node(label_selector=SIMULATED_NODES).items
     }
 
     assert set(nodes) == set(want)
@@ -36,9 +35,7 @@ def test_every_simulated_node_keeps_a_lease(api_client: client.ApiClient) -> Non
     DeploymentProgressing and plans moved off the tainted nodes."""
     names = {
         node.metadata.name
-        for node in client.CoreV1Api(api_client)
-        .list_node(label_selector="quantfleet.io/simulated=true")
-        .items
+        for node in client.CoreV1Api(api_client).list_node(label_selector=SIMULATED_NODES).items
     }
     leases = {
         lease.metadata.name: lease

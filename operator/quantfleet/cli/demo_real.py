@@ -13,6 +13,7 @@ from kubernetes import client
 from quantfleet.api.common import BENCHMARK_RUNS, GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.api.conditions import Reason
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
+from quantfleet.api.enums import ScenarioKind
 from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet.cli.incluster import (
     TINY_VLM,
@@ -112,15 +113,16 @@ def summary(row: RealRow) -> str:
     latency against the BF16 baseline's."""
     status = row.model().get("status") or {}
     recovery = (status.get("recovery") or {}).get("overall")
-    run = row.run().get("status") or {}
+    body = row.run()
+    run = body.get("status") or {}
     p50 = {
         r["target"]: r["latencySeconds"]["p50"]
         for r in run.get("results") or []
-        if r["scenario"] == "latency"
+        if r["scenario"] == ScenarioKind.LATENCY
     }
     latency = "; ".join(f"{target} {seconds * 1000:.0f} ms" for target, seconds in p50.items())
     speedups = ", ".join(f"{s['metric']} {s['value']:.2f}x" for s in run.get("speedups") or [])
-    failed = _conditions(row.run()).get("Failed", {})
+    failed = _conditions(body).get("Failed", {})
     return (
         f"REAL row ({row.namespace}, measured on this machine's CPU by real pods):\n"
         f"  {TINY_VLM}: {(status.get('plan') or {}).get('scheme', '-')} on the real node; "
