@@ -363,8 +363,8 @@ class Chaos:
     def api_outage(self, down_seconds: float) -> Row:
         names = self.create("outage")
         time.sleep(self.random.uniform(1.0, 5.0))
-        self.cluster.outage(down_seconds)
-        count, seconds = self.wait_converged(names, time.monotonic())
+        recovered = self.cluster.outage(down_seconds)
+        count, seconds = self.wait_converged(names, recovered)
         row = self.row(
             f"API server down {down_seconds:.0f}s, etcd restarted", names, 1, count, seconds
         )

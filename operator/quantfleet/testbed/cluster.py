@@ -35,6 +35,14 @@ from quantfleet.testbed.wait import poll_until
 SERVICE_CIDR = "10.0.0.0/24"
 FIRST_SERVICE_IP = "10.0.0.1"
 NODE_LEASE_SECONDS = 40  # the kubelet's default
+# kube-controller-manager and kube-scheduler elect a leader, as on a kubeadm control plane: each
+# exits when it cannot renew its lease for LEADER_RENEW_SECONDS, and the kubelet starts it again
+# (Cluster.outage does that here); the new process leads once it has seen the old lease unrenewed
+# for LEADER_LEASE_SECONDS. A third longer than the defaults (15 s, 10 s), so a slow API server
+# on a loaded 2-core machine does not end them in the middle of a test run.
+LEADER_LEASE_SECONDS = 20
+LEADER_RENEW_SECONDS = 15
+LEADER_ELECTED = ("kube-controller-manager", "kube-scheduler")
 # Pod IPs handed out by kwok: simulated, nothing listens on them; apart from the service range.
 POD_CIDR = "10.244.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -174,21 +182,42 @@ class Cluster:
                 component.process.wait(timeout=5)
         return stopped
 
-    def outage(self, down_seconds: float, timeout: float = 120.0) -> None:
+    def outage(self, down_seconds: float, timeout: float = 120.0) -> float:
         """Chaos (benchmarks/chaos.py): stop kube-apiserver, restart etcd meanwhile, keep the API
-        down `down_seconds`, start it again with the same arguments and return once it is
-        ready."""
+        down `down_seconds` and start it again with the same arguments. An outage longer than
+        LEADER_RENEW_SECONDS ends kube-controller-manager and kube-scheduler by themselves; once
+        the API is ready, each that exited starts again, as the kubelet restarts a static pod
+        (without that, their informers would wait out client-go's backoff of up to 60 s before
+        listing again, which no kubeadm control plane does). Returns once they are healthy: the
+        time.monotonic() at which the API was ready again."""
         assert self.pki is not None, "the cluster is not started"
         tls = _client_tls(self.pki)
         apiserver = self._relaunch("kube-apiserver", start=False)
         self._relaunch("etcd")
         deadline = time.monotonic() + timeout
         etcd_port = self.ports.etcd_client
-        self._wait(deadline, "etcd to report healthy", lambda: _etcd_healthy(etcd_port))
+        poll_until(
+            lambda: _etcd_healthy(etcd_port),
+            timeout=timeout,
+            what="etcd to report healthy",
+            retry_on=(OSError, urllib.error.URLError),
+        )
         time.sleep(down_seconds)
         self._launch(apiserver.name, apiserver.argv[1:], binary=Path(apiserver.argv[0]))
         readyz = f"{self.state.server}/readyz"
-        self._wait(deadline, "kube-apiserver /readyz", lambda: _get_ok(readyz, tls))
+        poll_until(
+            lambda: _get_ok(readyz, tls),
+            timeout=max(0.0, deadline - time.monotonic()),
+            what="kube-apiserver /readyz",
+            retry_on=(OSError, urllib.error.URLError),
+        )
+        recovered = time.monotonic()
+        for component in list(self.components):
+            if component.name in LEADER_ELECTED and component.process.poll() is not None:
+                self.log(f"{component.name} exited during the outage (lost its leader lease)")
+                self._relaunch(component.name)
+        self._wait_healthz(deadline)
+        return recovered
 
     def _relaunch(self, name: str, start: bool = True) -> Component:
         """Kill the component `name` (SIGKILL: a crash; kube-apiserver's graceful shutdown waits
@@ -230,7 +259,8 @@ class Cluster:
                 f"--kubeconfig={kubeconfig}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false",
+                f"--leader-elect-lease-duration={LEADER_LEASE_SECONDS}s",
+                f"--leader-elect-renew-deadline={LEADER_RENEW_SECONDS}s",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports.controller_manager}",
                 f"--cert-dir={self.data_dir / 'controller-manager'}",
@@ -251,7 +281,8 @@ class Cluster:
                 f"--kubeconfig={kubeconfig}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false",
+                f"--leader-elect-lease-duration={LEADER_LEASE_SECONDS}s",
+                f"--leader-elect-renew-deadline={LEADER_RENEW_SECONDS}s",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports.scheduler}",
             ],
@@ -280,14 +311,7 @@ class Cluster:
         try:
             nodes = apply_fleet(api, self.fleet)
             self.state.nodes = len(nodes)
-            # Component health endpoints serve a self-signed cert; only liveness is read there.
-            insecure = ssl._create_unverified_context()
-            for name, port in (
-                ("kube-controller-manager", ports.controller_manager),
-                ("kube-scheduler", ports.scheduler),
-            ):
-                url = f"https://127.0.0.1:{port}/healthz"
-                self._wait(deadline, f"{name} /healthz", partial(_get_ok, url, insecure))
+            self._wait_healthz(deadline)
             # Pod admission waits for the namespace's default ServiceAccount, which the
             # controller-manager creates.
             self._wait(deadline, "the default ServiceAccount", lambda: _has_default_sa(api))
@@ -337,6 +361,16 @@ class Cluster:
         )
         self.components.append(component)
         self.state.processes.append(component.record)
+
+    def _wait_healthz(self, deadline: float) -> None:
+        # Component health endpoints serve a self-signed cert; only liveness is read there.
+        insecure = ssl._create_unverified_context()
+        for name, port in (
+            ("kube-controller-manager", self.ports.controller_manager),
+            ("kube-scheduler", self.ports.scheduler),
+        ):
+            url = f"https://127.0.0.1:{port}/healthz"
+            self._wait(deadline, f"{name} /healthz", partial(_get_ok, url, insecure))
 
     def _wait(self, deadline: float, what: str, check: Callable[[], object]) -> None:
         def alive_and(check: Callable[[], object] = check) -> object:
