@@ -18,10 +18,10 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from quantfleet.api.contract import HARNESS_TASKS, MAX_TASKS, harness_task
-from quantfleet.api.enums import ModelKind
+from quantfleet.api.contract import MAX_TASKS, STUDY_TASKS, harness_task
+from quantfleet.api.enums import Harness, Modality, ModelKind
 from quantfleet.api.results import CHECKPOINT_LIBRARY, EvaluateResult, TaskScore
 from quantfleet_jobs import checkpoints
 from quantfleet_jobs.common import (
@@ -37,11 +37,24 @@ from quantfleet_jobs.common import (
     workdir_for,
 )
 
-# Tasks are named as the QuantizedModel's spec names them (contract.HARNESS_TASKS' keys) in the
-# result, the cache and --baseline-scores; lm-eval runs their harness names. Other names are
-# their own harness names, so local task definitions (--include-path) work too.
+# Tasks are named as the QuantizedModel's spec names them (contract.STUDY_TASKS' keys) in the
+# result, the cache and --baseline-scores; the harness runs them as STUDY_TASKS says. Other names
+# are lm-eval tasks of their own name, so local task definitions (--include-path) work too.
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
-Scores = dict[str, tuple[str, float]]  # task -> (metric, score)
+# The distributions whose versions a result records (the harnesses' key the baseline cache).
+VERSIONED = ("lm-eval", "lmms-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY)
+
+
+class Score(NamedTuple):
+    """One model's score on one task, as the harness reported it."""
+
+    metric: str
+    value: float
+    version: str | None = None  # the harness task's version
+    samples: int | None = None  # samples scored
+
+
+Scores = dict[str, Score]
 # vLLM's CPU build keeps the KV cache in host RAM and reads gpu_memory_utilization as a share of
 # *host* RAM (its 0.9 default is refused on a shared host): size the cache instead. vLLM's own
 # VLLM_CPU_KVCACHE_SPACE (GiB) overrides it. 1 GiB holds Qwen2.5-7B's 4k context four times.
@@ -58,8 +71,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument(
         "--tasks",
         default=env_default("TASKS"),
-        help=f"Comma list: {', '.join(map(str, HARNESS_TASKS))} (run as their harness tasks) "
+        help=f"Comma list: {', '.join(map(str, STUDY_TASKS))} (run as --list-tasks shows) "
         "or any lm-eval task name",
+    )
+    parser.add_argument(
+        "--list-tasks",
+        action="store_true",
+        help="Print each study task's harness, harness task, metric and modality, then exit",
     )
     parser.add_argument("--limit", type=int, default=_int(env_default("LIMIT")))
     parser.add_argument(
@@ -124,32 +142,38 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
     task_manager = TaskManager(
         include_path=args.include_path, include_defaults=not args.no_builtin_tasks
     )
-    if unknown := [t for t in tasks if not task_manager.match_tasks([harness_task(t)])]:
-        name, harness = unknown[0], harness_task(unknown[0])
-        runs_as = f" (lm-eval's {harness!r})" if harness != name else ""
-        raise JobError(f"unknown task {name!r}{runs_as}: not in lm-eval or --include-path")
+    if other := [t for t in tasks if harness_task(t).harness is not Harness.LM_EVAL]:
+        spec = harness_task(other[0])
+        raise JobError(
+            f"task {other[0]!r} runs in {spec.harness} ({spec.task}), which this program does "
+            "not run yet (docs/jobs.md)"
+        )
+    for task in tasks:
+        if unknown := [n for n in harness_task(task).runs if not task_manager.match_tasks([n])]:
+            runs_as = f" (lm-eval's {unknown[0]!r})" if unknown[0] != task else ""
+            raise JobError(f"unknown task {task!r}{runs_as}: not in lm-eval or --include-path")
 
-    # Baseline: cached scores where this (model, revision, task, limit) was scored before.
+    # Baseline: cached scores where this (model, revision, harness and its version, task, limit)
+    # was scored before; --baseline-scores only where they came from the same harness version.
+    versions = library_versions(*VERSIONED)
     cache = Path(args.baseline_cache) if args.baseline_cache else None
     baseline: Scores = {}
     for task in tasks:
-        cached = _cache_file(cache, args, task)
+        cached = _cache_file(cache, args, task, versions)
         if cached is not None and cached.is_file():
-            entry = json.loads(cached.read_text())
-            baseline[task] = (entry["metric"], float(entry["score"]))
-    for task, entry in known_scores(args.baseline_scores).items():
+            baseline[task] = Score(*json.loads(cached.read_text())["score"])
+    for task, known in known_scores(args.baseline_scores, versions).items():
         if task in tasks and task not in baseline:
-            baseline[task] = (entry["metric"], float(entry["score"]))
+            baseline[task] = known
     missing = [t for t in tasks if t not in baseline]
     if missing:
         baseline.update(score(fetch(args.baseline), missing, args, engine, device, task_manager))
         for task in missing:
-            cached = _cache_file(cache, args, task)
+            cached = _cache_file(cache, args, task, versions)
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                metric, value = baseline[task]
                 cached.write_text(
-                    json.dumps({"metric": metric, "score": value, **_key(args, task)})
+                    json.dumps({"score": baseline[task], **_key(args, task, versions)})
                 )
 
     quantized = score(fetch(args.quantized), tasks, args, engine, device, task_manager)
@@ -162,7 +186,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
         engine=engine,
         baseline_cached=not missing,
         duration_seconds=round(time.monotonic() - started, 3),
-        versions=library_versions("lm-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY),
+        versions=versions,
     )
 
 
@@ -201,28 +225,35 @@ def uses_chat_template(kind: ModelKind, requested: bool) -> bool:
 def summarise(
     args: argparse.Namespace,
     tasks: Sequence[str],
-    baseline: Mapping[str, tuple[str, float]],
-    quantized: Mapping[str, tuple[str, float]],
+    baseline: Mapping[str, Score],
+    quantized: Mapping[str, Score],
     *,
     engine: str,
     baseline_cached: bool,
     duration_seconds: float,
     versions: dict[str, str],
 ) -> EvaluateResult:
-    """The result from both models' (metric, score) per task: recovery per task, and overall
-    as the ratio of the averages (not the mean of per-task ratios)."""
+    """The result from both models' scores per task: recovery per task, and overall and per
+    modality as the ratio of the averages (not the mean of per-task ratios)."""
     scores = [
         TaskScore(
             task=task,
-            metric=baseline[task][0],
-            baseline=baseline[task][1],
-            quantized=quantized[task][1],
-            recovery=_recovery(quantized[task][1], baseline[task][1]),
+            metric=quantized[task].metric,
+            baseline=baseline[task].value,
+            quantized=quantized[task].value,
+            recovery=_recovery(quantized[task].value, baseline[task].value),
+            version=quantized[task].version,
+            samples=quantized[task].samples,
         )
         for task in tasks
     ]
-    baseline_average = sum(s.baseline for s in scores) / len(scores)
-    quantized_average = sum(s.quantized for s in scores) / len(scores)
+    baseline_average, quantized_average = _averages(scores)
+    by_modality = {}
+    for modality in Modality:
+        of_modality = [s for s in scores if harness_task(s.task).modality is modality]
+        if of_modality:
+            modality_baseline, modality_quantized = _averages(of_modality)
+            by_modality[modality] = _recovery(modality_quantized, modality_baseline)
     return EvaluateResult(
         engine=engine,
         baseline=args.baseline,
@@ -234,26 +265,56 @@ def summarise(
         baseline_average=round(baseline_average, 6),
         quantized_average=round(quantized_average, 6),
         recovery=_recovery(quantized_average, baseline_average),
+        recovery_by_modality=by_modality,
         duration_seconds=duration_seconds,
         library_versions=versions,
     )
 
 
+def _averages(scores: Sequence[TaskScore]) -> tuple[float, float]:
+    """(baseline, quantized) averages."""
+    return (
+        sum(s.baseline for s in scores) / len(scores),
+        sum(s.quantized for s in scores) / len(scores),
+    )
+
+
 def read_scores(results: Mapping[str, Any], tasks: Sequence[str]) -> Scores:
-    """(metric, score) per task from lm-eval's results, which name the harness tasks: the score
-    of a task is the first metric lm-eval reports for it."""
+    """Each task's score from the harness's results, which name the harness tasks: the study's
+    metric (STUDY_TASKS), averaged over a tag's tasks; a local task's first metric."""
     scores = {}
     for task in tasks:
-        row = results["results"].get(harness_task(task))
-        if not row:
-            raise JobError(f"lm-eval reported nothing for task {harness_task(task)}")
-        metric, value = next(
-            (key, float(val))
-            for key, val in row.items()
-            if key not in _NOT_METRICS and "_stderr" not in key and isinstance(val, int | float)
+        spec = harness_task(task)
+        rows = []
+        for name in spec.runs:
+            row = results["results"].get(name)
+            if not row:
+                raise JobError(f"{spec.harness} reported nothing for task {name}")
+            rows.append(row)
+        metric = spec.metric or next(
+            key
+            for key, value in rows[0].items()
+            if key not in _NOT_METRICS and "_stderr" not in key and isinstance(value, int | float)
         )
-        scores[task] = (metric, value)
+        for name, row in zip(spec.runs, rows, strict=True):
+            if metric not in row:
+                raise JobError(f"{spec.harness} reported no {metric} for task {name}")
+        reported = results.get("versions", {})
+        versions = {str(reported[name]) for name in spec.runs if name in reported}
+        scores[task] = Score(
+            metric,
+            sum(float(row[metric]) for row in rows) / len(rows),
+            version=versions.pop() if len(versions) == 1 else None,
+            samples=sum(_samples(results, name) for name in spec.runs) or None,
+        )
     return scores
+
+
+def _samples(results: Mapping[str, Any], name: str) -> int:
+    """Samples the harness scored for a task, or a group's tasks."""
+    if counts := results.get("n-samples", {}).get(name):
+        return int(counts.get("effective", 0))
+    return sum(_samples(results, part) for part in results.get("group_subtasks", {}).get(name, []))
 
 
 def score(
@@ -263,7 +324,7 @@ def score(
     engine: str,
     device: str,
     task_manager: Any,
-) -> dict[str, tuple[str, float]]:
+) -> Scores:
     """(metric, score) per task for one model, every model with the same settings."""
     from lm_eval import simple_evaluate
 
@@ -271,7 +332,7 @@ def score(
     model = _language_model(directory, kind, engine, device, args)
     results = simple_evaluate(
         model=model,
-        tasks=list(dict.fromkeys(harness_task(task) for task in tasks)),
+        tasks=list(dict.fromkeys(name for task in tasks for name in harness_task(task).runs)),
         limit=args.limit,
         task_manager=task_manager,
         apply_chat_template=uses_chat_template(kind, args.apply_chat_template),
@@ -352,35 +413,66 @@ def _recovery(quantized: float, baseline: float) -> float | None:
     return round(quantized / baseline * 100, 4) if baseline else None
 
 
-def _key(args: argparse.Namespace, task: str) -> dict[str, Any]:
+def _key(args: argparse.Namespace, task: str, versions: Mapping[str, str]) -> dict[str, Any]:
+    harness = harness_task(task).harness
     return {
         "model": args.baseline,
         "revision": args.baseline_revision,
+        "harness": harness,
+        "harnessVersion": versions.get(harness),
         "task": task,
         "limit": args.limit,
     }
 
 
-def known_scores(text: str | None) -> dict[str, dict[str, Any]]:
-    """Parse --baseline-scores; a malformed value is a bad argument, not a crash."""
+def known_scores(text: str | None, versions: Mapping[str, str]) -> Scores:
+    """The scores of --baseline-scores that this program would score the same way: from the
+    installed version of the task's harness, in the metric it reports now. A malformed value is
+    a bad argument, not a crash."""
     if not text:
         return {}
     try:
-        scores = json.loads(text)
-        if not isinstance(scores, dict) or not all(
-            isinstance(e, dict) and {"metric", "score"} <= e.keys() for e in scores.values()
+        entries = json.loads(text)
+        if not isinstance(entries, dict) or not all(
+            isinstance(e, dict) and {"metric", "score"} <= e.keys() for e in entries.values()
         ):
-            raise ValueError("want {task: {metric, score}}")
+            raise ValueError("want {task: {metric, score, harnessVersion}}")
     except ValueError as error:
         raise JobError(f"bad --baseline-scores: {error}") from error
+    scores = {}
+    for task, entry in entries.items():
+        spec = harness_task(task)
+        if entry.get("harnessVersion") != versions.get(spec.harness):
+            continue
+        if spec.metric and entry["metric"] != spec.metric:
+            continue
+        scores[task] = Score(
+            entry["metric"], float(entry["score"]), entry.get("version"), entry.get("samples")
+        )
     return scores
 
 
-def _cache_file(cache: Path | None, args: argparse.Namespace, task: str) -> Path | None:
+def _cache_file(
+    cache: Path | None, args: argparse.Namespace, task: str, versions: Mapping[str, str]
+) -> Path | None:
     if cache is None:
         return None
-    digest = hashlib.sha256(json.dumps(_key(args, task), sort_keys=True).encode()).hexdigest()
-    return cache / f"{digest[:32]}.json"
+    key = json.dumps(_key(args, task, versions), sort_keys=True)
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def list_tasks() -> str:
+    """The study's tasks as this program runs them: a table for --list-tasks."""
+    rows = [("task", "harness", "harness task", "metric", "modality")]
+    for task, spec in STUDY_TASKS.items():
+        runs = f"{spec.task} ({len(spec.parts)} tasks, averaged)" if spec.parts else spec.task
+        metric = f"{spec.metric_name} ({spec.metric})"
+        rows.append((str(task), str(spec.harness), runs, metric, str(spec.modality)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
 
 
 def _int(value: str | None) -> int | None:
@@ -388,7 +480,11 @@ def _int(value: str | None) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_program("evaluate", build_parser(), evaluate, argv)
+    parser = build_parser()
+    if parser.parse_known_args(argv)[0].list_tasks:
+        print(list_tasks())
+        return 0
+    return run_program("evaluate", parser, evaluate, argv)
 
 
 if __name__ == "__main__":

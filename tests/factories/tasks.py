@@ -1,11 +1,15 @@
 """lm-eval task definitions and data written locally (no hub), as the evaluate program's tests
-read them with `--include-path`: two multiple-choice text tasks, one under a harness name the
-contract maps a study task to, and a generate-until image task for vision-language models."""
+read them with `--include-path`: two multiple-choice text tasks, a generate-until image task for
+vision-language models, and local copies of the study's lm-eval tasks (the harness's own task
+files over local data)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from quantfleet.api.contract import STUDY_TASKS
+from quantfleet.api.enums import EvalTask
 
 CHOICE_TASK = """task: {name}
 dataset_path: json
@@ -65,11 +69,56 @@ def write_choice_tasks(directory: Path) -> Path:
     return directory
 
 
-def write_harness_named_task(choice_tasks: Path, directory: Path, harness: str) -> Path:
-    """`qf_fox` of `choice_tasks` again under the lm-eval name `harness` (e.g. the one the
-    contract runs a study task as), so the name mapping runs for real without the hub."""
-    fox = (choice_tasks / "qf_fox.yaml").read_text()
-    (directory / f"{harness}.yaml").write_text(fox.replace("task: qf_fox", f"task: {harness}"))
+# Local copies of the study's lm-eval tasks: each includes the installed harness's own task file
+# (its prompt, filters, metric code and version) and swaps only the data for a few local rows.
+LOCAL_COPY = """task: {name}
+include: {include}
+dataset_path: {format}
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    test: {data}
+    train: {data}
+"""
+MGSM_ROWS = [
+    {"question": "Janet has 3 apples and buys 2 more. How many apples does she have?",
+     "answer": None, "answer_number": 5, "equation_solution": None},
+    {"question": "A box holds 4 pens. How many pens are in 2 boxes?",
+     "answer": None, "answer_number": 8, "equation_solution": None},
+]  # fmt: skip
+CHARTQA_ROWS = {"colour": ["red", "blue"], "query": ["Which colour fills the chart?"] * 2}
+
+
+def lm_eval_tasks() -> Path:
+    """The installed lm-eval's task folder."""
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).parent
+
+
+def write_study_task_copies(directory: Path) -> Path:
+    """Local copies of the study's mgsm (its 11 native-CoT tasks, as STUDY_TASKS runs it) and
+    chartqa (two plain-colour charts) in `directory`, under the harness's own task names."""
+    import datasets
+    from PIL import Image
+
+    harness = lm_eval_tasks()
+    mgsm = directory / "mgsm.jsonl"
+    mgsm.write_text("\n".join(json.dumps(row) for row in MGSM_ROWS))
+    for name in STUDY_TASKS[EvalTask.MGSM].parts:
+        include = harness / "mgsm" / "native_cot" / f"{name}.yaml"
+        copy = LOCAL_COPY.format(name=name, include=include, format="json", data=mgsm)
+        (directory / f"{name}.yaml").write_text(copy)
+    chartqa = directory / "chartqa.parquet"
+    rows = {
+        "image": [Image.new("RGB", (64, 64), colour) for colour in CHARTQA_ROWS["colour"]],
+        "query": CHARTQA_ROWS["query"],
+        "label": [[colour] for colour in CHARTQA_ROWS["colour"]],
+    }
+    datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).to_parquet(chartqa)
+    include = harness / "chartqa" / "chartqa.yaml"
+    copy = LOCAL_COPY.format(name="chartqa", include=include, format="parquet", data=chartqa)
+    (directory / "chartqa.yaml").write_text(copy)
     return directory
 
 

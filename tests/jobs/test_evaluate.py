@@ -3,6 +3,7 @@ task definitions and data (no hub), baseline vs quantized, recovery as the study
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from factories.tasks import IMAGE_TASK_NAME, write_harness_named_task
-from quantfleet.api.contract import HARNESS_TASKS, harness_task
-from quantfleet.api.enums import EvalTask, ModelKind, Scheme
+from factories.tasks import IMAGE_TASK_NAME, MGSM_ROWS, write_study_task_copies
+from quantfleet.api.contract import MGSM_LANGUAGES, STUDY_TASKS, harness_task
+from quantfleet.api.enums import EvalTask, Harness, Modality, ModelKind, Scheme
 from quantfleet.api.results import EvaluateResult, FailureResult, parse_result
 from quantfleet_jobs import evaluate, quantize
 from quantfleet_jobs.common import JobError
@@ -29,6 +30,9 @@ def quantized_llama(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) 
     )  # fmt: skip
     assert code == 0
     return output
+
+
+LM_EVAL = importlib.metadata.version("lm-eval")
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, Any]:
@@ -122,31 +126,111 @@ def test_unreadable_quantized_checkpoint_fails(
 
 
 @pytest.mark.parametrize(
-    ("task", "want_harness"),
+    ("task", "want_harness", "want_runs"),
     [
-        pytest.param("mmlu", "mmlu", id="same name in the CRD and the harness"),
-        pytest.param("mmmu", "mmmu_val", id="the study's split"),
-        pytest.param("mgsm", "mgsm_cot_native", id="the study's prompt variant"),
-        pytest.param("qf_fox", "qf_fox", id="a local task is its own harness name"),
+        pytest.param("mmlu", Harness.LM_EVAL, ("mmlu",), id="same name in the CRD and lm-eval"),
+        pytest.param("mmmu", Harness.LM_EVAL, ("mmmu_val",), id="the study's split"),
+        pytest.param(
+            "mgsm",
+            Harness.LM_EVAL,
+            tuple(f"mgsm_native_cot_{language}" for language in MGSM_LANGUAGES),
+            id="a tag: its native-CoT tasks, not the English-CoT ones it also takes",
+        ),
+        pytest.param("docvqa", Harness.LMMS_EVAL, ("docvqa_val",), id="ANLS: lmms-eval"),
+        pytest.param("qf_fox", Harness.LM_EVAL, ("qf_fox",), id="a local task: its own name"),
     ],
 )
-def test_study_task_names_map_to_harness_tasks(task: str, want_harness: str) -> None:
-    assert harness_task(task) == want_harness
-    assert {str(t) for t in HARNESS_TASKS} == {t.value for t in EvalTask}
+def test_study_tasks_run_as_the_registry_says(
+    task: str, want_harness: Harness, want_runs: tuple[str, ...]
+) -> None:
+    assert (harness_task(task).harness, harness_task(task).runs) == (want_harness, want_runs)
+    assert set(STUDY_TASKS) == set(EvalTask)
 
 
-def test_lm_eval_results_are_read_back_under_the_names_asked_for() -> None:
-    results = {
-        "results": {
-            "mgsm_cot_native": {"alias": "mgsm", "exact_match,flexible": 0.4,
-                                "exact_match_stderr,flexible": 0.01},
-            "qf_fox": {"alias": "qf_fox", "acc,none": 0.75},
+def test_every_lm_eval_task_of_the_registry_is_in_the_installed_lm_eval_with_its_metric() -> None:
+    """Held against the installed lm-eval: each task, group or tag exists, a tag's parts are
+    its members, and the registry's metric is one the task (or a group's aggregate) reports."""
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    index = TaskManager().task_index
+    for task, spec in STUDY_TASKS.items():
+        if spec.harness is not Harness.LM_EVAL:
+            continue
+        assert spec.task in index, task
+        metric, _, filter_name = spec.metric.partition(",")
+        for name in spec.runs:
+            config = load_yaml(index[name].yaml_path, resolve_func=False)
+            metrics = config.get("aggregate_metric_list") or config.get("metric_list") or []
+            if not metrics and "include" in config:  # the language files include their base
+                base = index[name].yaml_path.parent / config["include"]
+                metrics = load_yaml(base, resolve_func=False)["metric_list"]
+            names = {str(m["metric"]).rsplit(".", 1)[-1] for m in metrics}
+            assert metric in names, (task, name, names)
+            if filter_name != "none":
+                assert filter_name in {f["name"] for f in config["filter_list"]}, (task, name)
+        if spec.parts:
+            members = {n for n, e in index.items() if spec.task in (e.tags or ())}
+            assert set(spec.parts) <= members, task
+
+
+def test_list_tasks_prints_each_study_task_with_its_harness_task_and_metric(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert evaluate.main(["--list-tasks"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(STUDY_TASKS)
+    docvqa = next(line.split() for line in lines if line.startswith("docvqa "))
+    assert docvqa == ["docvqa", "lmms-eval", "docvqa_val", "ANLS", "(anls,none)", "vision"]
+
+
+def test_harness_results_are_read_back_under_the_names_asked_for() -> None:
+    mgsm_rows = {
+        f"mgsm_native_cot_{language}": {
+            "alias": language, "exact_match,flexible-extract": 0.5 if language == "en" else 0.4,
+            "exact_match,strict-match": 0.0, "exact_match_stderr,flexible-extract": 0.01,
         }
+        for language in MGSM_LANGUAGES
     }  # fmt: skip
+    results = {
+        "results": {**mgsm_rows, "qf_fox": {"alias": "qf_fox", "acc,none": 0.75}},
+        "versions": {**dict.fromkeys(mgsm_rows, 4.0), "qf_fox": "Yaml"},
+        "n-samples": {name: {"original": 250, "effective": 2} for name in [*mgsm_rows, "qf_fox"]},
+    }
 
     scores = evaluate.read_scores(results, ["mgsm", "qf_fox"])
 
-    assert scores == {"mgsm": ("exact_match,flexible", 0.4), "qf_fox": ("acc,none", 0.75)}
+    # mgsm: the study's metric (not the first reported), unweighted over its 11 languages.
+    assert scores["mgsm"].metric == "exact_match,flexible-extract"
+    assert scores["mgsm"].value == pytest.approx((0.5 + 10 * 0.4) / 11)
+    assert (scores["mgsm"].version, scores["mgsm"].samples) == ("4.0", 22)
+    assert scores["qf_fox"] == evaluate.Score("acc,none", 0.75, "Yaml", 2)
+
+
+def test_a_study_task_without_its_metric_in_the_results_is_a_one_line_reason() -> None:
+    results = {"results": {"chartqa": {"alias": "chartqa", "exact_match,none": 0.5}}}
+
+    with pytest.raises(
+        JobError, match="lm-eval reported no relaxed_accuracy,none for task chartqa"
+    ):
+        evaluate.read_scores(results, ["chartqa"])
+
+
+def test_recovery_is_also_reported_per_modality() -> None:
+    args = evaluate.build_parser({}).parse_args(["--baseline=b", "--quantized=q"])
+    baseline = {"chartqa": evaluate.Score("m", 0.8), "mmmu": evaluate.Score("m", 0.4),
+                "mmlu": evaluate.Score("m", 0.6)}  # fmt: skip
+    quantized = {"chartqa": evaluate.Score("m", 0.8), "mmmu": evaluate.Score("m", 0.4),
+                 "mmlu": evaluate.Score("m", 0.3)}  # fmt: skip
+
+    result = evaluate.summarise(
+        args, list(baseline), baseline, quantized,
+        engine="hf", baseline_cached=False, duration_seconds=0.0, versions={},
+    )  # fmt: skip
+
+    assert result.recovery_by_modality == {Modality.VISION: 100.0, Modality.TEXT: 50.0}
+    assert result.recovery == pytest.approx(1.5 / 1.8 * 100, abs=1e-3)
 
 
 CPU_ENGINE = {"kv_cache_memory_bytes": evaluate.CPU_KV_CACHE_BYTES, "enforce_eager": True}
@@ -219,19 +303,18 @@ def test_vllm_asked_for_but_absent_is_a_one_line_reason() -> None:
 
 
 @pytest.fixture(scope="module")
-def harness_named_task(local_tasks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """qf_fox under the harness name of the CRD's `mgsm` (mgsm_cot_native)."""
-    directory = tmp_path_factory.mktemp("harness-tasks")
-    return write_harness_named_task(local_tasks, directory, harness_task("mgsm"))
+def study_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Local copies of the study's lm-eval tasks (factories.tasks): mgsm and chartqa."""
+    return write_study_task_copies(tmp_path_factory.mktemp("study-tasks"))
 
 
-def test_study_tasks_are_reported_and_cached_by_the_crd_names(
-    tiny_llama: Path, harness_named_task: Path, tmp_path: Path
+def test_mgsm_runs_as_lm_eval_runs_it_and_is_reported_and_cached_by_the_crd_name(
+    tiny_llama: Path, study_tasks: Path, tmp_path: Path
 ) -> None:
-    # lm-eval runs mgsm_cot_native; the result, the cache and --baseline-scores say mgsm, the
-    # name the QuantizedModel's spec and status use.
+    # lm-eval runs its 11 native-CoT mgsm tasks (their prompts, filters and metric, over local
+    # rows); the result, the cache and --baseline-scores say mgsm, the spec's and status' name.
     cache = tmp_path / "cache"
-    common = ["--tasks=mgsm", "--limit=4", f"--include-path={harness_named_task}",
+    common = ["--tasks=mgsm", "--limit=4", f"--include-path={study_tasks}",
               "--no-builtin-tasks", "--device=cpu"]  # fmt: skip
     code, first = run(
         tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}",
@@ -239,12 +322,22 @@ def test_study_tasks_are_reported_and_cached_by_the_crd_names(
     )  # fmt: skip
     assert code == 0, first
     assert isinstance(first, EvaluateResult)
-    assert [t.task for t in first.tasks] == ["mgsm"]
+    (mgsm,) = first.tasks
+    assert (mgsm.task, mgsm.metric) == ("mgsm", "exact_match,flexible-extract")
+    assert (mgsm.version, mgsm.samples) == ("4.0", len(MGSM_LANGUAGES) * len(MGSM_ROWS))
+    assert first.recovery_by_modality.keys() <= {Modality.TEXT}
+    assert first.library_versions["lm-eval"] == LM_EVAL
     (entry,) = [json.loads(p.read_text()) for p in cache.glob("*.json")]
-    assert entry["task"] == "mgsm"
+    assert (entry["task"], entry["harness"], entry["harnessVersion"]) == (
+        "mgsm",
+        "lm-eval",
+        LM_EVAL,
+    )
 
-    # The operator hands back what it cached from that result, keyed the same way.
-    known = {"mgsm": {"metric": first.tasks[0].metric, "score": 0.5}}
+    # The operator hands back what it cached from that result, keyed the same way; a score
+    # from another lm-eval version is not reused (the baseline would then be scored: it is
+    # absent, so the run would fail).
+    known = {"mgsm": {"metric": mgsm.metric, "score": 0.5, "harnessVersion": LM_EVAL}}
     code, second = run(
         tmp_path, f"--baseline={tmp_path / 'absent-baseline'}", f"--quantized={tiny_llama}",
         f"--baseline-scores={json.dumps(known)}", *common,
@@ -252,6 +345,25 @@ def test_study_tasks_are_reported_and_cached_by_the_crd_names(
     assert code == 0, second
     assert isinstance(second, EvaluateResult)
     assert [(t.task, t.baseline) for t in second.tasks] == [("mgsm", 0.5)]
+    stale = {"mgsm": {**known["mgsm"], "harnessVersion": "0.4.0"}}
+    code, third = run(
+        tmp_path, f"--baseline={tmp_path / 'absent-baseline'}", f"--quantized={tiny_llama}",
+        f"--baseline-scores={json.dumps(stale)}", *common,
+    )  # fmt: skip
+    assert code == 1
+    assert isinstance(third, FailureResult)
+
+
+def test_a_task_of_a_harness_this_program_does_not_run_is_a_one_line_reason(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    code, result = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}", "--tasks=docvqa",
+        "--no-builtin-tasks", "--device=cpu",
+    )  # fmt: skip
+    assert code == 1
+    assert isinstance(result, FailureResult)
+    assert result.reason.startswith("task 'docvqa' runs in lmms-eval (docvqa_val)")
 
 
 def test_known_baseline_scores_from_the_operator_skip_scoring_the_baseline(
@@ -259,9 +371,9 @@ def test_known_baseline_scores_from_the_operator_skip_scoring_the_baseline(
 ) -> None:
     # The baseline path does not exist: had it been scored, the run would have failed.
     known = {
-        "qf_fox": {"metric": "acc,none", "score": 0.5},
-        "qf_image": {"metric": "acc,none", "score": 0.25},
-        "mgsm_cot_native": {"metric": "exact_match", "score": 0.9},  # not asked for: ignored
+        "qf_fox": {"metric": "acc,none", "score": 0.5, "harnessVersion": LM_EVAL},
+        "qf_image": {"metric": "acc,none", "score": 0.25, "harnessVersion": LM_EVAL},
+        "mgsm": {"metric": "exact_match", "score": 0.9, "harnessVersion": LM_EVAL},  # not asked
     }
     code, result = run(
         tmp_path, f"--baseline={tmp_path / 'absent-baseline'}", f"--quantized={tiny_llama}",

@@ -9,7 +9,7 @@ Imports only the standard library and the enums, so the Job programs can import 
 from enum import StrEnum
 from typing import NamedTuple
 
-from quantfleet.api.enums import EvalTask, ScenarioKind, WorkloadPreset
+from quantfleet.api.enums import EvalTask, Harness, Modality, ScenarioKind, WorkloadPreset
 
 # --- Paths and environment inside a Job's pod ---------------------------------------------
 # The Job programs resolve pvc://CLAIM/PATH under this root; the operator mounts claims there.
@@ -103,25 +103,69 @@ WORKLOAD_PRESETS: dict[WorkloadPreset, WorkloadShape] = {
     WorkloadPreset.CAPTIONING: WorkloadShape(480, 360, 0, 128),
 }
 
+
 # --- Evaluation tasks -----------------------------------------------------------------------
-# The study's tasks by their lm-evaluation-harness names. Results and status are keyed by the
-# CRD's names (the keys); the harness names are what the evaluate program runs.
-HARNESS_TASKS: dict[EvalTask, str] = {
-    EvalTask.MMMU: "mmmu_val",
-    EvalTask.CHARTQA: "chartqa",
-    EvalTask.DOCVQA: "docvqa_val",
-    EvalTask.VQAV2: "vqav2_val",
-    EvalTask.MATHVISTA: "mathvista_testmini",
-    EvalTask.MMLU: "mmlu",
-    EvalTask.MGSM: "mgsm_cot_native",
+class HarnessTask(NamedTuple):
+    """How the evaluate program runs one task: in which harness, as which of its tasks, and
+    which of the metrics it reports is the task's score."""
+
+    harness: Harness
+    task: str  # the harness's task, group or tag
+    metric: str  # the key of the score in the harness's results: "<metric>,<filter>"
+    metric_name: str  # the study's name for it
+    modality: Modality | None
+    # A tag has no aggregate row: its tasks, run and averaged unweighted.
+    parts: tuple[str, ...] = ()
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The harness tasks to ask for."""
+        return self.parts or (self.task,)
+
+
+MGSM_LANGUAGES = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
+# The study's tasks (quantization.md §1, §6) as the harnesses run them, each scored by the
+# study's metric. Results and status are keyed by the CRD's names; docs/jobs.md has the table
+# and `quantfleet-evaluate --list-tasks` prints it.
+STUDY_TASKS: dict[EvalTask, HarnessTask] = {
+    EvalTask.MMMU: HarnessTask(
+        Harness.LM_EVAL, "mmmu_val", "acc,none", "accuracy", Modality.VISION
+    ),
+    EvalTask.CHARTQA: HarnessTask(
+        Harness.LM_EVAL, "chartqa", "relaxed_accuracy,none", "relaxed accuracy", Modality.VISION
+    ),
+    EvalTask.DOCVQA: HarnessTask(
+        Harness.LMMS_EVAL, "docvqa_val", "anls,none", "ANLS", Modality.VISION
+    ),
+    # lmms-eval's vqav2 reports the VQA accuracy, min(1, matching answers / 3), as exact_match.
+    EvalTask.VQAV2: HarnessTask(
+        Harness.LMMS_EVAL, "vqav2_val", "exact_match,none", "VQA accuracy", Modality.VISION
+    ),
+    EvalTask.MATHVISTA: HarnessTask(
+        Harness.LMMS_EVAL,
+        "mathvista_testmini",
+        "llm_as_judge_eval,none",
+        "accuracy",
+        Modality.VISION,
+    ),
+    EvalTask.MMLU: HarnessTask(Harness.LM_EVAL, "mmlu", "acc,none", "accuracy", Modality.TEXT),
+    # lm-eval's tag mgsm_cot_native also takes the English-CoT variants: its native-CoT tasks only.
+    EvalTask.MGSM: HarnessTask(
+        Harness.LM_EVAL,
+        "mgsm_cot_native",
+        "exact_match,flexible-extract",
+        "exact match",
+        Modality.TEXT,
+        parts=tuple(f"mgsm_native_cot_{language}" for language in MGSM_LANGUAGES),
+    ),
 }
 
 
-def harness_task(task: str) -> str:
-    """The harness name lm-eval runs for a task: the study's tasks map to their harness names;
-    any other name (a local --include-path task) is its own."""
-    names: dict[str, str] = {str(crd): harness for crd, harness in HARNESS_TASKS.items()}
-    return names.get(task, task)
+def harness_task(task: str) -> HarnessTask:
+    """How `task` runs: a study task by STUDY_TASKS; any other name (a local --include-path
+    task) is an lm-eval task of its own name, scored by the first metric it reports."""
+    names = {str(crd): spec for crd, spec in STUDY_TASKS.items()}
+    return names.get(task) or HarnessTask(Harness.LM_EVAL, task, "", "", None)
 
 
 # --- Benchmark run labels -------------------------------------------------------------------

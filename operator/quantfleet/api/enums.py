@@ -92,6 +92,21 @@ class EvalTask(StrEnum):
     MGSM = "mgsm"
 
 
+class Harness(StrEnum):
+    """The evaluation harness a task runs in (its PyPI name)."""
+
+    LM_EVAL = "lm-eval"
+    LMMS_EVAL = "lmms-eval"
+
+
+class Modality(StrEnum):
+    """What a task asks of the model; recovery is also reported per modality, since the study
+    finds most of the 4-bit loss in text tasks."""
+
+    VISION = "vision"
+    TEXT = "text"
+
+
 class WorkloadPreset(StrEnum):
     """The study's vision workloads (quantization.md §1)."""
 

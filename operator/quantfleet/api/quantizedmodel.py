@@ -24,6 +24,7 @@ from quantfleet.api.enums import (
     EvalTask,
     GpuFamily,
     Hardware,
+    Modality,
     ModelKind,
     Objective,
     PlacementPolicy,
@@ -460,9 +461,14 @@ class ArtifactStatus(ApiModel):
 
 
 class TaskRecovery(ApiModel):
-    """One task's baseline and quantized scores."""
+    """One task's baseline and quantized scores, and what scored them."""
 
     task: str = Field(description="Task name.")
+    harness: str | None = Field(default=None, description="Harness that ran it (lm-eval, ...).")
+    harness_task: str | None = Field(default=None, description="The harness's task, group or tag.")
+    metric: str | None = Field(default=None, description="The metric, as the harness names it.")
+    version: str | None = Field(default=None, description="The harness task's version.")
+    samples: int | None = Field(default=None, description="Samples scored per model.")
     baseline: float = Field(description="BF16 baseline score.")
     quantized: float = Field(description="Quantized score.")
     recovery: float = Field(description="quantized / baseline x 100.")
@@ -473,6 +479,11 @@ class RecoveryStatus(ApiModel):
 
     overall: float = Field(description="Ratio of the average scores, percent (the study's figure).")
     min_recovery: float = Field(description="The gate this was held against, percent.")
+    by_modality: dict[Modality, float] = Field(
+        default_factory=dict,
+        description="Recovery over each modality's tasks alone (vision, text), ratio of averages: "
+        "the study finds most of the 4-bit loss in text tasks.",
+    )
     tasks: list[TaskRecovery] = Field(default_factory=list, description="Per-task scores.")
     simulated: bool = Field(
         default=False, description="True when no real evaluation produced these scores."

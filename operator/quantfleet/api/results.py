@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
 from quantfleet.api.contract import MAX_BENCHMARKS, MAX_REASON_CHARS, MAX_RESULT_BYTES, MAX_TASKS
-from quantfleet.api.enums import ModelKind, Scheme
+from quantfleet.api.enums import Modality, ModelKind, Scheme
 
 RESULT_SCHEMA_VERSION: Literal["v1"] = "v1"
 
@@ -90,6 +90,10 @@ class TaskScore(BaseModel):
     recovery: float | None = Field(
         description="quantized / baseline x 100; null when the baseline scored 0."
     )
+    version: str | None = Field(
+        default=None, max_length=32, description="The harness task's version, as it reported it."
+    )
+    samples: int | None = Field(default=None, ge=0, description="Samples scored per model.")
 
 
 class EvaluateResult(_Result):
@@ -113,6 +117,10 @@ class EvaluateResult(_Result):
     recovery: float | None = Field(
         description="Overall recovery: quantized_average / baseline_average x 100 (ratio of "
         "averages, not the mean of per-task ratios); null when the baseline averaged 0."
+    )
+    recovery_by_modality: dict[Modality, float | None] = Field(
+        default_factory=dict,
+        description="Recovery over each modality's tasks alone (vision, text), as the overall.",
     )
     duration_seconds: float = Field(ge=0, description="Wall time of the run.")
     library_versions: dict[str, str] = Field(description="Versions of lm-eval and the engine.")

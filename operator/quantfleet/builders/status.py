@@ -9,6 +9,7 @@ from typing import Literal
 from quantfleet.api.common import Condition
 from quantfleet.api.conditions import QuantizedModelCondition as Type
 from quantfleet.api.conditions import Reason
+from quantfleet.api.contract import harness_task
 from quantfleet.api.enums import Hardware, PromotionPolicy, Scheme
 from quantfleet.api.quantizedmodel import (
     ArtifactStatus,
@@ -26,6 +27,7 @@ from quantfleet.api.results import (
     EvaluateResult,
     FailureResult,
     QuantizeResult,
+    TaskScore,
 )
 from quantfleet.builders.conditions import condition, stamp
 from quantfleet.builders.serving_status import image_version
@@ -347,14 +349,26 @@ def _recovery(spec: QuantizedModelSpec, observed: Observed) -> RecoveryStatus | 
     return RecoveryStatus(
         overall=round(result.recovery, 2),
         min_recovery=spec.min_recovery(plan.scheme),
-        tasks=[
-            TaskRecovery(
-                task=t.task,
-                baseline=t.baseline,
-                quantized=t.quantized,
-                recovery=round(t.recovery or 0.0, 2),
-            )
-            for t in result.tasks
-        ],
+        by_modality={
+            modality: round(recovery, 2)
+            for modality, recovery in result.recovery_by_modality.items()
+            if recovery is not None
+        },
+        tasks=[_task_recovery(t) for t in result.tasks],
         simulated=result.simulated,
+    )
+
+
+def _task_recovery(score: TaskScore) -> TaskRecovery:
+    runs = harness_task(score.task)
+    return TaskRecovery(
+        task=score.task,
+        harness=runs.harness,
+        harness_task=runs.task,
+        metric=score.metric,
+        version=score.version,
+        samples=score.samples,
+        baseline=score.baseline,
+        quantized=score.quantized,
+        recovery=round(score.recovery or 0.0, 2),
     )

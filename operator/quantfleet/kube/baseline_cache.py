@@ -1,5 +1,7 @@
 """The baseline score cache: one ConfigMap per source model, revision and sample limit, holding
-the BF16 scores per task, so a model's other schemes skip re-scoring the baseline."""
+the BF16 scores per task with the harness version that scored them, so a model's other schemes
+skip re-scoring the baseline (the evaluate program takes only the scores of the harness version
+it runs: a harness upgrade scores again)."""
 
 import json
 from typing import Any
@@ -7,7 +9,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, Component
+from quantfleet.api.contract import (
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    Component,
+    harness_task,
+)
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.results import EvaluateResult
 from quantfleet.builders.children import Json, digest
@@ -51,7 +59,15 @@ def write_baseline_scores(
         },
         "data": {
             score.task: json.dumps(
-                {"metric": score.metric, "score": score.baseline, "simulated": result.simulated}
+                {
+                    "metric": score.metric,
+                    "score": score.baseline,
+                    "version": score.version,
+                    "samples": score.samples,
+                    # The evaluate program reuses a score only from the harness version it runs.
+                    "harnessVersion": result.library_versions.get(harness_task(score.task).harness),
+                    "simulated": result.simulated,
+                }
             )
             for score in result.tasks
         },

@@ -198,20 +198,20 @@ class SimulatedResults:
         used as the program uses them."""
         tasks = evaluate.requested_tasks(args)
         recovery = self.recovery_by_model.get(model, self.recovery)
-        known = evaluate.known_scores(args.baseline_scores)
+        known = evaluate.known_scores(args.baseline_scores, SIMULATED_VERSIONS)
         baseline = {
-            task: (
-                (str(known[task]["metric"]), float(known[task]["score"]))
-                if task in known
-                else ("acc,none", round(0.80 + _jitter(task, 0.1), 4))
+            task: known.get(task)
+            or evaluate.Score(
+                harness_task(task).metric or "acc,none", round(0.80 + _jitter(task, 0.1), 4)
             )
             for task in tasks
         }
-        # What lm-eval would answer for the quantized model: keyed by the harness names.
+        # What the harness would answer for the quantized model: keyed by its task names.
         harness_results = {
             "results": {
-                harness_task(task): {"alias": task, metric: score * recovery / 100}
-                for task, (metric, score) in baseline.items()
+                name: {"alias": task, metric: value * recovery / 100}
+                for task, (metric, value, *_) in baseline.items()
+                for name in harness_task(task).runs
             }
         }
         return evaluate.summarise(
