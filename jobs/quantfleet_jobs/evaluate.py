@@ -279,9 +279,13 @@ def _averages(scores: Sequence[TaskScore]) -> tuple[float, float]:
     )
 
 
-def read_scores(results: Mapping[str, Any], tasks: Sequence[str]) -> Scores:
+def read_scores(
+    results: Mapping[str, Any], tasks: Sequence[str], own_definitions: bool = False
+) -> Scores:
     """Each task's score from the harness's results, which name the harness tasks: the study's
-    metric (STUDY_TASKS), averaged over a tag's tasks; a local task's first metric."""
+    metric (STUDY_TASKS), averaged over a tag's tasks; a local task's first metric. With
+    `own_definitions` (--no-builtin-tasks: the cluster's own copies of the tasks), a copy that
+    does not report the study's metric is scored by its first; the result names the metric."""
     scores = {}
     for task in tasks:
         spec = harness_task(task)
@@ -291,11 +295,9 @@ def read_scores(results: Mapping[str, Any], tasks: Sequence[str]) -> Scores:
             if not row:
                 raise JobError(f"{spec.harness} reported nothing for task {name}")
             rows.append(row)
-        metric = spec.metric or next(
-            key
-            for key, value in rows[0].items()
-            if key not in _NOT_METRICS and "_stderr" not in key and isinstance(value, int | float)
-        )
+        metric = spec.metric
+        if not metric or (own_definitions and metric not in rows[0]):
+            metric = next(key for key, value in rows[0].items() if _is_metric(key, value))
         for name, row in zip(spec.runs, rows, strict=True):
             if metric not in row:
                 raise JobError(f"{spec.harness} reported no {metric} for task {name}")
@@ -308,6 +310,10 @@ def read_scores(results: Mapping[str, Any], tasks: Sequence[str]) -> Scores:
             samples=sum(_samples(results, name) for name in spec.runs) or None,
         )
     return scores
+
+
+def _is_metric(key: str, value: object) -> bool:
+    return key not in _NOT_METRICS and "_stderr" not in key and isinstance(value, int | float)
 
 
 def _samples(results: Mapping[str, Any], name: str) -> int:
@@ -345,7 +351,7 @@ def score(
     )
     if results is None:
         raise JobError("lm-eval returned no results")
-    scores = read_scores(results, tasks)
+    scores = read_scores(results, tasks, own_definitions=args.no_builtin_tasks)
     # Drop this model's engine before the next one starts: vLLM holds its share of the GPU (or,
     # on the CPU, its KV cache in RAM) until the engine is collected.
     del model, results
