@@ -3,8 +3,10 @@ and report recovery as the study does: per task quantized / baseline x 100, and 
 ratio of the two averages (not the mean of the per-task ratios).
 
 parse → fetch both models → baseline scores (from the cache where present) → quantized scores →
-recovery → write the cache and the result. Both models run on the same engine: vLLM (on GPUs,
-or vLLM's CPU build) or transformers; `auto` picks vLLM on a GPU where it is installed.
+recovery → write the cache and the result. Both models run on the same engine: a vLLM
+OpenAI-compatible server per checkpoint, scored through the harness's chat-completions client at
+temperature 0 with the server applying the model's chat template, as the study scored them
+(`server`; `auto` on a GPU where vLLM is installed); or in-process vLLM or transformers.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import hashlib
 import importlib.util
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,6 +49,9 @@ from quantfleet_jobs.common import (
 # are lm-eval tasks of their own name, so local task definitions (--include-path) work too.
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
 # The distributions whose versions a result records (the harnesses' key the baseline cache).
+ENGINES = ("server", "vllm", "hf")
+# The served model's name on its own server (the program's servers serve one model each).
+SERVED_NAME = "model"
 VERSIONED = ("lm-eval", "lmms-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY)
 
 
@@ -100,7 +110,18 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help='Known baseline scores as JSON {"task": {"metric": M, "score": S}} (the operator\'s '
         "cache for this model, revision and limit); tasks found here are not scored again",
     )
-    parser.add_argument("--engine", default=env_default("ENGINE", "auto"), help="auto, hf or vllm")
+    parser.add_argument(
+        "--engine",
+        default=env_default("ENGINE", "auto"),
+        help="auto, server (a vLLM server per checkpoint, scored over its OpenAI API), vllm "
+        "(in process) or hf",
+    )
+    parser.add_argument(
+        "--server-start-timeout",
+        type=float,
+        default=float(env_default("SERVER_START_TIMEOUT", "900") or 900),
+        help="Seconds a vLLM server may take to answer /health (--engine server)",
+    )
     parser.add_argument("--device", default=env_default("DEVICE", "auto"), help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=int(env_default("BATCH_SIZE", "8") or 8))
     parser.add_argument(
@@ -203,15 +224,16 @@ def requested_tasks(args: argparse.Namespace) -> list[str]:
 
 
 def engine_for(requested: str, device: str, *, has_vllm: bool) -> str:
-    """auto: vLLM on a GPU where the image has it (the serving image does), transformers else
-    (on the CPU too: vLLM's CPU build runs with `--engine vllm`, when asked for)."""
+    """auto: a vLLM server per checkpoint on a GPU where the image has vLLM (as the study scored),
+    transformers else (on the CPU too: vLLM's CPU build serves with `--engine server`, when
+    asked for)."""
     engine = (
-        requested if requested != "auto" else ("vllm" if device == "cuda" and has_vllm else "hf")
+        requested if requested != "auto" else ("server" if device == "cuda" and has_vllm else "hf")
     )
-    if engine not in ("hf", "vllm"):
-        raise JobError(f"unknown engine {engine!r}: want auto, hf or vllm")
-    if engine == "vllm" and not has_vllm:
-        raise JobError("engine vllm was requested but vLLM is not installed in this image")
+    if engine not in ENGINES:
+        raise JobError(f"unknown engine {engine!r}: want auto, {', '.join(ENGINES)}")
+    if engine in ("server", "vllm") and not has_vllm:
+        raise JobError(f"engine {engine} was requested but vLLM is not installed in this image")
     return engine
 
 
@@ -332,16 +354,32 @@ def score(
     task_manager: Any,
 ) -> Scores:
     """(metric, score) per task for one model, every model with the same settings."""
+    kind = checkpoints.model_kind_of(checkpoints.read_config(directory))
+    if engine == "server":
+        with vllm_server(directory, device, args) as url:
+            return _score(_served_model(url), tasks, args, task_manager, chat_template=True)
+    model = _language_model(directory, kind, engine, device, args)
+    scores = _score(
+        model, tasks, args, task_manager, uses_chat_template(kind, args.apply_chat_template)
+    )
+    # Drop this model's engine before the next one starts: vLLM holds its share of the GPU (or,
+    # on the CPU, its KV cache in RAM) until the engine is collected.
+    del model
+    gc.collect()
+    return scores
+
+
+def _score(
+    model: Any, tasks: list[str], args: argparse.Namespace, task_manager: Any, chat_template: bool
+) -> Scores:
     from lm_eval import simple_evaluate
 
-    kind = checkpoints.model_kind_of(checkpoints.read_config(directory))
-    model = _language_model(directory, kind, engine, device, args)
     results = simple_evaluate(
         model=model,
         tasks=list(dict.fromkeys(name for task in tasks for name in harness_task(task).runs)),
         limit=args.limit,
         task_manager=task_manager,
-        apply_chat_template=uses_chat_template(kind, args.apply_chat_template),
+        apply_chat_template=chat_template,
         log_samples=False,
         bootstrap_iters=0,
         random_seed=0,
@@ -351,12 +389,80 @@ def score(
     )
     if results is None:
         raise JobError("lm-eval returned no results")
-    scores = read_scores(results, tasks, own_definitions=args.no_builtin_tasks)
-    # Drop this model's engine before the next one starts: vLLM holds its share of the GPU (or,
-    # on the CPU, its KV cache in RAM) until the engine is collected.
-    del model, results
-    gc.collect()
-    return scores
+    return read_scores(results, tasks, own_definitions=args.no_builtin_tasks)
+
+
+def vllm_server_args(
+    directory: Path, port: int, tensor_parallel_size: int, device: str, max_model_len: int | None
+) -> list[str]:
+    """`vllm serve`'s arguments for one checkpoint on loopback: the engine arguments of
+    vllm_model_args, as flags."""
+    engine = vllm_model_args(directory, tensor_parallel_size, device, max_model_len)
+    flags = [
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--served-model-name={SERVED_NAME}",
+        f"--tensor-parallel-size={engine['tensor_parallel_size']}",
+    ]
+    if "max_model_len" in engine:
+        flags.append(f"--max-model-len={engine['max_model_len']}")
+    if "kv_cache_memory_bytes" in engine:
+        flags += [f"--kv-cache-memory-bytes={engine['kv_cache_memory_bytes']}", "--enforce-eager"]
+    server = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    return [*server, f"--model={directory}", *flags]
+
+
+@contextmanager
+def vllm_server(directory: Path, device: str, args: argparse.Namespace) -> Iterator[str]:
+    """A vLLM OpenAI-compatible server of `directory` on a free loopback port, its output in
+    the program's; yields its base URL once /health answers, and stops it after."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = vllm_server_args(
+        directory, port, args.tensor_parallel_size, device, args.max_model_len
+    )
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + args.server_start_timeout
+        while not _healthy(url):
+            if server.poll() is not None:
+                raise JobError(f"the vLLM server of {directory.name} exited ({server.returncode})")
+            if time.monotonic() > deadline:
+                raise JobError(f"the vLLM server of {directory.name} did not start in time")
+            time.sleep(1.0)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _served_model(url: str) -> Any:
+    """lm-eval's chat-completions client for the server at `url`: images go as data URLs in the
+    messages, the server applies the model's chat template; temperature comes from the task
+    (0 for the study's), one request at a time."""
+    from lm_eval.models.openai_completions import LocalChatCompletion
+
+    return LocalChatCompletion(
+        base_url=f"{url}/v1/chat/completions",
+        model=SERVED_NAME,
+        num_concurrent=1,
+        max_retries=3,
+        timeout=600,
+    )
 
 
 def vllm_model_args(

@@ -128,7 +128,7 @@ def test_unreadable_quantized_checkpoint_fails(
 @pytest.mark.parametrize(
     ("task", "want_harness", "want_runs"),
     [
-        pytest.param("mmlu", Harness.LM_EVAL, ("mmlu",), id="same name in the CRD and lm-eval"),
+        pytest.param("mmlu", Harness.LM_EVAL, ("mmlu_generative",), id="generative, as served"),
         pytest.param("mmmu", Harness.LM_EVAL, ("mmmu_val",), id="the study's split"),
         pytest.param(
             "mgsm",
@@ -149,26 +149,35 @@ def test_study_tasks_run_as_the_registry_says(
 
 def test_every_lm_eval_task_of_the_registry_is_in_the_installed_lm_eval_with_its_metric() -> None:
     """Held against the installed lm-eval: each task, group or tag exists, a tag's parts are
-    its members, and the registry's metric is one the task (or a group's aggregate) reports."""
+    its members, and the registry's (metric, filter) is one the task (or a group's aggregate)
+    reports."""
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
+
+    def resolved(path: Path) -> dict[str, Any]:
+        config: dict[str, Any] = load_yaml(path, resolve_func=False)
+        if "include" in config:
+            return {**resolved(path.parent / config["include"]), **config}
+        return config
 
     index = TaskManager().task_index
     for task, spec in STUDY_TASKS.items():
         if spec.harness is not Harness.LM_EVAL:
             continue
         assert spec.task in index, task
-        metric, _, filter_name = spec.metric.partition(",")
+        want = tuple(spec.metric.split(","))
         for name in spec.runs:
-            config = load_yaml(index[name].yaml_path, resolve_func=False)
-            metrics = config.get("aggregate_metric_list") or config.get("metric_list") or []
-            if not metrics and "include" in config:  # the language files include their base
-                base = index[name].yaml_path.parent / config["include"]
-                metrics = load_yaml(base, resolve_func=False)["metric_list"]
-            names = {str(m["metric"]).rsplit(".", 1)[-1] for m in metrics}
-            assert metric in names, (task, name, names)
-            if filter_name != "none":
-                assert filter_name in {f["name"] for f in config["filter_list"]}, (task, name)
+            config = resolved(index[name].yaml_path)
+            if "aggregate_metric_list" in config:
+                reported = {
+                    (m["metric"], m.get("filter_list", "none"))
+                    for m in config["aggregate_metric_list"]
+                }
+            else:
+                filters = {f["name"] for f in config.get("filter_list") or []} or {"none"}
+                metrics = {str(m["metric"]).rsplit(".", 1)[-1] for m in config["metric_list"]}
+                reported = {(m, f) for m in metrics for f in filters}
+            assert want in reported, (task, name, reported)
         if spec.parts:
             members = {n for n, e in index.items() if spec.task in (e.tags or ())}
             assert set(spec.parts) <= members, task
@@ -290,10 +299,11 @@ def test_vision_language_models_are_prompted_through_their_chat_template(
 @pytest.mark.parametrize(
     ("requested", "device", "has_vllm", "want"),
     [
-        pytest.param("auto", "cuda", True, "vllm", id="auto on a GPU with vLLM"),
+        pytest.param("auto", "cuda", True, "server", id="auto on a GPU with vLLM: served"),
         pytest.param("auto", "cuda", False, "hf", id="auto on a GPU without vLLM"),
         pytest.param("auto", "cpu", True, "hf", id="auto on the CPU: transformers"),
         pytest.param("vllm", "cpu", True, "vllm", id="vllm on the CPU when asked"),
+        pytest.param("server", "cpu", True, "server", id="served on the CPU when asked"),
     ],
 )
 def test_engine_choice(requested: str, device: str, has_vllm: bool, want: str) -> None:
@@ -301,8 +311,21 @@ def test_engine_choice(requested: str, device: str, has_vllm: bool, want: str) -
 
 
 def test_vllm_asked_for_but_absent_is_a_one_line_reason() -> None:
-    with pytest.raises(JobError, match="vLLM is not installed"):
-        evaluate.engine_for("vllm", "cpu", has_vllm=False)
+    for engine in ("vllm", "server"):
+        with pytest.raises(JobError, match="vLLM is not installed"):
+            evaluate.engine_for(engine, "cpu", has_vllm=False)
+
+
+def test_a_served_checkpoint_gets_the_in_process_engine_arguments_as_flags_on_loopback() -> None:
+    gpu = evaluate.vllm_server_args(Path("/m/q"), 8001, 4, "cuda", 2048)
+    cpu = evaluate.vllm_server_args(Path("/m/q"), 8001, 1, "cpu", None)
+
+    assert gpu[1:] == [
+        "-m", "vllm.entrypoints.openai.api_server", "--model=/m/q", "--host=127.0.0.1",
+        "--port=8001", "--served-model-name=model", "--tensor-parallel-size=4",
+        "--max-model-len=2048",
+    ]  # fmt: skip
+    assert cpu[-2:] == [f"--kv-cache-memory-bytes={evaluate.CPU_KV_CACHE_BYTES}", "--enforce-eager"]
 
 
 @pytest.fixture(scope="module")

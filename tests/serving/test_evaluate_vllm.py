@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from factories.tasks import CHOICES, IMAGE_TASK_NAME
+from factories.tasks import CHARTQA_ROWS, CHOICES, IMAGE_TASK_NAME, write_study_task_copies
 from factories.vllm import SERVING_PYTHON, serving_env_ready
-from quantfleet.api.enums import Scheme
+from quantfleet.api.enums import Modality, Scheme
 from quantfleet.api.results import EvaluateResult, parse_result
 from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet_jobs.evaluate import CPU_KV_CACHE_BYTES
@@ -34,6 +34,8 @@ RUN_TIMEOUT = 900.0
 ENGINE_STARTED = re.compile(r"Initializing a V1 LLM engine \(v[^)]+\) with config: model='([^']+)'")
 EAGER = re.compile(r"Initializing a V1 LLM engine .*enforce_eager=True")
 KV_CACHE_GIB = re.compile(r"Explicitly set \(([\d.]+)/[\d.]+\) GiB for KV cache")
+# A request the harness made of a server, in vLLM's access log.
+CHAT_REQUEST = re.compile(r'"POST /v1/chat/completions HTTP/1.1" 200')
 
 
 @dataclass
@@ -166,3 +168,44 @@ def test_baseline_and_quantized_each_ran_on_a_vllm_engine_of_their_own(
     assert len(EAGER.findall(run.output)) == 2
     kv_cache = [float(gib) for gib in KV_CACHE_GIB.findall(run.output)]
     assert kv_cache == [CPU_KV_CACHE_BYTES / 2**30] * 2
+
+
+@pytest.fixture(scope="module")
+def served_vision_language_model(
+    tiny_vlm: Path,
+    checkpoint: Callable[[Path, Scheme], Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Evaluation:
+    """The study's way: a vLLM server per checkpoint (one after the other), lm-eval's own
+    chartqa task (over local rows) scored through its chat-completions client."""
+    tasks = write_study_task_copies(tmp_path_factory.mktemp("study-tasks"))
+    return evaluate_on_vllm(
+        tmp_path_factory.mktemp("evaluate-served-vlm"),
+        tiny_vlm,
+        checkpoint(tiny_vlm, Scheme.W8A8),
+        "--engine=server",
+        "--tasks=chartqa",
+        f"--limit={len(CHARTQA_ROWS['colour'])}",
+        f"--include-path={tasks}",
+    )
+
+
+def test_served_checkpoints_are_scored_over_the_openai_api_with_the_study_metric(
+    served_vision_language_model: Evaluation,
+) -> None:
+    run = served_vision_language_model
+    result = run.result
+
+    assert result.engine == "server"
+    (chartqa,) = result.tasks
+    rows = len(CHARTQA_ROWS["colour"])
+    assert (chartqa.task, chartqa.metric) == ("chartqa", "relaxed_accuracy,none")
+    assert (chartqa.version, chartqa.samples) == ("0.0", rows)
+    # A random tiny VLM gives no right answer: 0 on both, recovery undefined, for vision too.
+    assert (chartqa.baseline, chartqa.quantized, result.recovery) == (0.0, 0.0, None)
+    assert result.recovery_by_modality == {Modality.VISION: None}
+    # Two servers, the baseline's then the checkpoint's (W8A8 on vLLM's INT8 CPU kernel), each
+    # answering one chat request per row with its image.
+    assert ENGINE_STARTED.findall(run.output) == [str(run.baseline), str(run.quantized)]
+    assert "CompressedTensorsW8A8Int8" in {s for _, s in SELECTED_KERNEL.findall(run.output)}
+    assert len(CHAT_REQUEST.findall(run.output)) == 2 * rows

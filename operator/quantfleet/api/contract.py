@@ -148,7 +148,14 @@ STUDY_TASKS: dict[EvalTask, HarnessTask] = {
         "accuracy",
         Modality.VISION,
     ),
-    EvalTask.MMLU: HarnessTask(Harness.LM_EVAL, "mmlu", "acc,none", "accuracy", Modality.TEXT),
+    # Generative, as a chat server answers it (the letter of the choice): no log-likelihoods.
+    EvalTask.MMLU: HarnessTask(
+        Harness.LM_EVAL,
+        "mmlu_generative",
+        "exact_match,get_response",
+        "accuracy (answer letter)",
+        Modality.TEXT,
+    ),
     # lm-eval's tag mgsm_cot_native also takes the English-CoT variants: its native-CoT tasks only.
     EvalTask.MGSM: HarnessTask(
         Harness.LM_EVAL,

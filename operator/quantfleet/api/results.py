@@ -101,7 +101,10 @@ class EvaluateResult(_Result):
 
     program: Literal["evaluate"] = Field(default="evaluate", description="Program that ran.")
     outcome: Literal["Succeeded"] = Field(default="Succeeded", description="How the run ended.")
-    engine: Literal["hf", "vllm"] = Field(description="Inference engine that scored the models.")
+    engine: Literal["server", "vllm", "hf"] = Field(
+        description="What scored the models: a vLLM server per checkpoint over its OpenAI API "
+        "(server), in-process vLLM or transformers (hf)."
+    )
     baseline: str = Field(description="Baseline model reference (URI or path).")
     baseline_revision: str | None = Field(
         default=None, description="Baseline revision, part of the baseline cache key."
