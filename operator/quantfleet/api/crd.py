@@ -2,7 +2,8 @@
 
 Pydantic's JSON Schema is turned into a Kubernetes structural schema: `$ref` inlined, titles and
 defaults dropped (defaults live in the models), Optional as `nullable`, exclusive bounds in
-OpenAPI v3 form. CEL rules come from the models' `rules` (`api.common.Rule`).
+OpenAPI v3 form, a map keyed by an enum as a CEL rule on its keys. CEL rules come from the
+models' `rules` (`api.common.Rule`).
 """
 
 from typing import Any
@@ -41,6 +42,11 @@ def _structural(node: Any, defs: dict[str, Schema]) -> Any:
     out: Schema = {}
     for key, value in node.items():
         if key in DROPPED_KEYS and not (key == "additionalProperties" and isinstance(value, dict)):
+            continue
+        if key == "propertyNames":  # a map keyed by an enum: CEL, as a CRD has no propertyNames
+            keys = ", ".join(f"'{name}'" for name in _structural(value, defs)["enum"])
+            rule = {"rule": f"self.all(k, k in [{keys}])", "message": f"keys are {keys}"}
+            out.setdefault("x-kubernetes-validations", []).append(rule)
             continue
         if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value

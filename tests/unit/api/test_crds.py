@@ -65,6 +65,35 @@ def test_schema_is_structural(name: str) -> None:
         )
 
 
+# The fields of apiextensions.k8s.io/v1 JSONSchemaProps: the API server refuses a CRD whose
+# schema has any other (strict decoding, e.g. JSON Schema's propertyNames).
+JSON_SCHEMA_PROPS = {
+    "id", "$schema", "$ref", "description", "type", "format", "title", "default", "maximum",
+    "exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength", "pattern",
+    "maxItems", "minItems", "uniqueItems", "multipleOf", "enum", "maxProperties",
+    "minProperties", "required", "items", "allOf", "oneOf", "anyOf", "not", "properties",
+    "additionalProperties", "patternProperties", "dependencies", "additionalItems",
+    "definitions", "externalDocs", "example", "nullable", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource", "x-kubernetes-int-or-string", "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type", "x-kubernetes-map-type", "x-kubernetes-validations",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CRDS))
+def test_schema_uses_only_what_a_crd_schema_has(name: str) -> None:
+    for path, node in walk(openapi(CRDS[name])):
+        assert node.keys() <= JSON_SCHEMA_PROPS, f"{path}: {node.keys() - JSON_SCHEMA_PROPS}"
+
+
+def test_a_map_keyed_by_an_enum_checks_its_keys_with_cel() -> None:
+    recovery = openapi(CRDS["quantfleet.io_quantizedmodels.yaml"])["properties"]["status"]
+    by_modality = recovery["properties"]["recovery"]["properties"]["byModality"]
+
+    assert by_modality["x-kubernetes-validations"] == [
+        {"rule": "self.all(k, k in ['vision', 'text'])", "message": "keys are 'vision', 'text'"}
+    ]
+
+
 def test_crds_name_group_scope_and_status() -> None:
     for crd in CRDS.values():
         spec = crd["spec"]
