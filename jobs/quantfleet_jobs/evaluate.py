@@ -48,10 +48,10 @@ from quantfleet_jobs.common import (
 # result, the cache and --baseline-scores; the harness runs them as STUDY_TASKS says. Other names
 # are lm-eval tasks of their own name, so local task definitions (--include-path) work too.
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
-# The distributions whose versions a result records (the harnesses' key the baseline cache).
 ENGINES = ("server", "vllm", "hf")
 # The served model's name on its own server (the program's servers serve one model each).
 SERVED_NAME = "model"
+# The distributions whose versions a result records (the harnesses' key the baseline cache).
 VERSIONED = ("lm-eval", "lmms-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY)
 
 
@@ -107,8 +107,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument(
         "--baseline-scores",
         default=env_default("BASELINE_SCORES"),
-        help='Known baseline scores as JSON {"task": {"metric": M, "score": S}} (the operator\'s '
-        "cache for this model, revision and limit); tasks found here are not scored again",
+        help='Known baseline scores as JSON {"task": {"metric": M, "score": S, "harnessVersion": '
+        "V}} (the operator's cache for this model, revision and limit); tasks found here with the "
+        "installed harness version and its metric are not scored again",
     )
     parser.add_argument(
         "--engine",

@@ -153,7 +153,7 @@ STUDY_TASKS: dict[EvalTask, HarnessTask] = {
         Harness.LM_EVAL,
         "mmlu_generative",
         "exact_match,get_response",
-        "accuracy (answer letter)",
+        "accuracy, answer letter",
         Modality.TEXT,
     ),
     # lm-eval's tag mgsm_cot_native also takes the English-CoT variants: its native-CoT tasks only.
