@@ -1,6 +1,7 @@
 """The Jobs the operator builds call the programs with arguments the programs accept."""
 
 import argparse
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from quantfleet.builders.jobs import (
     build_gpu_job_placement,
     build_quantize_job,
 )
+from quantfleet.kube.baseline_cache import cache_entries
 from quantfleet.planning.inventory import GPU_RESOURCE
 from quantfleet_jobs import benchmark, evaluate, quantize
 
@@ -141,3 +143,18 @@ def test_the_evaluate_job_runs_its_engine_across_the_gpus_it_asks_for(gpus: int)
 
     assert parsed.tensor_parallel_size == gpus
     assert container["resources"]["limits"][GPU_RESOURCE] == str(gpus)
+
+
+def test_the_baseline_scores_the_operator_caches_are_reused_by_the_same_harness_version() -> None:
+    args = evaluate.build_parser({}).parse_args(["--baseline=b", "--quantized=q"])
+    scores = {"chartqa": evaluate.Score("relaxed_accuracy,none", 0.8, "0.0", 2)}
+    result = evaluate.summarise(
+        args, ["chartqa"], scores, scores, engine="server", baseline_cached=False,
+        duration_seconds=0.0, versions={"lm-eval": "0.4.13"},
+    )  # fmt: skip
+    # What the operator passes back: its ConfigMap's entries (read_baseline_scores parses them).
+    cached = {task: json.loads(entry) for task, entry in cache_entries(result).items()}
+
+    text = json.dumps(cached)
+    assert evaluate.known_scores(text, {"lm-eval": "0.4.13"}) == scores
+    assert evaluate.known_scores(text, {"lm-eval": "0.5.0"}) == {}

@@ -40,6 +40,25 @@ def read_baseline_scores(
     return {task: json.loads(value) for task, value in data.items()}
 
 
+def cache_entries(result: EvaluateResult) -> dict[str, str]:
+    """The ConfigMap's data from one result: a JSON entry per task, as the evaluate program's
+    --baseline-scores reads them back."""
+    return {
+        score.task: json.dumps(
+            {
+                "metric": score.metric,
+                "score": score.baseline,
+                "version": score.version,
+                "samples": score.samples,
+                # The evaluate program reuses a score only from the harness version it runs.
+                "harnessVersion": result.library_versions.get(harness_task(score.task).harness),
+                "simulated": result.simulated,
+            }
+        )
+        for score in result.tasks
+    }
+
+
 def write_baseline_scores(
     api: client.ApiClient, namespace: str, spec: QuantizedModelSpec, result: EvaluateResult
 ) -> None:
@@ -57,20 +76,7 @@ def write_baseline_scores(
             },
             "annotations": {"quantfleet.io/source": spec.source.uri},
         },
-        "data": {
-            score.task: json.dumps(
-                {
-                    "metric": score.metric,
-                    "score": score.baseline,
-                    "version": score.version,
-                    "samples": score.samples,
-                    # The evaluate program reuses a score only from the harness version it runs.
-                    "harnessVersion": result.library_versions.get(harness_task(score.task).harness),
-                    "simulated": result.simulated,
-                }
-            )
-            for score in result.tasks
-        },
+        "data": cache_entries(result),
     }
     core = client.CoreV1Api(api)
     with api_errors(f"writing ConfigMap {namespace}/{name}"):
