@@ -168,11 +168,13 @@ STUDY_TASKS: dict[EvalTask, HarnessTask] = {
 }
 
 
+_BY_NAME = {str(crd): spec for crd, spec in STUDY_TASKS.items()}
+
+
 def harness_task(task: str) -> HarnessTask:
     """How `task` runs: a study task by STUDY_TASKS; any other name (a local --include-path
     task) is an lm-eval task of its own name, scored by the first metric it reports."""
-    names = {str(crd): spec for crd, spec in STUDY_TASKS.items()}
-    return names.get(task) or HarnessTask(Harness.LM_EVAL, task, "", "", None)
+    return _BY_NAME.get(task) or HarnessTask(Harness.LM_EVAL, task, "", "", None)
 
 
 # --- Benchmark run labels -------------------------------------------------------------------

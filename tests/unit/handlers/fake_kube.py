@@ -3,6 +3,7 @@ by (kind, namespace, name), applies status merge patches as the API server does 
 records every write, so a test can say what a pass wrote and deleted."""
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from quantfleet.api.results import AnyResult, EvaluateResult
 from quantfleet.builders.status import JobObservation, JobPhase
 from quantfleet.builders.storage import Reference
 from quantfleet.kube import children
+from quantfleet.kube.baseline_cache import cache_entries
 
 Json = dict[str, Any]
 Key = tuple[str, str, str]
@@ -167,8 +169,8 @@ class FakeKube:
     def write_baseline_scores(
         self, api: object, namespace: str, spec: object, result: EvaluateResult
     ) -> None:
-        for score in result.tasks:
-            self.scores[score.task] = {"metric": score.metric, "score": score.baseline}
+        for task, entry in cache_entries(result).items():
+            self.scores[task] = json.loads(entry)
         self.writes.append(("apply", "ConfigMap", "baseline-cache"))
 
     # --- Events (kopf.event) ---
