@@ -1,12 +1,14 @@
 """Score the baseline and the quantized checkpoint on the same tasks with lm-evaluation-harness
-and report recovery as the study does: per task quantized / baseline x 100, and overall the
-ratio of the two averages (not the mean of the per-task ratios).
+and lmms-eval (contract.STUDY_TASKS says which task runs where) and report recovery as the study
+does: per task quantized / baseline x 100, and overall the ratio of the two averages (not the
+mean of the per-task ratios).
 
 parse → fetch both models → baseline scores (from the cache where present) → quantized scores →
 recovery → write the cache and the result. Both models run on the same engine: a vLLM
 OpenAI-compatible server per checkpoint, scored through the harness's chat-completions client at
 temperature 0 with the server applying the model's chat template, as the study scored them
-(`server`; `auto` on a GPU where vLLM is installed); or in-process vLLM or transformers.
+(`server`; `auto` on a GPU where vLLM is installed); or in-process vLLM or transformers, which
+run lm-eval's tasks only (lmms-eval scores served models).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, NamedTuple
 from quantfleet.api.contract import MAX_TASKS, STUDY_TASKS, harness_task
 from quantfleet.api.enums import Harness, Modality, ModelKind
 from quantfleet.api.results import CHECKPOINT_LIBRARY, EvaluateResult, TaskScore
-from quantfleet_jobs import checkpoints
+from quantfleet_jobs import checkpoints, judge_free
 from quantfleet_jobs.common import (
     JobArgumentParser,
     JobError,
@@ -159,21 +161,26 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
 
     fetch = source_fetcher(args, workdir)
 
-    from lm_eval.tasks import TaskManager
-
-    task_manager = TaskManager(
-        include_path=args.include_path, include_defaults=not args.no_builtin_tasks
-    )
-    if other := [t for t in tasks if harness_task(t).harness is not Harness.LM_EVAL]:
-        spec = harness_task(other[0])
+    if engine != "server" and (
+        served := [t for t in tasks if harness_task(t).harness is Harness.LMMS_EVAL]
+    ):
+        spec = harness_task(served[0])
         raise JobError(
-            f"task {other[0]!r} runs in {spec.harness} ({spec.task}), which this program does "
-            "not run yet (docs/jobs.md)"
+            f"task {served[0]!r} runs in lmms-eval ({spec.task}), which scores served models "
+            f"only: --engine server, not {engine}"
         )
+    task_managers = {
+        harness: _task_manager(harness, args)
+        for harness in dict.fromkeys(harness_task(t).harness for t in tasks)
+    }
     for task in tasks:
-        if unknown := [n for n in harness_task(task).runs if not task_manager.match_tasks([n])]:
-            runs_as = f" (lm-eval's {unknown[0]!r})" if unknown[0] != task else ""
-            raise JobError(f"unknown task {task!r}{runs_as}: not in lm-eval or --include-path")
+        spec = harness_task(task)
+        manager = task_managers[spec.harness]
+        if unknown := [n for n in spec.runs if not manager.match_tasks([n])]:
+            runs_as = f" ({spec.harness}'s {unknown[0]!r})" if unknown[0] != task else ""
+            raise JobError(
+                f"unknown task {task!r}{runs_as}: not in {spec.harness} or --include-path"
+            )
 
     # Baseline: cached scores where this (model, revision, harness and its version, task, limit)
     # was scored before; --baseline-scores only where they came from the same harness version.
@@ -189,7 +196,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
             baseline[task] = known
     missing = [t for t in tasks if t not in baseline]
     if missing:
-        baseline.update(score(fetch(args.baseline), missing, args, engine, device, task_manager))
+        baseline.update(score(fetch(args.baseline), missing, args, engine, device, task_managers))
         for task in missing:
             cached = _cache_file(cache, args, task, versions)
             if cached is not None:
@@ -198,7 +205,7 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
                     json.dumps({"score": baseline[task], **_key(args, task, versions)})
                 )
 
-    quantized = score(fetch(args.quantized), tasks, args, engine, device, task_manager)
+    quantized = score(fetch(args.quantized), tasks, args, engine, device, task_managers)
 
     return summarise(
         args,
@@ -325,7 +332,10 @@ def read_scores(
             if metric not in row:
                 raise JobError(f"{spec.harness} reported no {metric} for task {name}")
         reported = results.get("versions", {})
-        versions = {str(reported[name]) for name in spec.runs if name in reported}
+        # Both harnesses report "Yaml" for a task that declares no version.
+        versions = {
+            str(reported[name]) for name in spec.runs if reported.get(name, "Yaml") != "Yaml"
+        }
         scores[task] = Score(
             metric,
             sum(float(row[metric]) for row in rows) / len(rows),
@@ -346,20 +356,30 @@ def _samples(results: Mapping[str, Any], name: str) -> int:
     return sum(_samples(results, part) for part in results.get("group_subtasks", {}).get(name, []))
 
 
+def _task_manager(harness: Harness, args: argparse.Namespace) -> Any:
+    """The harness's task index: its own tasks (unless --no-builtin-tasks) and --include-path."""
+    if harness is Harness.LMMS_EVAL:
+        from lmms_eval.tasks import TaskManager
+    else:
+        from lm_eval.tasks import TaskManager
+    return TaskManager(include_path=args.include_path, include_defaults=not args.no_builtin_tasks)
+
+
 def score(
     directory: Path,
     tasks: list[str],
     args: argparse.Namespace,
     engine: str,
     device: str,
-    task_manager: Any,
+    task_managers: Mapping[Harness, Any],
 ) -> Scores:
     """(metric, score) per task for one model, every model with the same settings."""
     kind = checkpoints.model_kind_of(checkpoints.read_config(directory))
     if engine == "server":
         with vllm_server(directory, device, args) as url:
-            return _score(_served_model(url), tasks, args, task_manager, chat_template=True)
+            return _score_served(url, tasks, args, task_managers)
     model = _language_model(directory, kind, engine, device, args)
+    task_manager = task_managers[Harness.LM_EVAL]
     scores = _score(
         model, tasks, args, task_manager, uses_chat_template(kind, args.apply_chat_template)
     )
@@ -390,6 +410,85 @@ def _score(
     )
     if results is None:
         raise JobError("lm-eval returned no results")
+    return read_scores(results, tasks, own_definitions=args.no_builtin_tasks)
+
+
+def _score_served(
+    url: str, tasks: list[str], args: argparse.Namespace, task_managers: Mapping[Harness, Any]
+) -> Scores:
+    """Each harness's tasks against the server at `url`, lm-eval's then lmms-eval's. Both
+    clients score a request that failed as a wrong answer: the server must have answered every
+    sample, or the scores are not the model's."""
+    answered_before = _requests_answered(url)
+    scores: Scores = {}
+    for harness, manager in task_managers.items():
+        of_harness = [t for t in tasks if harness_task(t).harness is harness]
+        if not of_harness:
+            continue
+        if harness is Harness.LMMS_EVAL:
+            scores |= _score_lmms(url, of_harness, args, manager)
+        else:
+            scores |= _score(_served_model(url), of_harness, args, manager, chat_template=True)
+    answered = _requests_answered(url) - answered_before
+    asked = sum(s.samples or 0 for s in scores.values())
+    if answered < asked:
+        raise JobError(f"the vLLM server answered {answered} of {asked} requests")
+    return scores
+
+
+def _requests_answered(url: str) -> int:
+    """Requests the vLLM server has finished (its vllm:request_success_total, every reason)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "vllm:request_success"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+    )
+
+
+def _score_lmms(url: str, tasks: list[str], args: argparse.Namespace, task_manager: Any) -> Scores:
+    """lmms-eval's tasks through its OpenAI-compatible client (images as data URLs, the server
+    applying the chat template, temperature from the task, else 0), one request at a time;
+    judge_free's configs laid over its own."""
+    # Nothing here calls a judge (judge_free); the dummy provider keeps lmms-eval's MathVista
+    # module from wanting an OpenAI key when it is imported.
+    os.environ["API_TYPE"] = "dummy"
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.models import get_model
+
+    model = get_model("openai", force_simple=True)(
+        model=SERVED_NAME,
+        base_url=f"{url}/v1",
+        api_key="unused",
+        num_concurrent=1,
+        max_retries=3,
+        timeout=600,
+    )
+    names = dict.fromkeys(name for task in tasks for name in harness_task(task).runs)
+    results = simple_evaluate(
+        model=model,
+        tasks=[
+            {"task": name, **judge_free.OVERRIDES[name]} if name in judge_free.OVERRIDES else name
+            for name in names
+        ],
+        limit=args.limit,
+        task_manager=task_manager,
+        log_samples=False,
+        bootstrap_iters=0,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+    )
+    if results is None:
+        raise JobError("lmms-eval returned no results")
     return read_scores(results, tasks, own_definitions=args.no_builtin_tasks)
 
 

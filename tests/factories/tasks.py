@@ -1,11 +1,12 @@
 """lm-eval task definitions and data written locally (no hub), as the evaluate program's tests
 read them with `--include-path`: two multiple-choice text tasks, a generate-until image task for
-vision-language models, and local copies of the study's lm-eval tasks (the harness's own task
-files over local data)."""
+vision-language models, and local copies of the study's lm-eval and lmms-eval tasks (each
+harness's own task files over local data)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from quantfleet.api.contract import STUDY_TASKS
@@ -134,4 +135,74 @@ def write_image_task(directory: Path) -> Path:
     (directory / f"{IMAGE_TASK_NAME}.yaml").write_text(
         IMAGE_TASK.format(name=IMAGE_TASK_NAME, data=data)
     )
+    return directory
+
+
+# lmms-eval's tasks (serving/.venv has lmms-eval, the project's environment does not): a copy
+# names its split for lmms-eval as the harness's own file does. DocVQA's and VQAv2's rows are
+# plain-colour pages asked for their colour; MathVista's first row has one choice, which
+# lmms-eval's normalisation picks whatever the reply (so its score is at least 1/2 on any
+# model), its second wants the number 4.
+LMMS_COPY = """task: {name}
+include: {include}
+dataset_path: parquet
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    {split}: {data}
+{extra}"""
+LMMS_COLOURS = ["red", "blue"]
+MATHVISTA_QUERIES = [
+    "Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, "
+    "at the end.\nQuestion: Which colour fills the picture?\nChoices:\n(A) red",
+    "Hint: Please answer the question requiring an integer answer and provide the final value, "
+    "e.g., 1, 2, 3, at the end.\nQuestion: How many sides has a square?",
+]
+
+
+def lmms_eval_tasks(python: Path) -> Path:
+    """The task folder of the lmms-eval that `python` imports (found without importing it)."""
+    find = "import importlib.util as u; print(*u.find_spec('lmms_eval').submodule_search_locations)"
+    found = subprocess.run([python, "-c", find], capture_output=True, text=True, check=True)
+    return Path(found.stdout.strip()) / "tasks"
+
+
+def write_lmms_task_copies(directory: Path, python: Path) -> Path:
+    """Local copies of the study's lmms-eval tasks in `directory`, two rows each: docvqa_val,
+    vqav2_val and mathvista_testmini_format (replies capped at 16 tokens, as for both models)."""
+    import datasets
+    from PIL import Image
+
+    harness = lmms_eval_tasks(python)
+    pages = [Image.new("RGB", (64, 64), colour) for colour in LMMS_COLOURS]
+    question = ["Which colour fills the page?"] * len(LMMS_COLOURS)
+    rows = {
+        "docvqa_val": ("docvqa/docvqa_val.yaml", "validation", "image", {
+            "image": pages, "question": question, "answers": [[c] for c in LMMS_COLOURS],
+            "questionId": ["1", "2"],
+        }),
+        "vqav2_val": ("vqav2/vqav2_val.yaml", "validation", "image", {
+            "image": pages, "question": question, "answer": LMMS_COLOURS, "question_id": [1, 2],
+            "answers": [[{"answer": c, "answer_id": i} for i in range(10)] for c in LMMS_COLOURS],
+        }),
+        "mathvista_testmini_format": (
+            "mathvista/mathvista_testmini_format.yaml", "testmini", "decoded_image", {
+                "decoded_image": pages, "pid": ["1", "2"], "query": MATHVISTA_QUERIES,
+                "question": ["Which colour fills the picture?", "How many sides has a square?"],
+                "question_type": ["multi_choice", "free_form"],
+                "answer_type": ["text", "integer"], "choices": [["red"], None],
+                "answer": ["red", "4"], "precision": [None, None], "unit": [None, None],
+                "metadata": [{"split": "testmini"}] * 2,
+            },
+        ),
+    }  # fmt: skip
+    for name, (include, split, image, columns) in rows.items():
+        data = directory / f"{name}.parquet"
+        dataset = datasets.Dataset.from_dict(columns).cast_column(image, datasets.Image())
+        dataset.to_parquet(data)
+        extra = "generation_kwargs:\n  max_new_tokens: 16\n" if "mathvista" in name else ""
+        copy = LMMS_COPY.format(
+            name=name, include=harness / include, split=split, data=data, extra=extra
+        )
+        (directory / f"{name}.yaml").write_text(copy)
     return directory

@@ -214,7 +214,7 @@ def test_harness_results_are_read_back_under_the_names_asked_for() -> None:
     assert scores["mgsm"].metric == "exact_match,flexible-extract"
     assert scores["mgsm"].value == pytest.approx((0.5 + 10 * 0.4) / 11)
     assert (scores["mgsm"].version, scores["mgsm"].samples) == ("4.0", 22)
-    assert scores["qf_fox"] == evaluate.Score("acc,none", 0.75, "Yaml", 2)
+    assert scores["qf_fox"] == evaluate.Score("acc,none", 0.75, None, 2)  # no version: "Yaml"
 
 
 def test_a_study_task_without_its_metric_in_the_results_is_a_one_line_reason() -> None:
@@ -380,16 +380,19 @@ def test_mgsm_runs_as_lm_eval_runs_it_and_is_reported_and_cached_by_the_crd_name
     assert isinstance(third, FailureResult)
 
 
-def test_a_task_of_a_harness_this_program_does_not_run_is_a_one_line_reason(
+def test_an_lmms_eval_task_on_an_in_process_engine_is_a_one_line_reason(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
     code, result = run(
         tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}", "--tasks=docvqa",
-        "--no-builtin-tasks", "--device=cpu",
+        "--no-builtin-tasks", "--device=cpu", "--engine=hf",
     )  # fmt: skip
     assert code == 1
     assert isinstance(result, FailureResult)
-    assert result.reason.startswith("task 'docvqa' runs in lmms-eval (docvqa_val)")
+    assert result.reason == (
+        "task 'docvqa' runs in lmms-eval (docvqa_val), which scores served models only: "
+        "--engine server, not hf"
+    )
 
 
 def test_known_baseline_scores_from_the_operator_skip_scoring_the_baseline(

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from factories.tasks import CHARTQA_ROWS, CHOICES, IMAGE_TASK_NAME, write_study_task_copies
+from factories.tasks import (
+    CHARTQA_ROWS,
+    CHOICES,
+    IMAGE_TASK_NAME,
+    write_lmms_task_copies,
+    write_study_task_copies,
+)
 from factories.vllm import SERVING_PYTHON, serving_env_ready
 from quantfleet.api.enums import Modality, Scheme
 from quantfleet.api.results import EvaluateResult, parse_result
@@ -177,17 +183,28 @@ def served_vision_language_model(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Evaluation:
     """The study's way: a vLLM server per checkpoint (one after the other), lm-eval's own
-    chartqa task (over local rows) scored through its chat-completions client."""
+    chartqa and lmms-eval's own docvqa, vqav2 and mathvista (over local rows, two each) scored
+    through each harness's OpenAI-compatible client."""
     tasks = write_study_task_copies(tmp_path_factory.mktemp("study-tasks"))
+    write_lmms_task_copies(tasks, SERVING_PYTHON)
     return evaluate_on_vllm(
         tmp_path_factory.mktemp("evaluate-served-vlm"),
         tiny_vlm,
         checkpoint(tiny_vlm, Scheme.W8A8),
         "--engine=server",
-        "--tasks=chartqa",
+        f"--tasks={','.join(SERVED_TASKS)}",
         f"--limit={len(CHARTQA_ROWS['colour'])}",
         f"--include-path={tasks}",
     )
+
+
+# Each study task the program scores over the API, with its harness's metric for it.
+SERVED_TASKS = {
+    "chartqa": "relaxed_accuracy,none",
+    "docvqa": "anls,none",
+    "vqav2": "exact_match,none",
+    "mathvista": "judge_free_accuracy,none",
+}
 
 
 def test_served_checkpoints_are_scored_over_the_openai_api_with_the_study_metric(
@@ -197,15 +214,26 @@ def test_served_checkpoints_are_scored_over_the_openai_api_with_the_study_metric
     result = run.result
 
     assert result.engine == "server"
-    (chartqa,) = result.tasks
     rows = len(CHARTQA_ROWS["colour"])
-    assert (chartqa.task, chartqa.metric) == ("chartqa", "relaxed_accuracy,none")
-    assert (chartqa.version, chartqa.samples) == ("0.0", rows)
-    # A random tiny VLM gives no right answer: 0 on both, recovery undefined, for vision too.
-    assert (chartqa.baseline, chartqa.quantized, result.recovery) == (0.0, 0.0, None)
-    assert result.recovery_by_modality == {Modality.VISION: None}
+    assert {t.task: t.metric for t in result.tasks} == SERVED_TASKS
+    assert all(t.samples == rows for t in result.tasks)
+    scores = {t.task: t for t in result.tasks}
+    # lm-eval's chartqa has a version; lmms-eval's tasks declare none.
+    assert [t.version for t in result.tasks] == ["0.0", None, None, None]
+    # A random tiny VLM names no colour: 0 on chartqa, docvqa and vqav2 for both models.
+    for name in ("chartqa", "docvqa", "vqav2"):
+        assert (scores[name].baseline, scores[name].quantized) == (0.0, 0.0), name
+    # MathVista's one-choice row is right whatever the reply (judge-free extraction, then
+    # lmms-eval's nearest-choice normalisation), so both score at least 1/2 and recovery is a
+    # number, for the task and for the vision modality.
+    mathvista = scores["mathvista"]
+    assert mathvista.baseline >= 0.5
+    assert mathvista.quantized >= 0.5
+    assert mathvista.recovery == pytest.approx(mathvista.quantized / mathvista.baseline * 100)
+    assert result.recovery_by_modality[Modality.VISION] == result.recovery
+    assert result.recovery is not None
     # Two servers, the baseline's then the checkpoint's (W8A8 on vLLM's INT8 CPU kernel), each
-    # answering one chat request per row with its image.
+    # answering one chat request per row and task, with its image.
     assert ENGINE_STARTED.findall(run.output) == [str(run.baseline), str(run.quantized)]
     assert "CompressedTensorsW8A8Int8" in {s for _, s in SELECTED_KERNEL.findall(run.output)}
-    assert len(CHAT_REQUEST.findall(run.output)) == 2 * rows
+    assert len(CHAT_REQUEST.findall(run.output)) == 2 * rows * len(SERVED_TASKS)

@@ -141,11 +141,13 @@ STUDY_TASKS: dict[EvalTask, HarnessTask] = {
     EvalTask.VQAV2: HarnessTask(
         Harness.LMMS_EVAL, "vqav2_val", "exact_match,none", "VQA accuracy", Modality.VISION
     ),
+    # The format-prompt variant (the answer asked for in a set format), scored without a judge
+    # model: quantfleet_jobs.judge_free replaces lmms-eval's GPT-judged extraction.
     EvalTask.MATHVISTA: HarnessTask(
         Harness.LMMS_EVAL,
-        "mathvista_testmini",
-        "llm_as_judge_eval,none",
-        "accuracy",
+        "mathvista_testmini_format",
+        "judge_free_accuracy,none",
+        "accuracy, judge-free answer extraction",
         Modality.VISION,
     ),
     # Generative, as a chat server answers it (the letter of the choice): no log-likelihoods.
