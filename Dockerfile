@@ -2,7 +2,10 @@
 # (serving/uv.lock, the vLLM CPU build the tests serve checkpoints with):
 #   docker build --target operator -t quantfleet-operator .   # `quantfleet operator`
 #   docker build --target jobs -t quantfleet-jobs .           # `python -m quantfleet_jobs.<program>`
-#   docker build --target vllm-cpu -t quantfleet-vllm-cpu .   # `vllm serve` on CPU nodes
+#   docker build --target vllm-cpu -t quantfleet-vllm-cpu .   # `vllm serve` on CPU nodes; and
+#                                                             # the evaluate Jobs there
+# and a fourth for the evaluate Jobs on GPUs, from vLLM's CUDA image (see its stage, at the end):
+#   docker build --target evaluate -t quantfleet-evaluate .
 # Without Docker or a registry, `make images` (tools/images/build.sh) builds the same targets with
 # buildah FROM base images it makes from Debian packages (the *_IMAGE arguments below) and writes
 # OCI archives for `ctr -n k8s.io images import` (docs/images.md).
@@ -17,6 +20,8 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # ("InvalidCxxCompiler" without one): the vllm-cpu image starts from a Python with a C++ toolchain.
 ARG VLLM_CPU_PYTHON_IMAGE=python:3.11-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
+# The operator's default GPU serving image (quantizedmodel.DEFAULT_VLLM_IMAGE).
+ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 
 FROM ${UV_IMAGE} AS uv
 
@@ -115,3 +120,30 @@ USER 65532:65532
 EXPOSE 8000
 ENTRYPOINT ["vllm", "serve"]
 CMD ["--help"]
+
+# The evaluate Jobs' image on GPUs (the operator's --evaluate-image): vLLM's CUDA image, with the
+# evaluate program and both harnesses at the serving environment's pins (serving/pyproject.toml;
+# tests/unit/test_dockerfile.py holds them equal). vLLM's image has its own Python and no lock of
+# ours: uv keeps the torch and CUDA libraries vLLM came with where they satisfy the harnesses.
+# Not built on the development machines, which no registry serves vLLM's image to (docs/images.md).
+FROM ${VLLM_IMAGE} AS evaluate
+ARG UV_IMAGE
+ARG UV_CACHE_DIR=/root/.cache/uv
+ARG SSL_CERT_FILE
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+COPY jobs/ jobs/
+RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
+    --mount=type=cache,target=/root/.cache/uv \
+    uv pip install --system --python python3 --compile-bytecode \
+      "lm-eval[api]==0.4.13" "lmms-eval==0.7.3" "filelock<4" "levenshtein" . \
+ && ln -sf "$(command -v python3)" /usr/local/bin/python \
+ && rm -rf /src
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+WORKDIR /tmp
+USER 65532:65532
+ENTRYPOINT ["python", "-m"]
+CMD ["quantfleet_jobs.evaluate", "--help"]

@@ -4,6 +4,7 @@ in separate layers. `make images` builds it for real (tools/images/build.sh, doc
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def runs(stage: str) -> list[str]:
         pytest.param("operator", ["quantfleet", "operator"], id="operator image runs the operator"),
         pytest.param("jobs", ["python", "-m"], id="jobs image runs a program module"),
         pytest.param("vllm-cpu", ["vllm", "serve"], id="vllm-cpu image serves"),
+        pytest.param("evaluate", ["python", "-m"], id="evaluate image runs a program module"),
     ],
 )
 def test_target_runs_as_non_root_with_its_entrypoint(
@@ -143,3 +145,15 @@ def test_the_build_context_holds_what_the_stages_copy() -> None:
     ignore = (DOCKERFILE.parent / ".dockerignore").read_text().splitlines()
     for kept in ("pyproject.toml", "uv.lock", "README.md", "operator/", "jobs/", "serving/"):
         assert f"!{kept}" in ignore
+
+
+def test_the_gpu_evaluate_image_adds_the_harnesses_at_the_serving_environments_pins() -> None:
+    """vLLM's image has no lock of ours: what the evaluate image adds to it is pinned as
+    serving/pyproject.toml pins it, the environment the evaluate tests run in."""
+    assert stages()["evaluate"][0] == ("FROM", "${VLLM_IMAGE} AS evaluate")
+    serving = tomllib.loads((DOCKERFILE.parent / "serving" / "pyproject.toml").read_text())
+    (install,) = [run for run in runs("evaluate") if "uv pip install" in run]
+    added = re.findall(r'"([^"$]+)"', install.split("&&")[0])
+    assert {re.split(r"[\[=<]", a)[0] for a in added} >= {"lm-eval", "lmms-eval"}
+    assert set(added) <= set(serving["project"]["dependencies"])
+    assert install.split("&&")[0].rstrip().endswith(" .")  # and the project itself

@@ -24,6 +24,14 @@ class OperatorSettings(BaseModel):
         default="ghcr.io/quantfleet/quantfleet-jobs:0.1.0",
         description="Image running quantfleet_jobs (the Dockerfile's jobs target).",
     )
+    evaluate_image: str = Field(
+        default="ghcr.io/quantfleet/quantfleet-evaluate:0.1.0",
+        description=(
+            "Image of evaluate Jobs on GPUs (the Dockerfile's evaluate target: vLLM with "
+            "quantfleet_jobs, lm-eval and lmms-eval). Evaluate Jobs on CPU nodes run "
+            "cpu_vllm_image, which holds them too."
+        ),
+    )
     job_backoff_limit: int = Field(
         default=1, ge=0, description="Retries of a failed Job pod: quantization is costly."
     )

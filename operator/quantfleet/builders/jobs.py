@@ -216,15 +216,18 @@ def build_job(
     settings: OperatorSettings,
     owner_label: str = LABEL_MODEL,
     queue: str | None = None,
+    image: str | None = None,
+    shm: bool = False,
 ) -> Json:
     """A restricted Job owned by `owner` running `python -m module args`; its pod leaves the
     program's result in the termination message. Shared by every kind's Jobs: each gets the
     cache variables, `env`, the hub token by reference (children.token_env) and the mount root.
     With a Kueue `queue` the Job is created suspended and labelled for it: Kueue unsuspends it
-    on admission; the operator never does."""
+    on admission; the operator never does. `image`: other than the jobs image; `shm`: a
+    memory-backed /dev/shm, for a vLLM engine in the pod."""
     owner_name = owner["metadata"]["name"]
     pod_labels = {**labels(owner_label, owner_name, component), LABEL_INPUTS: inputs}
-    scratch, scratch_mounts = scratch_volumes()
+    scratch, scratch_mounts = scratch_volumes(shm=shm)
     kueue = {"suspend": True} if queue else {}
     return {
         "apiVersion": "batch/v1",
@@ -249,7 +252,7 @@ def build_job(
                     "containers": [
                         {
                             "name": JOB_CONTAINER,
-                            "image": settings.jobs_image,
+                            "image": image or settings.jobs_image,
                             "command": ["python", "-m", module],
                             "args": args,
                             "env": [
@@ -284,7 +287,9 @@ def build_evaluate_job(
     cpu: CpuSizing | None = None,
 ) -> Json:
     """The Job running `quantfleet_jobs.evaluate`: baseline and checkpoint on the same tasks,
-    on `gpus` GPUs, or with `cpu` on a CPU node (transformers, `--device cpu`).
+    each scored over a vLLM server the program starts in the pod, as the study scored them, on
+    `gpus` GPUs (the operator's evaluate image) or with `cpu` on a CPU node (its vLLM CPU image,
+    which holds the program and both harnesses too).
 
     Baseline scores already cached for this model revision, task and limit are passed in, so
     a second scheme of the same model does not score BF16 again.
@@ -295,8 +300,8 @@ def build_evaluate_job(
         f"--baseline={_source(spec)}",
         f"--quantized={spec.output.artifact_uri(artifact)}",
         f"--tasks={','.join(tasks)}",
-        # auto: vLLM where the Job image has it and a GPU, transformers otherwise.
-        "--engine=auto",
+        # A vLLM server per checkpoint: the only engine that runs every task (lmms-eval's too).
+        "--engine=server",
         f"--device={'cpu' if cpu else 'cuda'}",
         # The engine runs across every GPU the Job asks for. (The program prompts a VLM through
         # its chat template by itself: no --apply-chat-template here.)
@@ -337,4 +342,6 @@ def build_evaluate_job(
         deadline=settings.evaluate_deadline_seconds,
         settings=settings,
         queue=kueue_queue(spec.placement.queue_name, settings),
+        image=settings.cpu_vllm_image if cpu else settings.evaluate_image,
+        shm=True,
     )

@@ -34,6 +34,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
     costs = read_gpu_costs(args.gpu_costs) if args.gpu_costs and args.gpu_costs.exists() else {}
     return OperatorSettings(
         jobs_image=args.jobs_image,
+        evaluate_image=args.evaluate_image,
         placement_policy=args.placement_policy,
         gpu_costs=costs,
         model_cache_claim=args.model_cache_claim or None,
@@ -58,7 +59,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument(
         "--jobs-image",
         default=os.environ.get("QUANTFLEET_JOBS_IMAGE", OperatorSettings().jobs_image),
-        help="image of the quantize/evaluate/benchmark Jobs (env QUANTFLEET_JOBS_IMAGE)",
+        help="image of the quantize and benchmark Jobs (env QUANTFLEET_JOBS_IMAGE)",
+    )
+    parser.add_argument(
+        "--evaluate-image",
+        default=os.environ.get("QUANTFLEET_EVALUATE_IMAGE", OperatorSettings().evaluate_image),
+        help="image of the evaluate Jobs on GPUs: vLLM with quantfleet_jobs and the harnesses "
+        "(env QUANTFLEET_EVALUATE_IMAGE; on CPU nodes they run --cpu-vllm-image)",
     )
     parser.add_argument(
         "--placement-policy",

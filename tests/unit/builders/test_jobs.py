@@ -16,6 +16,8 @@ from quantfleet.builders.jobs import (
     quantize_memory_floor_mib,
 )
 from quantfleet.builders.serving import build_deployment
+from quantfleet.planning.capacity import size_cpu_replica
+from quantfleet.planning.compat import BF16
 
 SETTINGS = OperatorSettings(jobs_image="registry.example/quantfleet-jobs:1")
 
@@ -210,6 +212,33 @@ def test_evaluate_job_runs_the_engine_across_the_gpus_it_requests(gpus: int) -> 
     container = pod_spec(job)["containers"][0]
     assert f"--tensor-parallel-size={gpus}" in container["args"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
+
+
+@pytest.mark.parametrize("on_cpu", [False, True], ids=["gpus", "cpu node"])
+def test_evaluate_job_scores_over_a_vllm_server_in_an_image_with_vllm_and_the_harnesses(
+    on_cpu: bool,
+) -> None:
+    settings = SETTINGS.model_copy(
+        update={
+            "evaluate_image": "registry.example/quantfleet-evaluate:1",
+            "cpu_vllm_image": "registry.example/quantfleet-vllm-cpu:1",
+        }
+    )
+    spec = make_spec()
+    cpu = size_cpu_replica(3 * 10**9, BF16, cores=4, kv_cache_gib=1) if on_cpu else None
+    job = build_evaluate_job(
+        make_owner(), spec, artifact_id(spec, Scheme.W8A8), ModelKind.VISION_LANGUAGE,
+        build_gpu_job_placement(0, []), 1, {}, settings, cpu,
+    )  # fmt: skip
+    [container] = pod_spec(job)["containers"]
+
+    # A server per checkpoint in the pod: the only engine that runs lmms-eval's tasks too.
+    assert "--engine=server" in container["args"]
+    want = settings.cpu_vllm_image if on_cpu else settings.evaluate_image
+    assert container["image"] == want
+    # vLLM's engine and its server share memory through /dev/shm, beyond a runtime's 64 MiB.
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    assert {"name": "shm", "emptyDir": {"medium": "Memory"}} in pod_spec(job)["volumes"]
 
 
 def test_evaluate_job_scores_the_clusters_local_tasks_when_configured() -> None:
