@@ -219,7 +219,7 @@ class SimulatedResults:
             tasks,
             baseline,
             evaluate.read_scores(harness_results, tasks),
-            # The simulated GPU nodes run the serving image, which has vLLM.
+            # The simulated GPU nodes run the evaluate image, which has vLLM.
             engine=evaluate.engine_for(args.engine, args.device, has_vllm=True),
             baseline_cached=all(task in known for task in tasks),
             duration_seconds=0.0,
