@@ -9,6 +9,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from quantfleet.api.contract import STUDY_TASKS
 from quantfleet.api.enums import EvalTask
 
@@ -88,6 +90,40 @@ MGSM_ROWS = [
      "answer": None, "answer_number": 8, "equation_solution": None},
 ]  # fmt: skip
 CHARTQA_ROWS = {"colour": ["red", "blue"], "query": ["Which colour fills the chart?"] * 2}
+# MMMU and MMLU are groups of many subjects: a copy of the group with one subject (its own task
+# file over local rows), aggregated as the harness's group is, under the group's version.
+GROUP_COPY = """group: {group}
+task:
+  - {task}
+aggregate_metric_list:
+  - metric: {metric}
+    aggregation: mean
+    weight_by_size: true
+{filters}metadata:
+  version: {version}
+"""
+SPLIT_COPY = """task: {name}
+include: {include}
+dataset_path: {format}
+dataset_name: null
+dataset_kwargs:
+  data_files:
+{splits}"""
+# MMMU's rows offer one option: its answer parsing picks it whatever the reply, so both models
+# score 1 on it. MMLU's want a letter among four.
+MMMU_ROWS = {
+    "id": ["validation_Accounting_1", "validation_Accounting_2"],
+    "question": ["<image 1> Which colour fills the picture?"] * 2,
+    "options": ["['red']", "['blue']"],
+    "answer": ["A", "A"],
+    "question_type": ["multiple-choice"] * 2,
+}
+MMLU_ROWS = [
+    {"question": "What is 2 + 2?", "choices": ["3", "4", "5", "6"], "answer": 1,
+     "subject": "abstract_algebra"},
+    {"question": "What is 3 x 3?", "choices": ["6", "8", "9", "12"], "answer": 2,
+     "subject": "abstract_algebra"},
+]  # fmt: skip
 
 
 def lm_eval_tasks() -> Path:
@@ -98,8 +134,9 @@ def lm_eval_tasks() -> Path:
 
 
 def write_study_task_copies(directory: Path) -> Path:
-    """Local copies of the study's mgsm (its 11 native-CoT tasks, as STUDY_TASKS runs it) and
-    chartqa (two plain-colour charts) in `directory`, under the harness's own task names."""
+    """Local copies of the study's lm-eval tasks in `directory`, under the harness's own task
+    names: mgsm (its 11 native-CoT tasks, as STUDY_TASKS runs it), chartqa (two plain-colour
+    charts), and the groups mmmu_val and mmlu_generative with one subject each."""
     import datasets
     from PIL import Image
 
@@ -120,6 +157,37 @@ def write_study_task_copies(directory: Path) -> Path:
     include = harness / "chartqa" / "chartqa.yaml"
     copy = LOCAL_COPY.format(name="chartqa", include=include, format="parquet", data=chartqa)
     (directory / "chartqa.yaml").write_text(copy)
+    mmmu = directory / "mmmu.parquet"
+    rows = {**MMMU_ROWS, "image_1": [Image.new("RGB", (64, 64), c) for c in ("red", "blue")]}
+    datasets.Dataset.from_dict(rows).cast_column("image_1", datasets.Image()).to_parquet(mmmu)
+    mmlu = directory / "mmlu.jsonl"
+    mmlu.write_text("\n".join(json.dumps(row) for row in MMLU_ROWS))
+    copies = [
+        ("mmmu", "mmmu_val_accounting", "mmmu_accounting.yaml", "_mmmu.yaml", "parquet", mmmu,
+         ("validation",)),
+        ("mmlu", "mmlu_abstract_algebra_generative", "generative/mmlu_abstract_algebra.yaml",
+         "generative/_mmlu.yaml", "json", mmlu, ("test", "dev")),
+    ]  # fmt: skip
+    for folder, task, task_file, group_file, data_format, data, splits in copies:
+        copy = SPLIT_COPY.format(
+            name=task, include=harness / folder / task_file, format=data_format,
+            splits="".join(f"    {split}: {data}\n" for split in splits),
+        )  # fmt: skip
+        (directory / f"{task}.yaml").write_text(copy)
+        group = yaml.safe_load((harness / folder / group_file).read_text())
+        aggregate = group["aggregate_metric_list"][0]
+        filters = (
+            f"    filter_list: {aggregate['filter_list']}\n" if "filter_list" in aggregate else ""
+        )
+        (directory / f"{group['group']}.yaml").write_text(
+            GROUP_COPY.format(
+                group=group["group"],
+                task=task,
+                metric=aggregate["metric"],
+                filters=filters,
+                version=group["metadata"]["version"],
+            )  # fmt: skip
+        )
     return directory
 
 
