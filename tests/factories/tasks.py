@@ -179,15 +179,11 @@ def write_study_task_copies(directory: Path) -> Path:
         filters = (
             f"    filter_list: {aggregate['filter_list']}\n" if "filter_list" in aggregate else ""
         )
-        (directory / f"{group['group']}.yaml").write_text(
-            GROUP_COPY.format(
-                group=group["group"],
-                task=task,
-                metric=aggregate["metric"],
-                filters=filters,
-                version=group["metadata"]["version"],
-            )  # fmt: skip
-        )
+        group_copy = GROUP_COPY.format(
+            group=group["group"], task=task, metric=aggregate["metric"], filters=filters,
+            version=group["metadata"]["version"],
+        )  # fmt: skip
+        (directory / f"{group['group']}.yaml").write_text(group_copy)
     return directory
 
 
