@@ -427,8 +427,13 @@ def _score_served(
             continue
         if harness is Harness.LMMS_EVAL:
             scores |= _score_lmms(url, of_harness, args, manager)
-        else:
-            scores |= _score(_served_model(url), of_harness, args, manager, chat_template=True)
+            continue
+        # lm-eval's API client tells from a call's first request whether the call carries
+        # images, and fails on a call that mixes text and image tasks ("not enough values to
+        # unpack"): one call per modality.
+        for modality in dict.fromkeys(harness_task(t).modality for t in of_harness):
+            part = [t for t in of_harness if harness_task(t).modality is modality]
+            scores |= _score(_served_model(url), part, args, manager, chat_template=True)
     answered = _requests_answered(url) - answered_before
     asked = sum(s.samples or 0 for s in scores.values())
     if answered < asked:
