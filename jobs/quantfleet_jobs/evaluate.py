@@ -57,6 +57,18 @@ SERVED_NAME = "model"
 VERSIONED = ("lm-eval", "lmms-eval", "transformers", "torch", "vllm", CHECKPOINT_LIBRARY)
 
 
+# Both harnesses' simple_evaluate, for every model alike: seeded, no per-sample logs, no
+# bootstrap of the standard errors (the program reports none).
+HARNESS_SETTINGS: dict[str, Any] = {
+    "log_samples": False,
+    "bootstrap_iters": 0,
+    "random_seed": 0,
+    "numpy_random_seed": 0,
+    "torch_random_seed": 0,
+    "fewshot_random_seed": 0,
+}
+
+
 class Score(NamedTuple):
     """One model's score on one task, as the harness reported it."""
 
@@ -401,12 +413,7 @@ def _score(
         limit=args.limit,
         task_manager=task_manager,
         apply_chat_template=chat_template,
-        log_samples=False,
-        bootstrap_iters=0,
-        random_seed=0,
-        numpy_random_seed=0,
-        torch_random_seed=0,
-        fewshot_random_seed=0,
+        **HARNESS_SETTINGS,
     )
     if results is None:
         raise JobError("lm-eval returned no results")
@@ -485,12 +492,7 @@ def _score_lmms(url: str, tasks: list[str], args: argparse.Namespace, task_manag
         ],
         limit=args.limit,
         task_manager=task_manager,
-        log_samples=False,
-        bootstrap_iters=0,
-        random_seed=0,
-        numpy_random_seed=0,
-        torch_random_seed=0,
-        fewshot_random_seed=0,
+        **HARNESS_SETTINGS,
     )
     if results is None:
         raise JobError("lmms-eval returned no results")
