@@ -167,7 +167,15 @@ class RealNode:
             )
             pause = self.data_dir / "pause.tar"
             write_image_archive(pause, PAUSE_IMAGE, {"pause": self.binaries.pause}, ["/pause"])
-            self.import_images([pause])
+            try:
+                self.import_images([pause])
+            except ComponentError:
+                # A kubelet that exits at once makes the init stop containerd mid-import: say
+                # why the node stopped, not that the import lost its connection.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._unshare.wait(timeout=10)
+                self._check_init()
+                raise
             self._wait_ready(api, deadline)
         except BaseException:
             self.stop()
