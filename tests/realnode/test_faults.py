@@ -2,7 +2,9 @@
 killed mid-run (then retried), a quantize pod OOM-killed by its memory limit, a vLLM server that
 crash-loops, and a vLLM image the node does not have."""
 
+import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,8 @@ from typing import Any
 from kubernetes import client
 
 from factories import Models
-from quantfleet.cli.incluster import tiny_vlm_model
+from quantfleet.api.contract import RUN_AS
+from quantfleet.cli.incluster import MODELS_CLAIM, TINY_VLM, tiny_vlm_model
 from quantfleet.testbed.wait import poll_until
 
 Json = dict[str, Any]
@@ -81,20 +84,37 @@ def test_a_killed_quantize_pod_is_retried_and_a_failing_server_is_named(
     )
 
 
+def oversized(model: Path, to: Path, vocabulary: int) -> None:
+    """A copy of `model` whose embedding and LM head have `vocabulary` rows, stored as float32:
+    loading converts them to the config's bfloat16, in memory the kernel cannot reclaim."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model, to)
+    config = json.loads((to / "config.json").read_text())
+    config["text_config"]["vocab_size"] = vocabulary
+    (to / "config.json").write_text(json.dumps(config))
+    weights = load_file(model / "model.safetensors")
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        weights[key] = torch.zeros((vocabulary, weights[key].shape[1]), dtype=torch.float32)
+    save_file(weights, to / "model.safetensors")
+    for path in (to, *to.iterdir()):
+        os.chown(path, RUN_AS, RUN_AS)
+
+
 def test_a_quantize_pod_over_its_memory_limit_fails_as_oomkilled(
     models_namespace: tuple[str, Path], real_api: client.ApiClient
 ) -> None:
-    namespace, _ = models_namespace
+    namespace, folder = models_namespace
     models = Models(real_api, namespace)
+    # 1.5M rows of 128: 750 MiB once converted, on top of the 548 MiB of anonymous memory the
+    # program's imports hold. At 800Mi the tiny model itself ran to the end. A limit below the
+    # imports instead (384Mi, 128Mi, 32Mi) made the pod thrash on its libraries' pages, which
+    # the kernel reclaims and the program reads back, for 6 to 15 minutes before any OOM kill.
+    oversized(folder / TINY_VLM, folder / "oversized", vocabulary=1_500_000)
     body = tiny_vlm_model("starved")
-    # The program's imports alone hold 548 MiB of anonymous memory (RssAnon in /proc/self/status
-    # after `import torch, transformers, llmcompressor`), which the kernel cannot reclaim; at
-    # 800Mi it ran to the end (its shared libraries' pages are reclaimable). The limit sits
-    # below what Python holds before it imports torch: near torch's libraries (at 384Mi and at
-    # 128Mi) the pod thrashed on their pages for 15 minutes instead of being OOM-killed, the
-    # kernel reclaiming them as fast as they were read back. At 32Mi it still thrashed, on
-    # Python's own pages, but was OOM-killed within 380 s (2026-12-06).
-    memory = {"memory": "32Mi"}
+    body["spec"]["source"]["uri"] = f"pvc://{MODELS_CLAIM}/oversized"
+    memory = {"memory": "800Mi"}
     body["spec"]["quantization"]["resources"] = {"requests": memory, "limits": memory}
     models.create(body)
 
