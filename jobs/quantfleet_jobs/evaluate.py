@@ -7,8 +7,8 @@ parse → fetch both models → baseline scores (from the cache where present) �
 recovery → write the cache and the result. Both models run on the same engine: a vLLM
 OpenAI-compatible server per checkpoint, scored through the harness's chat-completions client at
 temperature 0 with the server applying the model's chat template, as the study scored them
-(`server`; `auto` on a GPU where vLLM is installed); or in-process vLLM or transformers, which
-run lm-eval's tasks only (lmms-eval scores served models).
+(`server`; `auto` on a GPU where vLLM is installed); or transformers in process (`hf`), which
+runs lm-eval's tasks only (lmms-eval scores served models).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from quantfleet_jobs.common import (
 # result, the cache and --baseline-scores; the harness runs them as STUDY_TASKS says. Other names
 # are lm-eval tasks of their own name, so local task definitions (--include-path) work too.
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}
-ENGINES = ("server", "vllm", "hf")
+ENGINES = ("server", "hf")
 # The served model's name on its own server (the program's servers serve one model each).
 SERVED_NAME = "model"
 # The distributions whose versions a result records (the harnesses' key the baseline cache).
@@ -128,8 +128,8 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument(
         "--engine",
         default=env_default("ENGINE", "auto"),
-        help="auto, server (a vLLM server per checkpoint, scored over its OpenAI API), vllm "
-        "(in process) or hf",
+        help="auto, server (a vLLM server per checkpoint, scored over its OpenAI API) or hf "
+        "(transformers in process)",
     )
     parser.add_argument(
         "--server-start-timeout",
@@ -252,15 +252,15 @@ def engine_for(requested: str, device: str, *, has_vllm: bool) -> str:
     )
     if engine not in ENGINES:
         raise JobError(f"unknown engine {engine!r}: want auto, {', '.join(ENGINES)}")
-    if engine in ("server", "vllm") and not has_vllm:
+    if engine == "server" and not has_vllm:
         raise JobError(f"engine {engine} was requested but vLLM is not installed in this image")
     return engine
 
 
 def uses_chat_template(kind: ModelKind, requested: bool) -> bool:
     """Vision-language models are always prompted through their chat template: it places the
-    processor's image tokens where the task's `<image>` stands (lm-eval's vllm-vlm passes the
-    literal `<image>` on otherwise, which Qwen2-VL's processor rejects). Text models: as asked."""
+    processor's image tokens where the task's `<image>` stands (without it the literal `<image>`
+    reaches the processor, which Qwen2-VL's rejects). Text models: as asked."""
     return requested or kind is ModelKind.VISION_LANGUAGE
 
 
@@ -390,13 +390,13 @@ def score(
     if engine == "server":
         with vllm_server(directory, device, args) as url:
             return _score_served(url, tasks, args, task_managers)
-    model = _language_model(directory, kind, engine, device, args)
+    model = _language_model(directory, kind, device, args)
     task_manager = task_managers[Harness.LM_EVAL]
     scores = _score(
         model, tasks, args, task_manager, uses_chat_template(kind, args.apply_chat_template)
     )
-    # Drop this model's engine before the next one starts: vLLM holds its share of the GPU (or,
-    # on the CPU, its KV cache in RAM) until the engine is collected.
+    # Drop this model before the next one loads: it holds its share of the GPU (or RAM) until
+    # it is collected.
     del model
     gc.collect()
     return scores
@@ -502,19 +502,19 @@ def _score_lmms(url: str, tasks: list[str], args: argparse.Namespace, task_manag
 def vllm_server_args(
     directory: Path, port: int, tensor_parallel_size: int, device: str, max_model_len: int | None
 ) -> list[str]:
-    """`vllm serve`'s arguments for one checkpoint on loopback: the engine arguments of
-    vllm_model_args, as flags."""
-    engine = vllm_model_args(directory, tensor_parallel_size, device, max_model_len)
+    """`vllm serve`'s arguments for one checkpoint on loopback, across the Job's GPUs. On the
+    CPU the KV cache gets a size (CPU_KV_CACHE_BYTES) and the engine runs eagerly (torch.compile's
+    warm-up costs more there than a short evaluation gains)."""
     flags = [
         "--host=127.0.0.1",
         f"--port={port}",
         f"--served-model-name={SERVED_NAME}",
-        f"--tensor-parallel-size={engine['tensor_parallel_size']}",
+        f"--tensor-parallel-size={tensor_parallel_size}",
     ]
-    if "max_model_len" in engine:
-        flags.append(f"--max-model-len={engine['max_model_len']}")
-    if "kv_cache_memory_bytes" in engine:
-        flags += [f"--kv-cache-memory-bytes={engine['kv_cache_memory_bytes']}", "--enforce-eager"]
+    if max_model_len is not None:
+        flags.append(f"--max-model-len={max_model_len}")
+    if device == "cpu":
+        flags += [f"--kv-cache-memory-bytes={CPU_KV_CACHE_BYTES}", "--enforce-eager"]
     server = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
     return [*server, f"--model={directory}", *flags]
 
@@ -572,44 +572,15 @@ def _served_model(url: str) -> Any:
     )
 
 
-def vllm_model_args(
-    directory: Path, tensor_parallel_size: int, device: str, max_model_len: int | None = None
-) -> dict[str, Any]:
-    """lm-eval's vllm / vllm-vlm model arguments: the model across the Job's GPUs. On the CPU
-    the KV cache gets a size (CPU_KV_CACHE_BYTES) and the engine runs eagerly (torch.compile's
-    warm-up costs more there than a short evaluation gains)."""
-    args: dict[str, Any] = {
-        "pretrained": str(directory),
-        "batch_size": "auto",
-        "tensor_parallel_size": tensor_parallel_size,
-    }
-    if max_model_len is not None:
-        args["max_model_len"] = max_model_len
-    if device == "cpu":
-        args |= {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES, "enforce_eager": True}
-    return args
-
-
 def hf_device_map(device: str, tensor_parallel_size: int) -> str:
     """Where transformers puts the model: it has no tensor parallelism here, so with several
     GPUs it spreads the layers over them (`auto`); else the one device."""
     return "auto" if device == "cuda" and tensor_parallel_size > 1 else device
 
 
-def _language_model(
-    directory: Path, kind: ModelKind, engine: str, device: str, args: argparse.Namespace
-) -> Any:
-    """The lm-eval model: vLLM on GPUs; on the CPU transformers with our loader (which keeps a
-    quantized VLM's vision tower unquantized on load, see checkpoints.load_model)."""
-    if engine == "vllm":
-        from lm_eval.api.registry import get_model
-
-        name = "vllm-vlm" if kind is ModelKind.VISION_LANGUAGE else "vllm"
-        if name == "vllm-vlm" and not _installed("ray"):
-            raise JobError("lm-eval's vllm-vlm engine imports ray: install it beside vLLM")
-        return get_model(name).create_from_arg_obj(
-            vllm_model_args(directory, args.tensor_parallel_size, device, args.max_model_len)
-        )
+def _language_model(directory: Path, kind: ModelKind, device: str, args: argparse.Namespace) -> Any:
+    """The lm-eval model in process: transformers with our loader (which keeps a quantized
+    VLM's vision tower unquantized on load, see checkpoints.load_model)."""
     model = checkpoints.load_model(
         directory, device=hf_device_map(device, args.tensor_parallel_size)
     )

@@ -245,41 +245,18 @@ def test_recovery_is_also_reported_per_modality() -> None:
     assert result.recovery == pytest.approx(1.5 / 1.8 * 100, abs=1e-3)
 
 
-CPU_ENGINE = {"kv_cache_memory_bytes": evaluate.CPU_KV_CACHE_BYTES, "enforce_eager": True}
-
-
 @pytest.mark.parametrize(
-    ("tensor_parallel_size", "device", "want_vllm_extra", "want_device_map"),
+    ("tensor_parallel_size", "device", "want_device_map"),
     [
-        pytest.param(1, "cuda", {}, "cuda", id="one GPU"),
-        pytest.param(4, "cuda", {}, "auto", id="four GPUs: vLLM splits, transformers spreads"),
-        pytest.param(1, "cpu", CPU_ENGINE, "cpu", id="the CPU: a KV cache size, eager"),
+        pytest.param(1, "cuda", "cuda", id="one GPU"),
+        pytest.param(4, "cuda", "auto", id="four GPUs: transformers spreads the layers"),
+        pytest.param(1, "cpu", "cpu", id="the CPU"),
     ],
 )
-def test_the_engine_runs_across_the_gpus_it_was_given(
-    tensor_parallel_size: int, device: str, want_vllm_extra: dict[str, Any], want_device_map: str
+def test_transformers_runs_across_the_gpus_it_was_given(
+    tensor_parallel_size: int, device: str, want_device_map: str
 ) -> None:
-    args = evaluate.vllm_model_args(Path("/models/q"), tensor_parallel_size, device)
-
-    assert args == {
-        "pretrained": "/models/q",
-        "batch_size": "auto",
-        "tensor_parallel_size": tensor_parallel_size,
-        **want_vllm_extra,
-    }
     assert evaluate.hf_device_map(device, tensor_parallel_size) == want_device_map
-
-
-def test_the_tensor_parallel_size_flag_reaches_vllm() -> None:
-    # The operator passes the GPUs the evaluate Job requests as --tensor-parallel-size.
-    args = evaluate.build_parser({}).parse_args(
-        ["--tensor-parallel-size=4", "--max-model-len=2048"]
-    )
-    engine = evaluate.vllm_model_args(
-        Path("/m"), args.tensor_parallel_size, "cuda", args.max_model_len
-    )
-
-    assert (engine["tensor_parallel_size"], engine["max_model_len"]) == (4, 2048)
 
 
 @pytest.mark.parametrize(
@@ -302,7 +279,6 @@ def test_vision_language_models_are_prompted_through_their_chat_template(
         pytest.param("auto", "cuda", True, "server", id="auto on a GPU with vLLM: served"),
         pytest.param("auto", "cuda", False, "hf", id="auto on a GPU without vLLM"),
         pytest.param("auto", "cpu", True, "hf", id="auto on the CPU: transformers"),
-        pytest.param("vllm", "cpu", True, "vllm", id="vllm on the CPU when asked"),
         pytest.param("server", "cpu", True, "server", id="served on the CPU when asked"),
     ],
 )
@@ -311,12 +287,16 @@ def test_engine_choice(requested: str, device: str, has_vllm: bool, want: str) -
 
 
 def test_vllm_asked_for_but_absent_is_a_one_line_reason() -> None:
-    for engine in ("vllm", "server"):
-        with pytest.raises(JobError, match="vLLM is not installed"):
-            evaluate.engine_for(engine, "cpu", has_vllm=False)
+    with pytest.raises(JobError, match="vLLM is not installed"):
+        evaluate.engine_for("server", "cpu", has_vllm=False)
 
 
-def test_a_served_checkpoint_gets_the_in_process_engine_arguments_as_flags_on_loopback() -> None:
+def test_the_in_process_vllm_engine_is_gone_with_a_clear_reason() -> None:
+    with pytest.raises(JobError, match="unknown engine 'vllm': want auto, server, hf"):
+        evaluate.engine_for("vllm", "cuda", has_vllm=True)
+
+
+def test_a_served_checkpoint_gets_its_engine_arguments_as_flags_on_loopback() -> None:
     gpu = evaluate.vllm_server_args(Path("/m/q"), 8001, 4, "cuda", 2048)
     cpu = evaluate.vllm_server_args(Path("/m/q"), 8001, 1, "cpu", None)
 

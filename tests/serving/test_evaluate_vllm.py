@@ -1,8 +1,8 @@
 """The evaluate program on real vLLM (the CPU build in serving/.venv), run as its Job runs it:
-`python -m quantfleet_jobs.evaluate --engine vllm` in the serving environment, the BF16 baseline
-and its W8A8 checkpoint on the same engine over local task data, for the tiny text model and the
-tiny Qwen2-VL. One program run per model, so two engine starts each (baseline, then quantized);
-the module runs under `flock /tmp/qf-vllm.lock` like every test that starts vLLM."""
+`python -m quantfleet_jobs.evaluate --engine server` in the serving environment, a vLLM server
+for the BF16 baseline and then one for its W8A8 checkpoint, scored over their OpenAI API on
+local copies of the study's tasks; the module runs under `flock /tmp/qf-vllm.lock` like every
+test that starts vLLM."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ import pytest
 
 from factories.tasks import (
     CHARTQA_ROWS,
-    CHOICES,
-    IMAGE_TASK_NAME,
     write_lmms_task_copies,
     write_study_task_copies,
 )
@@ -29,10 +27,7 @@ from quantfleet.api.results import EvaluateResult, parse_result
 from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet_jobs.evaluate import CPU_KV_CACHE_BYTES
 
-# The engine in the program's own process (no engine-core subprocess): one process fewer to
-# import, ~15 s and ~1 GiB less per run here. VLLM_CPU_KVCACHE_SPACE stays unset: the program
-# sizes the CPU KV cache itself, as it must in a Job.
-ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+# VLLM_CPU_KVCACHE_SPACE stays unset: the program sizes the CPU KV cache itself, as in a Job.
 NOT_PASSED = ("VLLM_CPU_KVCACHE_SPACE",)
 # Two engines of a tiny model: ~1.5 min here when the host is idle.
 RUN_TIMEOUT = 900.0
@@ -56,17 +51,17 @@ class Evaluation:
 
 
 def evaluate_on_vllm(work: Path, baseline: Path, quantized: Path, *args: str) -> Evaluation:
-    """Run the evaluate program with serving/.venv's Python and `--engine vllm` on the CPU."""
+    """Run the evaluate program with serving/.venv's Python and `--engine server` on the CPU."""
     if not serving_env_ready():
         pytest.fail("serving/.venv has no vLLM: run `make setup`", pytrace=False)
     termination_log, output_log = work / "termination-log", work / "evaluate.log"
     command = [
         str(SERVING_PYTHON), "-m", "quantfleet_jobs.evaluate",
-        f"--baseline={baseline}", f"--quantized={quantized}", "--engine=vllm", "--device=cpu",
+        f"--baseline={baseline}", f"--quantized={quantized}", "--engine=server", "--device=cpu",
         "--no-builtin-tasks", f"--termination-log={termination_log}", f"--workdir={work / 'w'}",
         *args,
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED} | ENGINE_ENV
+    env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
     began = time.monotonic()
     with output_log.open("wb") as output:
         code = subprocess.run(
@@ -79,101 +74,6 @@ def evaluate_on_vllm(work: Path, baseline: Path, quantized: Path, *args: str) ->
     assert code == 0, f"exit {code}: {result}\n{tail}"
     assert isinstance(result, EvaluateResult), result
     return Evaluation(baseline, quantized, result, text, seconds)
-
-
-@pytest.fixture(scope="module")
-def text_model(
-    tiny_llama: Path,
-    checkpoint: Callable[[Path, Scheme], Path],
-    local_tasks: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Evaluation:
-    return evaluate_on_vllm(
-        tmp_path_factory.mktemp("evaluate-vllm-text"),
-        tiny_llama,
-        checkpoint(tiny_llama, Scheme.W8A8),
-        f"--tasks={','.join(CHOICES)}",
-        "--limit=12",
-        f"--include-path={local_tasks}",
-    )
-
-
-@pytest.fixture(scope="module")
-def vision_language_model(
-    tiny_vlm: Path,
-    checkpoint: Callable[[Path, Scheme], Path],
-    image_task: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Evaluation:
-    # No --apply-chat-template: the program applies it for a VLM by itself (vllm-vlm needs it).
-    return evaluate_on_vllm(
-        tmp_path_factory.mktemp("evaluate-vllm-vlm"),
-        tiny_vlm,
-        checkpoint(tiny_vlm, Scheme.W8A8),
-        f"--tasks={IMAGE_TASK_NAME}",
-        "--limit=4",
-        f"--include-path={image_task}",
-    )
-
-
-MODELS = [
-    pytest.param("text_model", list(CHOICES), "acc,none", id="tiny llama, multiple choice"),
-    pytest.param(
-        "vision_language_model", [IMAGE_TASK_NAME], "exact_match,none",
-        id="tiny qwen2-vl, images",
-    ),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("model", "want_tasks", "want_metric"), MODELS)
-def test_the_result_says_vllm_and_scores_every_task_with_recovery(
-    model: str, want_tasks: list[str], want_metric: str, request: pytest.FixtureRequest
-) -> None:
-    run: Evaluation = request.getfixturevalue(model)
-    result = run.result
-
-    assert result.engine == "vllm"
-    assert (result.baseline, result.quantized) == (str(run.baseline), str(run.quantized))
-    assert not result.baseline_cached
-    assert [t.task for t in result.tasks] == want_tasks
-    for task in result.tasks:
-        assert task.metric == want_metric
-        assert 0 <= task.baseline <= 1
-        assert 0 <= task.quantized <= 1
-        assert task.recovery == (
-            pytest.approx(task.quantized / task.baseline * 100, abs=1e-3) if task.baseline else None
-        )
-    assert result.recovery == (
-        pytest.approx(result.quantized_average / result.baseline_average * 100, abs=1e-3)
-        if result.baseline_average
-        else None
-    )
-    versions = result.library_versions
-    assert versions["vllm"].endswith("+cpu"), versions  # vLLM's CPU build, under its own name
-    assert {"lm-eval", "transformers", "torch", "compressed-tensors"} <= versions.keys()
-
-
-def test_the_text_model_recovers_a_number(text_model: Evaluation) -> None:
-    # A random tiny Llama picks some right answers among 2-3 choices, so the baseline average
-    # is not 0 and recovery is a number. (A random tiny VLM names no colour: there it is null.)
-    assert text_model.result.baseline_average > 0
-    assert text_model.result.recovery is not None
-
-
-@pytest.mark.parametrize("model", ["text_model", "vision_language_model"])
-def test_baseline_and_quantized_each_ran_on_a_vllm_engine_of_their_own(
-    model: str, request: pytest.FixtureRequest
-) -> None:
-    run: Evaluation = request.getfixturevalue(model)
-
-    # vLLM's own log: two engines, the baseline's then the checkpoint's, nothing else.
-    assert ENGINE_STARTED.findall(run.output) == [str(run.baseline), str(run.quantized)]
-    # The checkpoint ran through vLLM's INT8 compressed-tensors scheme on a CPU kernel.
-    assert "CompressedTensorsW8A8Int8" in {s for _, s in SELECTED_KERNEL.findall(run.output)}
-    # The CPU engine arguments the program chose: eager, and a KV cache of its own size.
-    assert len(EAGER.findall(run.output)) == 2
-    kv_cache = [float(gib) for gib in KV_CACHE_GIB.findall(run.output)]
-    assert kv_cache == [CPU_KV_CACHE_BYTES / 2**30] * 2
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +92,6 @@ def served_vision_language_model(
         tmp_path_factory.mktemp("evaluate-served-vlm"),
         tiny_vlm,
         checkpoint(tiny_vlm, Scheme.W8A8),
-        "--engine=server",
         f"--tasks={','.join(SERVED_TASKS)}",
         f"--limit={len(CHARTQA_ROWS['colour'])}",
         f"--include-path={tasks}",
@@ -244,3 +143,7 @@ def test_served_checkpoints_are_scored_over_the_openai_api_with_the_study_metric
     assert ENGINE_STARTED.findall(run.output) == [str(run.baseline), str(run.quantized)]
     assert "CompressedTensorsW8A8Int8" in {s for _, s in SELECTED_KERNEL.findall(run.output)}
     assert len(CHAT_REQUEST.findall(run.output)) == 2 * rows * len(SERVED_TASKS)
+    # The CPU engine arguments the program chose: eager, and a KV cache of its own size.
+    assert len(EAGER.findall(run.output)) == 2
+    kv_cache = [float(gib) for gib in KV_CACHE_GIB.findall(run.output)]
+    assert kv_cache == [CPU_KV_CACHE_BYTES / 2**30] * 2

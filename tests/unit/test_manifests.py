@@ -107,7 +107,7 @@ def test_kustomization_installs_crds_namespace_rbac_and_the_operator() -> None:
     for resource in kustomization["resources"]:
         assert (MANIFESTS / resource).exists(), resource
     assert "../crds" in kustomization["resources"]
-    crds = documents(ROOT / "crds" / "kustomization.yaml")[0]["resources"]
+    crds = documents(ROOT / "crds" / "Kustomization")[0]["resources"]
     assert sorted(crds) == sorted(p.name for p in (ROOT / "crds").glob("quantfleet.io_*.yaml"))
     kinds = {doc["kind"] for doc in installed()}
     want = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the local control plane into bin/ at the repository root: bin/kubebin (kube-apiserver,
 # kube-controller-manager, kube-scheduler, etcd, kubectl and the node agents kubelet and
-# kube-proxy in one multi-call binary) and bin/kwok. The rest of a real node: tools/nodebin/.
+# kube-proxy in one multi-call binary), bin/kwok, and the real Kueue (bin/kueue, its CRDs in
+# bin/kueue-crds/) and Helm (bin/helm). The rest of a real node: tools/nodebin/.
 # Cold: downloads modules and compiles Kubernetes (minutes). Warm: Go's build cache finds the
 # binaries up to date (their build IDs match) and nothing is compiled or linked again.
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.36.3   # keep in step with go.mod
-KWOK_VERSION=v0.8.0
 # Release date of k8s.io/kubernetes v1.36.3 on the module proxy. A fixed date, not `date`,
 # keeps the link flags — and so Go's build ID — the same from run to run.
 BUILD_DATE=2026-07-22T18:07:38Z
@@ -33,10 +33,24 @@ for name in kube-apiserver kube-controller-manager kube-scheduler etcd kubectl k
   ln -sf kubebin "$bin/$name"
 done
 
-echo "Building kwok $KWOK_VERSION into $bin" >&2
-GOBIN="$bin" go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+# kwok, Kueue and Helm: the `tool` lines of go.mod, at the versions it pins. Built in this module
+# so that they compile against the same k8s.io, controller-runtime and golang.org/x packages as
+# kubebin (one build cache; in a module of its own Kueue compiled them again: ~15 min cold).
+version() { (cd "$here" && go list -m -f '{{.Version}}' "$1"); }
+KUEUE_VERSION=$(version sigs.k8s.io/kueue)
+HELM_VERSION=$(version helm.sh/helm/v4)
+echo "Building kwok $(version sigs.k8s.io/kwok), Kueue $KUEUE_VERSION and Helm $HELM_VERSION into $bin" >&2
+tools="-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"
+tools+=" -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+(cd "$here" && go build -trimpath -ldflags "-s -w $tools" -o "$bin/" \
+  sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kueue/cmd/kueue helm.sh/helm/v4/cmd/helm)
+# Kueue's CRDs, as its module ships them (quantfleet.testbed.kueue applies them).
+rm -rf "$bin/kueue-crds" && mkdir -p "$bin/kueue-crds"
+cp "$(cd "$here" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"/config/components/crd/bases/*.yaml \
+  "$bin/kueue-crds/"
 
 "$bin/kube-apiserver" --version >&2
 "$bin/kubelet" --version >&2
 "$bin/kube-proxy" --version >&2
 "$bin/kwok" --version >&2 || true
+"$bin/helm" version --short >&2
