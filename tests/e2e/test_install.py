@@ -1,31 +1,104 @@
-"""The install commands of the README, as a platform team types them, with the real kubectl
-against the real API server."""
+"""The install commands of the README, as a platform team types them, with the real kubectl and
+the real Helm (bin/, tools/kubebin) against the real API server; and the Helm chart held to
+manifests/."""
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from quantfleet.cli.localrun import CRD_DIR
+from quantfleet.cli.incluster import operator_values
+from quantfleet.cli.localrun import CHART, CRD_DIR, MANIFESTS, OPERATOR_NAMESPACE
 from quantfleet.testbed.binaries import find_binaries
+from quantfleet.testbed.realnode import REAL_NODE_LABEL
 
 pytestmark = pytest.mark.integration
 
 CRDS = ("quantizedmodels.quantfleet.io", "benchmarkruns.quantfleet.io")
+BIN = find_binaries().kubebin.parent
+Json = dict[str, Any]
+
+
+def run(*command: str) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(command)}: {done.stderr}"
+    return done.stdout
+
+
+def objects(text: str) -> dict[tuple[str, str, str], Json]:
+    """The rendered objects by kind, namespace and name."""
+    found = {}
+    for document in yaml.safe_load_all(text):
+        if document:
+            metadata = document["metadata"]
+            key = (document["kind"], metadata.get("namespace", ""), metadata["name"])
+            found[key] = document
+    return found
+
+
+def helm_template(*flags: str) -> dict[tuple[str, str, str], Json]:
+    return objects(
+        run(str(BIN / "helm"), "template", "quantfleet", str(CHART), "--namespace",
+            OPERATOR_NAMESPACE, "--include-crds", *flags)
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("how", ["-f", "-k"])
 def test_the_crds_apply_as_a_folder_and_as_a_kustomization(
     how: str, kubeconfig: Path, installed_crds: list[str]
 ) -> None:
-    kubectl = find_binaries().kubebin.parent / "kubectl"
-    done = subprocess.run(
-        [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", how, str(CRD_DIR)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = run(str(BIN / "kubectl"), f"--kubeconfig={kubeconfig}", "apply", how, str(CRD_DIR))
 
-    assert done.returncode == 0, done.stderr
-    applied = {line.split()[0] for line in done.stdout.splitlines()}
+    applied = {line.split()[0] for line in out.splitlines()}
     assert applied == {f"customresourcedefinition.apiextensions.k8s.io/{crd}" for crd in CRDS}
+
+
+def test_the_chart_lints() -> None:
+    out = run(str(BIN / "helm"), "lint", "--strict", str(CHART))
+
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+def test_the_charts_defaults_render_what_the_kustomization_installs() -> None:
+    kustomized = objects(run(str(BIN / "kubectl"), "kustomize", str(MANIFESTS)))
+    # Helm leaves the release's Namespace to the installer (manifests/namespace.yaml).
+    del kustomized[("Namespace", "", OPERATOR_NAMESPACE)]
+
+    assert helm_template() == kustomized
+
+
+def test_the_real_nodes_values_run_our_image_there_without_a_cpu_request(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    settings = {"jobsImage": "localhost/jobs:1", "cpuCoresPerReplica": "1"}
+    values.write_text(yaml.safe_dump(operator_values("localhost/quantfleet/op:1", settings)))
+
+    rendered = helm_template("--values", str(values))
+
+    deployment = rendered[("Deployment", OPERATOR_NAMESPACE, "quantfleet-operator")]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux", REAL_NODE_LABEL: "true"}
+    assert (container["image"], container["imagePullPolicy"]) == (
+        "localhost/quantfleet/op:1",
+        "Never",
+    )
+    assert container["resources"]["requests"] == {"memory": "256Mi"}  # the 2 cores are the models'
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["QUANTFLEET_JOBS_IMAGE"] == "localhost/jobs:1"
+    assert env["QUANTFLEET_CPU_CORES_PER_REPLICA"] == "1"
+    assert "QUANTFLEET_KUEUE_QUEUE_NAME" not in env  # an empty setting keeps the default
+
+
+def test_watched_namespaces_get_a_flag_and_a_rolebinding_each() -> None:
+    rendered = helm_template("--set", "watchNamespaces={team-a,team-b}")
+
+    [container] = rendered[("Deployment", OPERATOR_NAMESPACE, "quantfleet-operator")]["spec"][
+        "template"]["spec"]["containers"]  # fmt: skip
+    assert [a for a in container["args"] if "namespace" in a] == [
+        "--namespace=team-a", "--namespace=team-b"
+    ]  # fmt: skip
+    bindings = {key for key in rendered if key[0].endswith("RoleBinding")}
+    assert ("ClusterRoleBinding", "", "quantfleet-operator") not in bindings
+    assert {("RoleBinding", ns, "quantfleet-operator") for ns in ("team-a", "team-b")} <= bindings

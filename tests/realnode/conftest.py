@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from quantfleet.cli.incluster import deploy_operator, operator_env, prepare_models
+from quantfleet.cli.incluster import deploy_operator, operator_settings, prepare_models
 from quantfleet.testbed.cluster import Cluster, ClusterState, RealNodeOptions
 from quantfleet.testbed.fleet import load_fleet
 from quantfleet.testbed.images import TARGETS, build_images
@@ -77,13 +77,18 @@ def real_api(real_cluster: RealCluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture(scope="session")
 def operator_on_node(real_cluster: RealCluster, real_api: client.ApiClient) -> str:
-    """The operator running as a pod from its image on the real node, installed from the
-    manifests as the demo installs it (cli.incluster); the pod's name."""
+    """The operator running as a pod from its image on the real node, installed with the Helm
+    chart as the demo installs it (cli.incluster); the pod's name."""
     images = {target: real_cluster.image(target) for target in TARGETS}
-    kubectl = real_cluster.cluster.binaries.kubebin.parent / "kubectl"
-    # Without a CPU request (cli.incluster.on_real_node): the node's 2 cores go to the model's
-    # replica and its BF16 baseline.
-    return deploy_operator(real_api, kubectl, images["operator"], operator_env(images))
+    # Without a CPU request (cli.incluster.operator_values): the node's 2 cores go to the
+    # model's replica and its BF16 baseline.
+    return deploy_operator(
+        real_api,
+        real_cluster.state.kubeconfig,
+        real_cluster.cluster.binaries.kubebin.parent,
+        images["operator"],
+        operator_settings(images),
+    )
 
 
 @pytest.fixture(scope="module")

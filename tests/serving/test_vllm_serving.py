@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
+from factories.monitoring import dashboard_metrics
 from factories.resources import ARTIFACT_ID, make_owner, make_plan, make_spec
 from factories.vllm import (
     ADDED_ON_CPU,
@@ -257,6 +258,15 @@ def test_metrics_serve_vllms_families(served: Served) -> None:
     assert not missing, sorted(n for n in names if n.startswith("vllm:"))
     ttft = [v for s, v in samples.items() if s.startswith("vllm:time_to_first_token_seconds_count")]
     assert sum(ttft) >= 1
+
+
+def test_the_dashboards_serving_queries_read_metrics_this_server_exports(served: Served) -> None:
+    status, _ = chat(served.server)
+    assert status == 200
+    samples = metric_samples(served.server.get("/metrics"))
+    names = {re.split(r"[{ ]", sample, maxsplit=1)[0] for sample in samples}
+
+    assert dashboard_metrics("vllm:") - names == set()
 
 
 def test_health_turns_ready_within_the_startup_probe(served: Served) -> None:

@@ -44,13 +44,31 @@ tools="-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"
 tools+=" -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 (cd "$here" && go build -trimpath -ldflags "-s -w $tools" -o "$bin/" \
   sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kueue/cmd/kueue helm.sh/helm/v4/cmd/helm)
+# promtool, for `promtool test rules`: Prometheus' service discovery plugins left out (its
+# remove_all_sd tag; the cloud SDKs they pull in would double this build), as the rules need none.
+PROMETHEUS_VERSION=$(version github.com/prometheus/prometheus)
+echo "Building promtool (Prometheus module $PROMETHEUS_VERSION) into $bin" >&2
+(cd "$here" && go build -trimpath -tags remove_all_sd -o "$bin/" \
+  -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+  github.com/prometheus/prometheus/cmd/promtool)
 # Kueue's CRDs, as its module ships them (quantfleet.testbed.kueue applies them).
 rm -rf "$bin/kueue-crds" && mkdir -p "$bin/kueue-crds"
 cp "$(cd "$here" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"/config/components/crd/bases/*.yaml \
   "$bin/kueue-crds/"
+
+# The Prometheus Operator's CRDs of the kinds the chart renders (tests/monitoring applies them to
+# check those objects): files of its module, which nothing here compiles.
+PROMETHEUS_OPERATOR=github.com/prometheus-operator/prometheus-operator@v0.93.0
+operator_dir=$(cd / && go mod download -json "$PROMETHEUS_OPERATOR" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+rm -rf "$bin/prometheus-operator-crds" && mkdir -p "$bin/prometheus-operator-crds"
+for kind in servicemonitors podmonitors prometheusrules; do
+  cp "$operator_dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" \
+    "$bin/prometheus-operator-crds/"
+done
 
 "$bin/kube-apiserver" --version >&2
 "$bin/kubelet" --version >&2
 "$bin/kube-proxy" --version >&2
 "$bin/kwok" --version >&2 || true
 "$bin/helm" version --short >&2
+"$bin/promtool" --version >&2

@@ -1,4 +1,5 @@
-"""`quantfleet crds`: write crds/ from the API models, or check that it is current."""
+"""`quantfleet crds`: write crds/ and the Helm chart's crds/ from the API models, or check that
+they are current."""
 
 import argparse
 from pathlib import Path
@@ -18,17 +19,25 @@ def render() -> dict[str, str]:
     }
 
 
+# crds/ for `kubectl apply`, kustomize and Argo CD; the chart's crds/, which Helm installs first.
+OUTPUTS = (Path("crds"), Path("charts/quantfleet/crds"))
+
+
 def run(args: argparse.Namespace) -> int:
-    out: Path = args.output
-    stale = [name for name, text in render().items() if _read(out / name) != text]
+    args.output = args.output or list(OUTPUTS)
+    files = render()
+    stale = [out / name for out in args.output for name, text in files.items()
+             if _read(out / name) != text]  # fmt: skip
     if args.check:
-        for name in stale:
-            print(f"crds/{name} differs from the models; run `quantfleet crds`")
+        for path in stale:
+            print(f"{path} differs from the models; run `quantfleet crds`")
         return 1 if stale else 0
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in render().items():
-        (out / name).write_text(text)
-    print(f"Wrote {len(render())} CRDs to {out} ({len(stale)} changed)")
+    for out in args.output:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text)
+    outputs = ", ".join(str(out) for out in args.output)
+    print(f"Wrote {len(files)} CRDs to {outputs} ({len(stale)} files changed)")
     return 0
 
 
@@ -37,7 +46,11 @@ def _read(path: Path) -> str | None:
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = subparsers.add_parser("crds", help="regenerate crds/ from the API models")
-    parser.add_argument("--output", type=Path, default=Path("crds"), help="folder to write")
-    parser.add_argument("--check", action="store_true", help="fail if crds/ is out of date")
+    parser = subparsers.add_parser(
+        "crds", help="regenerate crds/ and charts/quantfleet/crds/ from the API models"
+    )
+    parser.add_argument(
+        "--output", type=Path, action="append", help="folder to write (repeatable; default: both)"
+    )
+    parser.add_argument("--check", action="store_true", help="fail if a folder is out of date")
     parser.set_defaults(run=run)

@@ -18,7 +18,7 @@ from quantfleet.builders.serving_status import SELECTED_KERNEL
 from quantfleet.cli.incluster import (
     TINY_VLM,
     deploy_operator,
-    operator_env,
+    operator_settings,
     prepare_models,
     tiny_vlm_benchmark,
     tiny_vlm_model,
@@ -82,8 +82,8 @@ def start(api: client.ApiClient, state: ClusterState) -> RealRow:
     refs = {image.target: image.ref for image in images}
     prune_images(binaries, socket, set(refs.values()))
     print("  imported " + ", ".join(refs.values()) + " into the real node's containerd")
-    kubectl = binaries.kubebin.parent / "kubectl"
-    pod = deploy_operator(api, kubectl, refs["operator"], operator_env(refs))
+    bin_dir = binaries.kubebin.parent
+    pod = deploy_operator(api, state.kubeconfig, bin_dir, refs["operator"], operator_settings(refs))
     print(f"Started the operator as pod quantfleet-system/{pod} (its image, its ServiceAccount)")
     folder = Path(tempfile.mkdtemp(prefix="quantfleet-demo-models-"))
     prepare_models(api, NAMESPACE, folder)

@@ -1,12 +1,13 @@
-"""The operator installed the way a platform team installs it, on a cluster with a real node:
-`kubectl kustomize manifests/` rendered, the project's own images put in (imported into the
-node, never pulled), and applied; storage for models as a PersistentVolume on that node. Used by
-the real-node tests and `quantfleet demo --real-node`."""
+"""The operator installed the way a platform team installs it, on a cluster with a real node: the
+Helm chart (charts/quantfleet, whose defaults render manifests/) with the project's own images
+(imported into the node, never pulled) and this machine's sizing as values; storage for models as
+a PersistentVolume on that node. Used by the real-node tests and `quantfleet demo --real-node`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,17 @@ import yaml
 from kubernetes import client
 
 from quantfleet.api.contract import MOUNT_ROOT, RUN_AS
-from quantfleet.cli.localrun import MANIFESTS, OPERATOR_NAMESPACE
+from quantfleet.cli.localrun import (
+    CHART,
+    MANIFESTS,
+    OPERATOR_NAMESPACE,
+    install_crds,
+    load_documents,
+)
 from quantfleet.kube.apply import apply
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
 from quantfleet.testbed.wait import poll_until
 
-OPERATOR_DEPLOYMENT = "quantfleet-operator"
 MODELS_CLAIM = "models"
 TASKS_FOLDER = "tasks"
 TINY_VLM = "tiny-vlm"
@@ -32,16 +38,30 @@ RESTRICTED = {
 Json = dict[str, Any]
 
 
-def operator_env(images: dict[str, str]) -> dict[str, str]:
-    """The operator's settings on the real node: our images, CPU replicas sized for this
-    2-core machine (one core each, so a model and its BF16 baseline fit side by side), and the
-    evaluation tasks from the models claim (no hub to download them from)."""
+def operator_settings(images: dict[str, str]) -> dict[str, str]:
+    """The operator's settings on the real node (the chart's `settings`): our images, CPU
+    replicas sized for this 2-core machine (one core each, so a model and its BF16 baseline fit
+    side by side), and the evaluation tasks from the models claim (no hub to download them)."""
     return {
-        "QUANTFLEET_JOBS_IMAGE": images["jobs"],
-        "QUANTFLEET_CPU_VLLM_IMAGE": images["vllm-cpu"],
-        "QUANTFLEET_CPU_CORES_PER_REPLICA": "1",
-        "QUANTFLEET_CPU_KV_CACHE_GIB": "1",
-        "QUANTFLEET_EVALUATION_TASKS": f"pvc://{MODELS_CLAIM}/{TASKS_FOLDER}",
+        "jobsImage": images["jobs"],
+        "cpuVllmImage": images["vllm-cpu"],
+        "cpuCoresPerReplica": "1",
+        "cpuKvCacheGib": "1",
+        "evaluationTasks": f"pvc://{MODELS_CLAIM}/{TASKS_FOLDER}",
+    }
+
+
+def operator_values(operator_image: str, settings: dict[str, str]) -> Json:
+    """The chart's values on the real node: `operator_image` from the node's own image store
+    (pullPolicy Never: there is no registry), on the real node, with `settings`, and without a
+    CPU request: the node has 2 cores, a model's vLLM replica and its BF16 baseline take one
+    each, and the operator's 100m would leave the baseline Pending (Insufficient cpu)."""
+    repository, tag = operator_image.rsplit(":", 1)
+    return {
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        "nodeSelector": {REAL_NODE_LABEL: "true"},
+        "resources": {"requests": {"cpu": None}},  # null removes the chart's default
+        "settings": settings,
     }
 
 
@@ -120,49 +140,29 @@ def prepare_models(api: client.ApiClient, namespace: str, folder: Path) -> str:
     return node_volume(api, namespace, MODELS_CLAIM, folder)
 
 
-def render_manifests(kubectl: Path) -> list[dict[str, Any]]:
-    """What `kubectl apply -k manifests/` would apply, rendered by kubectl's own kustomize."""
-    rendered = subprocess.run(
-        [str(kubectl), "kustomize", str(MANIFESTS)], capture_output=True, text=True, check=True
-    )
-    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
-
-
-def on_real_node(
-    documents: list[dict[str, Any]], operator_image: str, env: dict[str, str]
-) -> list[dict[str, Any]]:
-    """The manifests with the operator Deployment running `operator_image` from the node's own
-    image store (imagePullPolicy Never: there is no registry), on the real node, with `env`
-    (the operator's settings: Job and vLLM images, CPU sizing) added, and without a CPU request:
-    the node has 2 cores, a model's vLLM replica and its BF16 baseline take one each, and the
-    operator's 100m would leave the baseline Pending (Insufficient cpu)."""
-    for document in documents:
-        if document["kind"] != "Deployment" or document["metadata"]["name"] != OPERATOR_DEPLOYMENT:
-            continue
-        pod = document["spec"]["template"]["spec"]
-        pod["nodeSelector"] = {**pod.get("nodeSelector", {}), REAL_NODE_LABEL: "true"}
-        [container] = [c for c in pod["containers"] if c["name"] == "operator"]
-        container["image"] = operator_image
-        container["imagePullPolicy"] = "Never"
-        container.get("resources", {}).get("requests", {}).pop("cpu", None)
-        names = set(env)
-        container["env"] = [e for e in container.get("env", []) if e["name"] not in names] + [
-            {"name": name, "value": value} for name, value in env.items()
-        ]
-    return documents
-
-
 def deploy_operator(
     api: client.ApiClient,
-    kubectl: Path,
+    kubeconfig: Path,
+    bin_dir: Path,
     operator_image: str,
-    env: dict[str, str],
+    settings: dict[str, str],
     timeout: float = 180.0,
 ) -> str:
-    """Apply the manifests (CRDs, namespace, RBAC, Deployment, Service) for the real node and
-    wait until the operator's pod is Ready; its name."""
-    for document in on_real_node(render_manifests(kubectl), operator_image, env):
-        apply(api, document, document["metadata"].get("namespace"))
+    """Install the operator as the README's Helm install does (its namespace from
+    manifests/namespace.yaml, then `helm upgrade --install` of the chart) with the real node's
+    values, and wait until its pod is Ready; the pod's name. The CRDs are applied from crds/
+    first: Helm installs a chart's CRDs only where they are missing, never upgrades them."""
+    install_crds(api)
+    apply(api, load_documents(MANIFESTS / "namespace.yaml")[0], None)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
+        yaml.safe_dump(operator_values(operator_image, settings), values)
+        values.flush()
+        helm = [str(bin_dir / "helm"), f"--kubeconfig={kubeconfig}"]
+        install = ["upgrade", "--install", "quantfleet", str(CHART), "--skip-crds"]
+        where = ["--namespace", OPERATOR_NAMESPACE, "--values", values.name]
+        done = subprocess.run([*helm, *install, *where], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"helm {' '.join(install)} failed: {done.stderr.strip()}")
     core = client.CoreV1Api(api)
     selector = "app.kubernetes.io/name=quantfleet,app.kubernetes.io/component=operator"
 

@@ -29,6 +29,7 @@ from quantfleet.testbed.wait import poll_until
 REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO / "crds"
 MANIFESTS = REPO / "manifests"
+CHART = REPO / "charts" / "quantfleet"
 # What the operator's identity is made of, in the order kustomize would apply it.
 RBAC_MANIFESTS = ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml")
 OPERATOR_NAMESPACE = "quantfleet-system"
