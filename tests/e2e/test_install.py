@@ -102,3 +102,13 @@ def test_watched_namespaces_get_a_flag_and_a_rolebinding_each() -> None:
     bindings = {key for key in rendered if key[0].endswith("RoleBinding")}
     assert ("ClusterRoleBinding", "", "quantfleet-operator") not in bindings
     assert {("RoleBinding", ns, "quantfleet-operator") for ns in ("team-a", "team-b")} <= bindings
+
+
+def test_secure_metrics_add_the_flag_and_the_rbac_of_manifests_monitoring() -> None:
+    plain, secure = helm_template(), helm_template("--set", "metrics.secure=true")
+
+    added = {key: value for key, value in secure.items() if key not in plain}
+    assert added == objects((MANIFESTS / "monitoring" / "metrics-auth.yaml").read_text())
+    deployment = ("Deployment", OPERATOR_NAMESPACE, "quantfleet-operator")
+    [container] = secure[deployment]["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-secure" in container["args"]

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import kopf
-from prometheus_client import start_http_server
 
 from quantfleet.api.enums import PlacementPolicy
 from quantfleet.api.settings import OperatorSettings, read_gpu_costs
 from quantfleet.handlers import runtime
+from quantfleet.kube.metrics_server import MetricsAuth, serve_metrics
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
     runtime.configure(settings_from(args))
     import quantfleet.handlers  # noqa: F401  registers the handlers with Kopf
 
-    start_http_server(args.metrics_port)
+    auth = MetricsAuth(runtime.connect()) if args.metrics_secure else None
+    serve_metrics(args.metrics_port, auth, args.metrics_cert_dir)
     kopf.run(
         standalone=True,
         clusterwide=args.all_namespaces,
@@ -55,6 +56,17 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--namespace", action="append", help="watch this namespace (repeatable; globs allowed)"
     )
     parser.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics")
+    parser.add_argument(
+        "--metrics-secure",
+        action="store_true",
+        help="serve /metrics over HTTPS to bearer tokens the API server authenticates and "
+        "authorises for GET /metrics (TokenReview, SubjectAccessReview)",
+    )
+    parser.add_argument(
+        "--metrics-cert-dir",
+        type=Path,
+        help="tls.crt and tls.key for --metrics-secure (default: a self-signed certificate)",
+    )
     parser.add_argument("--liveness-port", type=int, default=8081, help="Kopf /healthz")
     parser.add_argument(
         "--jobs-image",
