@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from quantfleet.cli.incluster import operator_values
 from quantfleet.cli.localrun import CHART, CRD_DIR, MANIFESTS, OPERATOR_NAMESPACE
@@ -112,3 +113,39 @@ def test_secure_metrics_add_the_flag_and_the_rbac_of_manifests_monitoring() -> N
     deployment = ("Deployment", OPERATOR_NAMESPACE, "quantfleet-operator")
     [container] = secure[deployment]["spec"]["template"]["spec"]["containers"]
     assert "--metrics-secure" in container["args"]
+
+
+def test_the_kustomization_applies_as_the_readme_says(
+    kubeconfig: Path, operator_rbac: list[str]
+) -> None:
+    # Server-side dry run: admission, Pod Security and the schemas check every object, nothing
+    # is created (a kwok-"run" operator pod would do nothing here). A dry run creates no
+    # namespace either: operator_rbac has made quantfleet-system.
+    out = run(str(BIN / "kubectl"), f"--kubeconfig={kubeconfig}", "apply", "--dry-run=server",
+              "-k", str(MANIFESTS))  # fmt: skip
+
+    assert "deployment.apps/quantfleet-operator" in out
+    assert len(out.splitlines()) == len(objects(run(str(BIN / "kubectl"), "kustomize",
+                                                      str(MANIFESTS))))  # fmt: skip
+
+
+def test_the_argocd_health_checks_patch_as_the_readme_says(
+    kubeconfig: Path, api_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api_client)
+    if not any(ns.metadata.name == "argocd" for ns in core.list_namespace().items):
+        core.create_namespace({"metadata": {"name": "argocd"}})
+    core.create_namespaced_config_map(
+        "argocd", {"metadata": {"name": "argocd-cm"}, "data": {"url": "https://argo.example"}}
+    )
+    try:
+        run(str(BIN / "kubectl"), f"--kubeconfig={kubeconfig}", "-n", "argocd", "patch",
+            "configmap", "argocd-cm", "--type", "merge", "--patch-file",
+            str(MANIFESTS / "argocd" / "argocd-cm-patch.yaml"))  # fmt: skip
+
+        data = core.read_namespaced_config_map("argocd-cm", "argocd").data
+        assert data["url"] == "https://argo.example"
+        health = "resource.customizations.health.quantfleet.io_"
+        assert {f"{health}QuantizedModel", f"{health}BenchmarkRun"} <= data.keys()
+    finally:
+        core.delete_namespaced_config_map("argocd-cm", "argocd")

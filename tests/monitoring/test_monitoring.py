@@ -18,13 +18,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from factories import Models, make_quantized_model
 from factories.monitoring import dashboard_metrics, dashboard_queries, metric_names
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY
-from quantfleet.cli.localrun import CHART, OperatorProcess
+from quantfleet.cli.localrun import CHART, MANIFESTS, OperatorProcess
 from quantfleet.kube.apply import apply, crd_established
 from quantfleet.testbed.binaries import find_binaries
 from quantfleet.testbed.wait import poll_until
 
 BIN = find_binaries().kubebin.parent
 FILES = CHART / "files"
+MONITORING = MANIFESTS / "monitoring"
+# What the README has Prometheus Operator users apply (links to FILES).
+MONITORS = ("servicemonitor", "podmonitor", "prometheusrule")
 HERE = Path(__file__).parent
 Json = dict[str, Any]
 
@@ -67,17 +70,23 @@ def test_the_podmonitor_selects_the_vllm_pods_the_operator_labels() -> None:
     assert wanted == {LABEL_MANAGED_BY: {"quantfleet"}, LABEL_COMPONENT: {"serve"}}
 
 
-@pytest.mark.integration
-def test_the_chart_monitoring_objects_are_valid_prometheus_operator_objects(
-    api_client: client.ApiClient, namespace: str
-) -> None:
-    crds = sorted((BIN / "prometheus-operator-crds").glob("*.yaml"))
-    assert len(crds) == 3
-    for path in crds:
+@pytest.fixture
+def prometheus_operator_crds(api_client: client.ApiClient) -> list[str]:
+    """The Prometheus Operator's CRDs of the kinds the chart renders, Established."""
+    names = []
+    for path in sorted((BIN / "prometheus-operator-crds").glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         apply(api_client, crd, None)
-        name = crd["metadata"]["name"]
+        names.append(name := crd["metadata"]["name"])
         poll_until(partial(crd_established, api_client, name), timeout=60, what=f"CRD {name}")
+    return names
+
+
+@pytest.mark.integration
+def test_the_chart_monitoring_objects_are_valid_prometheus_operator_objects(
+    api_client: client.ApiClient, namespace: str, prometheus_operator_crds: list[str]
+) -> None:
+    assert len(prometheus_operator_crds) == 3
     rendered = run(str(BIN / "helm"), "template", "quantfleet", str(CHART), "--namespace",
                    namespace, "--api-versions", "monitoring.coreos.com/v1",
                    "--set", "monitoring.labels.release=prometheus")  # fmt: skip
@@ -110,3 +119,14 @@ def test_the_dashboards_fleet_queries_read_metrics_the_operator_exports(
         if family.type == "counter":  # a counter without samples yet still has its _total
             exported.add(f"{family.name}_total")
     assert dashboard_metrics("quantfleet_") - exported == set()
+
+
+@pytest.mark.integration
+def test_the_readmes_monitoring_command_applies(
+    kubeconfig: Path, operator_rbac: list[str], prometheus_operator_crds: list[str]
+) -> None:
+    files = [f"--filename={MONITORING / f'{name}.yaml'}" for name in MONITORS]
+    out = run(str(BIN / "kubectl"), f"--kubeconfig={kubeconfig}", "apply", "--dry-run=server",
+              *files)  # fmt: skip
+
+    assert len(out.splitlines()) == len(MONITORS)
