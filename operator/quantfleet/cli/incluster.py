@@ -151,14 +151,15 @@ def deploy_operator(
     """Install the operator as the README's Helm install does (its namespace from
     manifests/namespace.yaml, then `helm upgrade --install` of the chart) with the real node's
     values, and wait until its pod is Ready; the pod's name. The CRDs are applied from crds/
-    first: Helm installs a chart's CRDs only where they are missing, never upgrades them."""
+    first: Helm installs a chart's CRDs only where they are missing and never upgrades them,
+    and a dev cluster outlives a change to them."""
     install_crds(api)
     apply(api, load_documents(MANIFESTS / "namespace.yaml")[0], None)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
         yaml.safe_dump(operator_values(operator_image, settings), values)
         values.flush()
         helm = [str(bin_dir / "helm"), f"--kubeconfig={kubeconfig}"]
-        install = ["upgrade", "--install", "quantfleet", str(CHART), "--skip-crds"]
+        install = ["upgrade", "--install", "quantfleet", str(CHART)]
         where = ["--namespace", OPERATOR_NAMESPACE, "--values", values.name]
         done = subprocess.run([*helm, *install, *where], capture_output=True, text=True)
         if done.returncode != 0:
