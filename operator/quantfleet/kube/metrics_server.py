@@ -124,7 +124,11 @@ def serve_metrics(
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The handshake happens on a request's first read, in its own thread: a client stalling
+        # in it holds only that thread, not the accept loop.
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
 
