@@ -2,7 +2,6 @@
 the real Helm (bin/, tools/kubebin) against the real API server; and the Helm chart held to
 manifests/."""
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,22 +9,15 @@ import pytest
 import yaml
 from kubernetes import client
 
+from factories.commands import BIN, run
 from quantfleet.cli.incluster import operator_values
 from quantfleet.cli.localrun import CHART, CRD_DIR, MANIFESTS, OPERATOR_NAMESPACE
-from quantfleet.testbed.binaries import find_binaries
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
 
 pytestmark = pytest.mark.integration
 
 CRDS = ("quantizedmodels.quantfleet.io", "benchmarkruns.quantfleet.io")
-BIN = find_binaries().kubebin.parent
 Json = dict[str, Any]
-
-
-def run(*command: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(command)}: {done.stderr}"
-    return done.stdout
 
 
 def objects(text: str) -> dict[tuple[str, str, str], Json]:

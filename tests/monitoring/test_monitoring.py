@@ -5,8 +5,6 @@ API server, and the dashboard's fleet queries held to the metrics a real operato
 serving queries: tests/serving/test_vllm_serving.py, against a real vLLM server)."""
 
 import shutil
-import subprocess
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +14,12 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from factories import Models, make_quantized_model
+from factories.commands import BIN, run
 from factories.monitoring import dashboard_metrics, dashboard_queries, metric_names
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MANAGED_BY
-from quantfleet.cli.localrun import CHART, MANIFESTS, OperatorProcess
-from quantfleet.kube.apply import apply, crd_established
-from quantfleet.testbed.binaries import find_binaries
-from quantfleet.testbed.wait import poll_until
+from quantfleet.cli.localrun import CHART, MANIFESTS, OperatorProcess, install_crds
+from quantfleet.kube.apply import apply
 
-BIN = find_binaries().kubebin.parent
 FILES = CHART / "files"
 MONITORING = MANIFESTS / "monitoring"
 # What the README has Prometheus Operator users apply (links to FILES).
@@ -35,12 +31,6 @@ Json = dict[str, Any]
 def file_object(name: str) -> Json:
     document: Json = yaml.safe_load((FILES / f"{name}.yaml").read_text())
     return document
-
-
-def run(*command: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}{done.stderr}"
-    return done.stdout
 
 
 def test_the_alerts_fire_when_and_only_when_promtool_says(tmp_path: Path) -> None:
@@ -73,13 +63,7 @@ def test_the_podmonitor_selects_the_vllm_pods_the_operator_labels() -> None:
 @pytest.fixture
 def prometheus_operator_crds(api_client: client.ApiClient) -> list[str]:
     """The Prometheus Operator's CRDs of the kinds the chart renders, Established."""
-    names = []
-    for path in sorted((BIN / "prometheus-operator-crds").glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        apply(api_client, crd, None)
-        names.append(name := crd["metadata"]["name"])
-        poll_until(partial(crd_established, api_client, name), timeout=60, what=f"CRD {name}")
-    return names
+    return install_crds(api_client, BIN / "prometheus-operator-crds")
 
 
 @pytest.mark.integration

@@ -61,10 +61,10 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def install_crds(api: client.ApiClient, timeout: float = 60.0) -> list[str]:
-    """Apply every CRD in crds/ and wait until each is Established; their names."""
+def install_crds(api: client.ApiClient, folder: Path = CRD_DIR, timeout: float = 60.0) -> list[str]:
+    """Apply every CRD in `folder` (crds/) and wait until each is Established; their names."""
     names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         for crd in load_documents(path):
             apply(api, crd, None)
             names.append(crd["metadata"]["name"])
