@@ -387,6 +387,15 @@ def score(
 ) -> Scores:
     """(metric, score) per task for one model, every model with the same settings."""
     kind = checkpoints.model_kind_of(checkpoints.read_config(directory))
+    if kind is ModelKind.TEXT and (
+        vision := [t for t in tasks if harness_task(t).modality is Modality.VISION]
+    ):
+        # Admission refuses this when the spec says `kind: text`; a kind detected from the
+        # config is known only here.
+        raise JobError(
+            f"{directory.name} is a text model (no vision_config in its config.json): it cannot "
+            f"be scored on vision tasks ({', '.join(vision)})"
+        )
     if engine == "server":
         with vllm_server(directory, device, args) as url:
             return _score_served(url, tasks, args, task_managers)

@@ -113,6 +113,23 @@ def test_unknown_task_fails_with_a_one_line_reason(
     assert result.reason == "unknown task 'qf_nope': not in lm-eval or --include-path"
 
 
+def test_a_text_model_is_not_scored_on_vision_tasks(
+    tiny_llama: Path, study_tasks: Path, tmp_path: Path
+) -> None:
+    # Admission refuses `kind: text` with a vision task; a kind left to detection is checked
+    # against the checkpoint's config before any model loads.
+    code, result = run(
+        tmp_path, f"--baseline={tiny_llama}", f"--quantized={tiny_llama}", "--tasks=mgsm,chartqa",
+        f"--include-path={study_tasks}", "--no-builtin-tasks", "--device=cpu",
+    )  # fmt: skip
+    assert code == 1
+    assert isinstance(result, FailureResult)
+    assert result.reason == (
+        f"{tiny_llama.name} is a text model (no vision_config in its config.json): it cannot be "
+        "scored on vision tasks (chartqa)"
+    )
+
+
 def test_unreadable_quantized_checkpoint_fails(
     tiny_llama: Path, local_tasks: Path, tmp_path: Path
 ) -> None:

