@@ -1,30 +1,120 @@
-"""How fast the operator gives 100 QuantizedModels their first child, and its peak memory,
-next to a do-nothing Kopf operator watching the same objects in the same run.
+"""Our operator against the least a Kopf operator can do, on one cluster in one run.
 
-Runs on the local control plane (simulated GPU nodes; no Job ever runs: only the time until
-each model's quantize Job exists is measured). Prints the figures and the memory ratio.
+For each N, a minimal Kopf operator (benchmarks/minimal_operator.py: one child ConfigMap per
+QuantizedModel) and then quantfleet's operator each get a namespace of their own, are started
+alone, watch only it, and are handed N QuantizedModels. Measured for each:
 
-    uv run python benchmarks/operator_scale.py [--models 100]
+- time from the first create until every model has its first child (the minimal one's
+  ConfigMap; our quantize Job: the cluster's GPU nodes are simulated, so no Job runs);
+- peak RSS (VmHWM) over the run and the idle minutes;
+- API requests by verb, from the API server's audit log (user agents `kopf/…` and the Python
+  client's), during convergence and during the idle minutes that follow (after a settle period);
+- ours: reconcile latency p50/p99 from its `quantfleet_reconcile_seconds` histogram.
+
+It ends with `time ratio: X` and `memory ratio: Y` (ours ÷ minimal) for the largest N.
+
+    uv run python benchmarks/operator_scale.py [--models 100 1000] [--idle-seconds 300]
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 from kubernetes import client, config
+from minimal_operator import OWNER_LABEL
+from prometheus_client.parser import text_string_to_metric_families
 
+from quantfleet.api.common import GROUP, QUANTIZED_MODELS, VERSION
+from quantfleet.api.contract import LABEL_COMPONENT, Component
 from quantfleet.api.crd import custom_resource_definitions
 from quantfleet.kube.apply import apply, crd_established
-from quantfleet.testbed.cluster import Cluster
+from quantfleet.testbed.cluster import AUDIT_LOG, Cluster
 from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.pki import ADMIN_USER
 from quantfleet.testbed.wait import poll_until
 
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 HERE = Path(__file__).resolve().parent
+BENCHMARK_AGENT = "operator-scale-benchmark"  # this script's own requests, left out of the counts
+OPERATOR_AGENTS = ("kopf/", "OpenAPI-Generator/")  # Kopf's client and the kubernetes client
+SETTLE_SECONDS = 30  # after the last first child, before the idle window opens
+METRICS_PORT, LIVENESS_PORT = 18390, 18391
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    command: Callable[[str], list[str]]  # the command line watching one namespace
+    child: str  # the API path of the children counted, `{ns}` for the namespace
+    selector: str
+
+
+OPERATORS = (
+    Operator(
+        "minimal",
+        lambda namespace: [
+            *(sys.executable, "-m", "kopf", "run", "--standalone", f"--namespace={namespace}"),
+            f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz",
+            str(HERE / "minimal_operator.py"),
+        ],
+        "/api/v1/namespaces/{ns}/configmaps",
+        OWNER_LABEL,
+    ),
+    Operator(
+        "quantfleet",
+        lambda namespace: [
+            *(sys.executable, "-m", "quantfleet.cli.main", "operator"),
+            *(f"--namespace={namespace}", f"--metrics-port={METRICS_PORT}"),
+            f"--liveness-port={LIVENESS_PORT}",
+        ],
+        "/apis/batch/v1/namespaces/{ns}/jobs",
+        f"{LABEL_COMPONENT}={Component.QUANTIZE}",
+    ),
+)
+
+
+@dataclass
+class Run:
+    """One operator's figures for one N."""
+
+    operator: str
+    models: int
+    created_s: float
+    converged_s: float
+    peak_rss_mib: float
+    convergence: Counter[str]
+    idle: Counter[str]
+    idle_seconds: float
+    reconcile_p50: float | None = None
+    reconcile_p99: float | None = None
+
+    def idle_per_model_per_5min(self) -> float:
+        return sum(self.idle.values()) / self.models * 300 / self.idle_seconds
+
+
+def model(index: int) -> dict[str, object]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "QuantizedModel",
+        "metadata": {"name": f"scale-{index:04d}"},
+        "spec": {
+            "source": {"uri": f"hf://org/model-{index}", "parametersBillions": 7},
+            "quantization": {"scheme": ["FP8_DYNAMIC", "W8A8", "W4A16"][index % 3]},
+            "output": {"uri": f"s3://models/scale-{index:04d}"},
+        },
+    }
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -35,104 +125,179 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for {pid}")
 
 
-def live(port: int) -> bool:
+def answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False
 
 
-def model(index: int) -> dict[str, object]:
-    return {
-        "apiVersion": "quantfleet.io/v1alpha1",
-        "kind": "QuantizedModel",
-        "metadata": {"name": f"scale-{index:03d}"},
-        "spec": {
-            "source": {"uri": f"hf://org/model-{index}", "parametersBillions": 7},
-            "quantization": {"scheme": ["FP8_DYNAMIC", "W8A8", "W4A16"][index % 3]},
-            "output": {"uri": f"s3://models/scale-{index:03d}"},
-        },
-    }
+def count_children(api: client.ApiClient, operator: Operator, namespace: str) -> int:
+    """How many children exist, listed as metadata only (cheap for the API server)."""
+    listed = api.call_api(
+        operator.child.format(ns=namespace),
+        "GET",
+        query_params=[("labelSelector", operator.selector)],
+        header_params={"Accept": METADATA_ONLY},
+        auth_settings=["BearerToken"],
+        response_type="object",
+        _return_http_data_only=True,
+    )
+    return len(listed.get("items") or [])
+
+
+def requests_by_verb(audit: Path, since: datetime, until: datetime) -> Counter[str]:
+    """The operators' requests received in [since, until), by verb (a watch once)."""
+    seen: dict[str, str] = {}
+    for line in audit.read_text().splitlines():
+        entry = json.loads(line)
+        agent = entry.get("userAgent", "")
+        if entry["user"].get("username") != ADMIN_USER or not agent.startswith(OPERATOR_AGENTS):
+            continue
+        received = datetime.fromisoformat(entry["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        if since <= received < until:
+            seen[entry["auditID"]] = entry["verb"]
+    return Counter(seen.values())
+
+
+def reconcile_quantiles(text: str) -> tuple[float | None, float | None]:
+    """p50 and p99 of quantfleet_reconcile_seconds (QuantizedModel), as bucket upper bounds."""
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "quantfleet_reconcile_seconds_bucket" and (
+                sample.labels.get("kind") == "QuantizedModel"
+            ):
+                buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    if not buckets or not buckets[-1][1]:
+        return None, None
+    total = buckets[-1][1]
+
+    def quantile(q: float) -> float:
+        return next(bound for bound, count in buckets if count >= q * total)
+
+    return quantile(0.5), quantile(0.99)
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]:
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        yield process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def measure(
+    api: client.ApiClient, env: dict[str, str], audit: Path, logs: Path, operator: Operator,
+    models: int, idle_seconds: float,
+) -> Run:  # fmt: skip
+    namespace = f"{operator.name}-{models}"
+    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, None)
+    log = logs / f"{namespace}.log"
+    with running(operator.command(namespace), env, log) as pid:
+        poll_until(
+            partial(answers, f"http://127.0.0.1:{LIVENESS_PORT}/healthz"),
+            timeout=120,
+            what=f"{operator.name} operator live",
+        )
+        custom = client.CustomObjectsApi(api)
+        began, started = datetime.now(UTC), time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            list(
+                pool.map(
+                    lambda i: custom.create_namespaced_custom_object(
+                        GROUP, VERSION, namespace, QUANTIZED_MODELS, model(i)
+                    ),
+                    range(models),
+                )
+            )
+        created = time.monotonic() - started
+        poll_until(
+            lambda: count_children(api, operator, namespace) >= models,
+            timeout=3600,
+            interval=0.5,
+            what=f"a child per model ({operator.name})",
+        )
+        converged, converged_at = time.monotonic() - started, datetime.now(UTC)
+        time.sleep(SETTLE_SECONDS)
+        idle_from = datetime.now(UTC)
+        time.sleep(idle_seconds)
+        idle_until = datetime.now(UTC)
+        rss = peak_rss_mib(pid)
+        quantiles: tuple[float | None, float | None] = (None, None)
+        if operator.name == "quantfleet":
+            url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                quantiles = reconcile_quantiles(response.read().decode())
+    errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
+    if errors:
+        print(f"{operator.name}: {len(errors)} error lines in {log}, first: {errors[0]}")
+    return Run(
+        operator.name,
+        models,
+        created,
+        converged,
+        rss,
+        requests_by_verb(audit, began, converged_at),
+        requests_by_verb(audit, idle_from, idle_until),
+        idle_seconds,
+        *quantiles,
+    )
+
+
+def report(run: Run) -> None:
+    verbs = lambda counts: ", ".join(f"{v} {n}" for v, n in sorted(counts.items())) or "none"  # noqa: E731
+    print(
+        f"{run.operator:>10} N={run.models}: created in {run.created_s:.1f} s, first child of "
+        f"every model at {run.converged_s:.1f} s ({run.converged_s / run.models * 1000:.0f} ms "
+        f"per model), peak RSS {run.peak_rss_mib:.0f} MiB"
+    )
+    converging = sum(run.convergence.values())
+    print(f"{'':>10} requests during convergence: {converging} ({verbs(run.convergence)})")
+    print(
+        f"{'':>10} requests in {run.idle_seconds:.0f} idle s: {sum(run.idle.values())} "
+        f"({verbs(run.idle)}); {run.idle_per_model_per_5min():.3f} per model per 5 min"
+    )
+    if run.reconcile_p99 is not None:
+        print(f"{'':>10} reconcile p50 ≤ {run.reconcile_p50} s, p99 ≤ {run.reconcile_p99} s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--models", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--idle-seconds", type=float, default=300)
     args = parser.parse_args()
-    cluster = Cluster(load_fleet(), data_dir=Path(tempfile.mkdtemp(prefix="qf-scale-")))
+    data_dir = Path(tempfile.mkdtemp(prefix="qf-scale-"))
+    cluster = Cluster(load_fleet(), data_dir=data_dir, audit_admin_reads=True)
     state = cluster.start()
-    processes: list[subprocess.Popen[bytes]] = []
     try:
+        config.load_kube_config(str(state.kubeconfig))
         api = config.new_client_from_config(str(state.kubeconfig))
+        api.user_agent = BENCHMARK_AGENT
         for crd in custom_resource_definitions().values():
             apply(api, crd, namespace=None)
             name = crd["metadata"]["name"]
             poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
-        apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scale"}}, None)
         env = {"KUBECONFIG": str(state.kubeconfig), "PATH": "/usr/bin:/bin"}
-        logs = Path(state.data_dir)
-        quantfleet = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "quantfleet.cli.main",
-                "operator",
-                "--all-namespaces",
-                "--metrics-port=0",
-                "--liveness-port=18391",
-            ],
-            env=env,
-            stdout=(logs / "quantfleet.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        idle = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kopf",
-                "run",
-                "--standalone",
-                "--all-namespaces",
-                "--liveness=http://127.0.0.1:18392/healthz",
-                str(HERE / "idle_operator.py"),
-            ],
-            env=env,
-            stdout=(logs / "idle.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes = [quantfleet, idle]
-        for port in (18391, 18392):  # both operators are up before the load starts
-            poll_until(partial(live, port), timeout=60, what=f"operator on :{port}")
-        custom = client.CustomObjectsApi(api)
-        batch = client.BatchV1Api(api)
-        started = time.monotonic()
-        for index in range(args.models):
-            custom.create_namespaced_custom_object(
-                "quantfleet.io", "v1alpha1", "scale", "quantizedmodels", model(index)
-            )
-        created = time.monotonic() - started
-
-        def all_have_a_job() -> bool:
-            return len(batch.list_namespaced_job("scale").items) >= args.models
-
-        poll_until(all_have_a_job, timeout=600, interval=0.5, what="a Job per model")
-        elapsed = time.monotonic() - started
-        quantfleet_mib, idle_mib = peak_rss_mib(quantfleet.pid), peak_rss_mib(idle.pid)
-        print(f"models: {args.models} (created in {created:.1f}s)")
-        print(
-            f"time until every model had its first child (quantize Job): {elapsed:.1f}s "
-            f"({elapsed / args.models * 1000:.0f} ms per model)"
-        )
-        print(
-            f"peak RSS: quantfleet operator {quantfleet_mib:.0f} MiB, "
-            f"do-nothing Kopf operator {idle_mib:.0f} MiB, ratio {quantfleet_mib / idle_mib:.2f}"
-        )
+        runs: dict[tuple[str, int], Run] = {}
+        for models in args.models:
+            for operator in OPERATORS:
+                run = measure(
+                    api, env, data_dir / AUDIT_LOG, data_dir, operator, models, args.idle_seconds
+                )
+                report(run)
+                runs[operator.name, models] = run
+        largest = max(args.models)
+        ours, minimal = runs["quantfleet", largest], runs["minimal", largest]
+        print(f"logs and audit log: {data_dir}")
+        print(f"time ratio: {ours.converged_s / minimal.converged_s:.2f}")
+        print(f"memory ratio: {ours.peak_rss_mib / minimal.peak_rss_mib:.2f}")
         return 0
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
         cluster.stop()
 
 

@@ -20,7 +20,7 @@ from kubernetes import client, config
 from quantfleet.testbed.binaries import Binaries, find_binaries, find_node_binaries
 from quantfleet.testbed.fleet import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE, Fleet, build_nodes
 from quantfleet.testbed.nodeconfig import NodeAddress
-from quantfleet.testbed.pki import PkiPaths, write_kubeconfig, write_pki
+from quantfleet.testbed.pki import ADMIN_USER, PkiPaths, write_kubeconfig, write_pki
 from quantfleet.testbed.processes import (
     Component,
     ComponentError,
@@ -48,16 +48,21 @@ POD_CIDR = "10.244.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STATE_FILE = "cluster.json"
 AUDIT_LOG = "audit.log"
-# Writes only (the API calls an operator costs), at Metadata level: who, what verb, which object.
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [
-        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
-        {"level": "None"},
-    ],
-}
+WRITES = ["create", "update", "patch", "delete", "deletecollection"]
+
+
+def audit_policy(admin_reads: bool = False) -> dict[str, object]:
+    """Writes (the API calls an operator costs) at Metadata level: who, what verb, which object;
+    with `admin_reads`, the admin kubeconfig's reads too (get, list, watch), for a benchmark that
+    runs operators with it."""
+    admin = [{"level": "Metadata", "users": [ADMIN_USER]}] if admin_reads else []
+    return {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived"],
+        "rules": [*admin, {"level": "Metadata", "verbs": WRITES}, {"level": "None"}],
+    }
+
 
 REAL_NODE_NAME = "real-cpu-0"
 
@@ -140,10 +145,12 @@ class Cluster:
         log: Log = lambda message: None,
         real_node: RealNodeOptions | None = None,
         die_with_parent: bool = False,
+        audit_admin_reads: bool = False,
     ) -> None:
         """`die_with_parent` (tests): every process, the real node's too, is SIGKILLed by the
         kernel when the thread that started it dies, so a killed test leaves nothing running.
-        Off, the cluster outlives `quantfleet dev up`."""
+        Off, the cluster outlives `quantfleet dev up`. `audit_admin_reads`: the audit log also
+        has the admin user's reads (audit_policy)."""
         if real_node and (lacking := preflight(Path("/proc/filesystems").read_text())):
             raise ComponentError(f"The real node cannot start on this machine: {lacking}")
         # With a real node, the simulated CPU serving pools step aside: CPU models go to it.
@@ -159,6 +166,7 @@ class Cluster:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="quantfleet-cluster-"))
         self.log = log
         self.die_with_parent = die_with_parent
+        self.audit_admin_reads = audit_admin_reads
         self.components: list[Component] = []
         self.state = ClusterState(
             data_dir=self.data_dir, kubeconfig=self.data_dir / "kubeconfig", server=""
@@ -244,7 +252,9 @@ class Cluster:
         self._launch("etcd", self._etcd_args(ports))
         self._wait(deadline, "etcd to report healthy", lambda: _etcd_healthy(ports.etcd_client))
 
-        (self.data_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+        (self.data_dir / "audit-policy.yaml").write_text(
+            yaml.safe_dump(audit_policy(self.audit_admin_reads))
+        )
         self._launch("kube-apiserver", self._apiserver_args(ports, pki))
         admin_tls = _client_tls(pki)
         self._wait(
@@ -444,7 +454,7 @@ class Cluster:
             # An audit log of writes, so tests and benchmarks can count what a client cost.
             f"--audit-policy-file={self.data_dir / 'audit-policy.yaml'}",
             f"--audit-log-path={self.data_dir / AUDIT_LOG}",
-            "--audit-log-maxsize=100",
+            "--audit-log-maxsize=1000",
         ]
 
 

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+# The admin kubeconfig's user: its client certificate's common name (system:masters).
+ADMIN_USER = "quantfleet-admin"
 # Long enough for any test run or demo, short enough that a leaked key from a temp folder is moot.
 VALIDITY = datetime.timedelta(days=7)
 
@@ -92,7 +94,7 @@ def write_pki(folder: Path, first_service_ip: str) -> PkiPaths:
     admin_name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "quantfleet-admin"),
+            x509.NameAttribute(NameOID.COMMON_NAME, ADMIN_USER),
         ]
     )
     admin_cert = (
@@ -167,7 +169,7 @@ def _now() -> datetime.datetime:
 
 
 def write_kubeconfig(
-    path: Path, server: str, ca_cert: Path, cert: Path, key: Path, user: str = "quantfleet-admin"
+    path: Path, server: str, ca_cert: Path, cert: Path, key: Path, user: str = ADMIN_USER
 ) -> None:
     """A self-contained kubeconfig (certs inlined) for `server`, as `user`'s client cert."""
 
