@@ -18,6 +18,7 @@ It ends with `time ratio: X` and `memory ratio: Y` (ours ÷ minimal) for the lar
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -282,7 +283,7 @@ def main() -> int:
             apply(api, crd, namespace=None)
             name = crd["metadata"]["name"]
             poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
-        env = {"KUBECONFIG": str(state.kubeconfig), "PATH": "/usr/bin:/bin"}
+        env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
         runs: dict[tuple[str, int], Run] = {}
         for models in args.models:
             for operator in OPERATORS:
