@@ -30,7 +30,6 @@ class Reason(StrEnum):
     INSUFFICIENT_FREE_CPU = "InsufficientFreeCpu"
     SIZE_UNKNOWN = "ParameterCountUnknown"
     # Jobs (Quantized, Evaluated)
-    PENDING = "Pending"
     # Created suspended for Kueue, which has not admitted it yet (kube.children.observe_job).
     QUEUED = "Queued"
     RUNNING = "Running"

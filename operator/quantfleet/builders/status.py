@@ -257,9 +257,10 @@ def _job_condition(
     if job.pod_stuck:
         # Its image is missing, its config broken: it will not start until someone acts.
         return condition(kind, "False", Reason.POD_FAILING, f"Job {job.name}: {job.pod_stuck}")
-    reason = Reason.RUNNING if job.phase == "Running" else Reason.PENDING
+    # One reason from creation to the end, Pending or Running alike: each change of it would
+    # be a status write, and a pod that cannot start says so above (PodFailing).
     retry = f" (retrying after {job.pod_ended})" if job.pod_ended else ""
-    return condition(kind, "Unknown", reason, f"Job {job.name} is {job.phase.lower()}{retry}")
+    return condition(kind, "Unknown", Reason.RUNNING, f"Job {job.name} is in progress{retry}")
 
 
 def _promoted(promotion: Promotion | None) -> Condition:

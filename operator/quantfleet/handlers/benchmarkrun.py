@@ -46,8 +46,9 @@ from quantfleet.builders.benchmark_status import (
 from quantfleet.builders.children import Json
 from quantfleet.builders.conditions import ConditionStatus
 from quantfleet.builders.serving import endpoint as model_endpoint
-from quantfleet.handlers import metrics, nodes, reconciler, runtime
+from quantfleet.handlers import metrics, nodes, reconciler, runtime, watched
 from quantfleet.kube import children, custom_objects
+from quantfleet.kube.cache import Cache
 from quantfleet.planning.baseline import plan_baseline, plan_cpu_baseline
 
 # None when a target serves; else why not (str), or a failure that no waiting mends.
@@ -69,7 +70,8 @@ INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [
 def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
     """When a QuantizedModel changes (e.g. becomes Ready), reconcile the unfinished runs that
     name it, instead of waiting for their resync."""
-    for body in custom_objects.list_custom(runtime.api_client(), KIND, namespace or ""):
+    kube = watched.view(kwargs, runtime.api_client())
+    for body in custom_objects.list_custom(kube, KIND, namespace or ""):
         spec = body.get("spec") or {}
         refs = [t.get("modelRef") for t in [*spec.get("targets", []), spec.get("baseline") or {}]]
         status = body.get("status") or {}
@@ -90,7 +92,7 @@ def reconcile(body: Json, fleet: nodes.Fleet) -> BenchmarkRunStatus:
     if is_finished(run.status, generation):
         uid = body["metadata"].get("uid", "")
         if uid not in _torn_down and run.spec.baseline and run.spec.baseline.model_ref:
-            _teardown_baseline(body)
+            _teardown_baseline(fleet.cache, body)
             _torn_down.add(uid)
         assert run.status is not None
         metrics.record_benchmark(body["metadata"]["namespace"], run.metadata["name"], run.status)
@@ -98,7 +100,7 @@ def reconcile(body: Json, fleet: nodes.Fleet) -> BenchmarkRunStatus:
     with reconciler.refusal_reported(body, INVALID_SPEC, Why.RECONCILE_FAILED):
         status = _pass(body, run, fleet, generation)
     if is_finished(status, generation):
-        _teardown_baseline(body)
+        _teardown_baseline(fleet.cache, body)
     _report(body, run, status)
     return status
 
@@ -140,7 +142,7 @@ def _pass(body: Json, run: BenchmarkRun, fleet: nodes.Fleet, generation: int) ->
     if not results:
         return status
     report = build_report_config_map(body, status, results)
-    children.ensure_applied(runtime.api_client(), report)
+    children.ensure_applied(fleet.cache, report)
     return status.model_copy(update={"report_config_map": report["metadata"]["name"]})
 
 
@@ -154,12 +156,12 @@ def _target(
     may_start: bool,
 ) -> TargetProgress:
     """One target's Job if it has one, else why it cannot start, else its new Job."""
-    api, namespace = runtime.api_client(), body["metadata"]["namespace"]
+    kube, namespace = fleet.cache, body["metadata"]["namespace"]
     if plain is not None:
         endpoint = SystemUnderTest(name, base_url(plain.url), plain.model, plain.model)
-        return _job(body, run, endpoint, None, may_start)
+        return _job(kube, body, run, endpoint, None, may_start)
     assert ref is not None
-    model_body = custom_objects.read_custom(api, QUANTIZED_MODEL, namespace, ref.name)
+    model_body = custom_objects.read_custom(kube, QUANTIZED_MODEL, namespace, ref.name)
     if model_body is None:
         return TargetProgress(name, waiting=f"QuantizedModel {ref.name} not found")
     try:
@@ -174,13 +176,16 @@ def _target(
         endpoint = SystemUnderTest(
             name, url, f"{ref.name}-bf16", tokenizer, source.token_secret_ref, uris
         )
-        return _job(body, run, endpoint, lambda: _baseline_ready(body, model, fleet), may_start)
+        return _job(
+            kube, body, run, endpoint, lambda: _baseline_ready(body, model, fleet), may_start
+        )
     url = base_url(model_endpoint(ref.name, namespace))
     endpoint = SystemUnderTest(name, url, ref.name, tokenizer, source.token_secret_ref, uris)
-    return _job(body, run, endpoint, lambda: _model_ready(model), may_start)
+    return _job(kube, body, run, endpoint, lambda: _model_ready(model), may_start)
 
 
 def _job(
+    kube: Cache,
     body: Json,
     run: BenchmarkRun,
     endpoint: SystemUnderTest,
@@ -188,16 +193,15 @@ def _job(
     may_start: bool,
 ) -> TargetProgress:
     """Observe the target's Job; create it when the target is ready and its turn has come."""
-    api = runtime.api_client()
     manifest = build_benchmark_job(body, run.spec, endpoint, runtime.settings())
     meta = manifest["metadata"]
-    job = children.observe_job(api, meta["namespace"], meta["name"])
+    job = children.observe_job(kube, meta["namespace"], meta["name"])
     if (
         endpoint.name == BASELINE_TARGET
         and job is not None
         and job.phase in ("Succeeded", "Failed")
     ):
-        _teardown_baseline(body)  # its numbers are in: free the GPUs for the targets
+        _teardown_baseline(kube, body)  # its numbers are in: free the GPUs for the targets
     if job is not None:
         return TargetProgress(endpoint.name, job=job)
     verdict = readiness() if readiness is not None else None
@@ -207,7 +211,7 @@ def _job(
         return TargetProgress(endpoint.name, waiting=verdict)
     if not may_start:
         return TargetProgress(endpoint.name, waiting=QUEUED)
-    job = children.ensure_job(api, manifest)
+    job = children.ensure_job(kube, manifest)
     reconciler.post_event(
         body, "BenchmarkStarted", f"Created Job {job.name} benchmarking {endpoint.name}"
     )
@@ -228,7 +232,7 @@ def _baseline_ready(
     body: Json, model: QuantizedModel, fleet: nodes.Fleet
 ) -> str | TargetProgress | None:
     """Bring up the BF16 baseline on the model's GPU family; None once it serves."""
-    api, name = runtime.api_client(), model.metadata["name"]
+    kube, name = fleet.cache, model.metadata["name"]
     status = model.status
     planned = status.plan if status else None
     if planned is None or (planned.gpu_family is None and planned.hardware is not Hardware.CPU):
@@ -253,9 +257,9 @@ def _baseline_ready(
     if isinstance(plan, str):
         return TargetProgress(BASELINE_TARGET, failure=(Why.BASELINE_UNPLACEABLE, plan))
     deployment = build_baseline_deployment(body, model.spec, f"{name}-bf16", plan, config)
-    fresh = children.read(api, deployment) is None
-    live = children.ensure_applied(api, deployment)
-    children.ensure_applied(api, build_baseline_service(body))
+    fresh = children.read(kube, deployment) is None
+    live = children.ensure_applied(kube, deployment)
+    children.ensure_applied(kube, build_baseline_service(body))
     if fresh:
         reconciler.post_event(
             body, "BaselineDeploying", f"Serving {name}'s source in BF16: {plan.rationale}"
@@ -266,9 +270,9 @@ def _baseline_ready(
     return f"baseline Deployment {observed.name} is not ready ({plan.rationale})"
 
 
-def _teardown_baseline(body: Json) -> None:
+def _teardown_baseline(kube: Cache, body: Json) -> None:
     """Remove the baseline Deployment and Service; an event when there was one."""
-    if reconciler.remove_existing(build_baseline_service(body), _baseline_stub(body)):
+    if reconciler.remove_existing(kube, build_baseline_service(body), _baseline_stub(body)):
         reconciler.post_event(
             body, "BaselineRemoved", "Removed the BF16 baseline Deployment and Service"
         )

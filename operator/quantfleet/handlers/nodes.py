@@ -5,15 +5,19 @@ to every handler as the `gpu_nodes`, `gpu_pods` and `model_outputs` keywords (th
 from when they held GPUs only); a handler that finds none fails instead of planning on no
 nodes."""
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
 
 import kopf
+from kubernetes import client
 
 from quantfleet.api.common import GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.builders.children import Json
 from quantfleet.builders.storage import OutputUse
+from quantfleet.handlers import runtime, watched
+from quantfleet.kube.cache import Cache
 from quantfleet.planning.inventory import (
     HeldPod,
     Inventory,
@@ -22,6 +26,7 @@ from quantfleet.planning.inventory import (
     requested,
 )
 
+Value = TypeVar("Value")
 NODES_INDEX = "gpu_nodes"  # Kopf names an index after its function
 PODS_INDEX = "gpu_pods"
 OUTPUTS_INDEX = "model_outputs"
@@ -51,11 +56,13 @@ def model_outputs(body: kopf.Body, **_: Any) -> dict[str, OutputUse] | None:
 
 @dataclass(frozen=True)
 class Fleet:
-    """The Nodes, the GPU pods and the models' outputs, as one pass sees them."""
+    """The Nodes, the GPU pods and the models' outputs, as one pass sees them, and the cache of
+    everything else it reads (a fleet without a cluster has an empty one)."""
 
-    nodes: list[Json]
-    pods: tuple[HeldPod, ...] = ()
-    outputs: tuple[OutputUse, ...] = ()
+    nodes: Iterable[Json]
+    pods: Iterable[HeldPod] = ()
+    outputs: Iterable[OutputUse] = ()
+    cache: Cache = field(default_factory=lambda: Cache(cast(client.ApiClient, None), {}))
 
     def inventory(
         self, namespace: str = "", model: str | None = None, cpu_nodes: bool = False
@@ -64,6 +71,16 @@ class Fleet:
         not counted; every NFD-labelled node without GPUs serves on CPUs when `cpu_nodes`."""
         taken = requested(self.pods, namespace=namespace, model=model)
         return build_inventory(self.nodes, taken, cpu_nodes)
+
+
+@dataclass(frozen=True)
+class Flattened(Generic[Value]):
+    """The values of a Kopf index, iterated when a pass needs them (not copied per trigger)."""
+
+    index: Mapping[Any, Iterable[Value]]
+
+    def __iter__(self) -> Iterator[Value]:
+        return (value for store in self.index.values() for value in store)
 
 
 def listed(kwargs: dict[str, Any]) -> Fleet:
@@ -77,7 +94,8 @@ def listed(kwargs: dict[str, Any]) -> Fleet:
         )
     outputs: kopf.Index[str, OutputUse] | None = kwargs.get(OUTPUTS_INDEX)
     return Fleet(
-        nodes=[node for store in nodes.values() for node in store],
-        pods=tuple(pod for store in pods.values() for pod in store),
-        outputs=tuple(use for store in (outputs or {}).values() for use in store),
+        nodes=Flattened(nodes),
+        pods=Flattened(pods),
+        outputs=Flattened(outputs or {}),
+        cache=watched.view(kwargs, runtime.api_client()),
     )

@@ -2,11 +2,14 @@
 changes, recompute plan → quantize → evaluate → gate → serve from what is observed and report
 it in status. One idempotent pass serves every trigger; each step is its own function."""
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+import kopf
 
 from quantfleet.api.common import QUANTIZED_MODEL
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
@@ -44,21 +47,28 @@ from quantfleet.builders.status import (
     quantize_result,
 )
 from quantfleet.builders.storage import OutputUse, Reference, output_holder, quantize_references
-from quantfleet.handlers import metrics, reconciler, runtime
+from quantfleet.handlers import metrics, reconciler, runtime, watched
 from quantfleet.handlers.nodes import Fleet
 from quantfleet.kube import baseline_cache, children, references
+from quantfleet.kube.cache import Cache
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import size_cpu_replica, source_parameters
 from quantfleet.planning.compat import BF16
-from quantfleet.planning.inventory import Inventory
+from quantfleet.planning.inventory import Inventory, read_held_pod
 from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
 from quantfleet.planning.rules import Kind
 
 KIND = QUANTIZED_MODEL
 # Catch what no event reports: a node that came, a child edited by hand.
 RESYNC_SECONDS = 120
-# A False that only says "not yet" is no news worth an event.
-QUIET_REASONS = {Reason.NOT_PROMOTED, Reason.WAITING, Reason.DEPLOYMENT_PROGRESSING}
+# A False that only says "not yet" is no news worth an event; nor is a plan made (status says
+# where, and the quantize Job's creation follows in the same pass).
+QUIET_REASONS = {
+    Reason.NOT_PROMOTED,
+    Reason.WAITING,
+    Reason.DEPLOYMENT_PROGRESSING,
+    Reason.PLACED,
+}
 # What a spec the models refuse sets: it is not planned.
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
 # What a pass the API server refused for good sets: it is not ready (the steps keep their state).
@@ -82,6 +92,33 @@ def _forget(namespace: str, name: str, body: Json) -> None:
 
 
 HANDLERS = reconciler.register(KIND, reconcile, LABEL_MODEL, RESYNC_SECONDS, _forget)
+# What a model waiting for room says: it is planned again as soon as room may have appeared.
+WAITING_FOR_ROOM = {Reason.INSUFFICIENT_FREE_GPUS, Reason.INSUFFICIENT_FREE_CPU}
+
+
+@kopf.on.event("v1", "pods", id="room-freed")
+async def pod_gone(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+    """When a pod that held a node's resources goes or finishes, plan again the models waiting
+    for room, at once instead of at their next resync."""
+    if event["type"] == "DELETED" or read_held_pod(body, LABEL_MODEL) is None:
+        await _replan_waiting(kwargs)
+
+
+@kopf.on.event("v1", "nodes", id="room-added")
+async def node_added(event: kopf.RawEvent, **kwargs: Any) -> None:
+    """When a node joins, plan again the models waiting for room."""
+    if event["type"] == "ADDED":
+        await _replan_waiting(kwargs)
+
+
+async def _replan_waiting(kwargs: dict[str, Any]) -> None:
+    kube = watched.view(kwargs, runtime.api_client())
+    for body in kube.all_of(KIND):
+        conditions = (body.get("status") or {}).get("conditions") or []
+        planned = {c["type"]: c for c in conditions}.get(QuantizedModelCondition.PLANNED) or {}
+        if planned.get("status") == "False" and planned.get("reason") in WAITING_FOR_ROOM:
+            meta = body["metadata"]
+            await asyncio.to_thread(HANDLERS.changed, meta["name"], meta["namespace"], **kwargs)
 
 
 @dataclass(frozen=True)
@@ -92,6 +129,7 @@ class Pass:
     body: Json
     model: QuantizedModel
     inventory: Inventory
+    kube: Cache
 
     @property
     def spec(self) -> QuantizedModelSpec:
@@ -112,7 +150,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Obse
     inventory = fleet.inventory(
         body["metadata"]["namespace"], body["metadata"]["name"], runtime.settings().cpu_nodes
     )
-    step, spec = Pass(body, model, inventory), model.spec
+    step, spec = Pass(body, model, inventory, fleet.cache), model.spec
     generation = body["metadata"].get("generation", 0)
     parameters = source_parameters(spec.source.parameters_billions)
     plan = plan_for(step, parameters) if parameters else None
@@ -223,8 +261,8 @@ def ensure_evaluate_job(
 ) -> JobObservation | str:
     """Evaluated: the evaluate Job for this checkpoint, given the cached BF16 scores; a result
     with baseline scores the cache lacks adds them to it. A string: why no Job can be placed."""
-    api, spec = runtime.api_client(), step.spec
-    cached = baseline_cache.read_baseline_scores(api, step.namespace, spec)
+    spec = step.spec
+    cached = baseline_cache.read_baseline_scores(step.kube, step.namespace, spec)
     sized = evaluation_plan(step, plan, kind, cached)
     if isinstance(sized, str):
         return sized
@@ -246,7 +284,7 @@ def ensure_evaluate_job(
     assert not isinstance(evaluate, Blocked)  # it needs nothing the quantize Job did not
     scores = evaluate_result(evaluate)
     if scores is not None and any(task.task not in cached for task in scores.tasks):
-        baseline_cache.write_baseline_scores(api, step.namespace, spec, scores)
+        baseline_cache.write_baseline_scores(step.kube.api, step.namespace, spec, scores)
     return evaluate
 
 
@@ -283,14 +321,14 @@ def evaluation_plan(
 def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> Observed:
     """Ready: a promoted model with serving enabled gets its Deployment and Service; otherwise
     those that exist are deleted (decided from the live objects, not from status)."""
-    api, config = runtime.api_client(), runtime.settings()
+    config = runtime.settings()
     deployment = build_deployment(step.body, step.spec, observed.artifact_id, plan, config)
     service = build_service(step.body)
     if not (promotion.promoted and step.spec.serving.enabled):
-        reconciler.remove_existing(deployment, service)
+        reconciler.remove_existing(step.kube, deployment, service)
         return observed
-    live = children.ensure_applied(api, deployment)
-    children.ensure_applied(api, service)
+    live = children.ensure_applied(step.kube, deployment)
+    children.ensure_applied(step.kube, service)
     return replace(
         observed,
         deployment=observe_serving(step, live),
@@ -304,11 +342,11 @@ def observe_serving(step: Pass, live: Json) -> DeploymentObservation:
     them (a label-selected list, only then), and from the failed server's log when its
     termination message holds only vLLM's wrappers, or a pod no node takes past the grace
     period. The pods' own events trigger the pass (reconciler.register)."""
-    api, observed = runtime.api_client(), children.observe_deployment(live)
+    observed = children.observe_deployment(live)
     if observed.ready_replicas >= observed.replicas:
         return observed
     selector = live["spec"]["selector"]["matchLabels"]
-    pods = children.list_pods(api, step.namespace, selector)
+    pods = children.list_pods(step.kube, step.namespace, selector)
     failure = serving_failure(pods)
     if failure is None:
         waiting = job_pods.unschedulable(pods, datetime.now(UTC))
@@ -316,7 +354,7 @@ def observe_serving(step: Pass, live: Json) -> DeploymentObservation:
     log = ""
     if failure.wants_log:
         log = children.read_log(
-            api,
+            step.kube.api,
             step.namespace,
             failure.pod,
             failure.container,
@@ -331,14 +369,13 @@ def _ensure_only_job(
 ) -> JobObservation | Blocked:
     """The component's Job from `manifest`, created once what it `needs` exists; its Jobs for
     other inputs deleted, its duration exported."""
-    api = runtime.api_client()
-    job = children.observe_job(api, step.namespace, manifest["metadata"]["name"])
+    job = children.observe_job(step.kube, step.namespace, manifest["metadata"]["name"])
     if job is None:
-        if why := references.missing(api, step.namespace, needs):
+        if why := references.missing(step.kube.api, step.namespace, needs):
             return Blocked(Reason.REFERENCE_NOT_FOUND, why)
-        job = children.create_job(api, manifest)
+        job = children.create_job(step.kube, manifest)
     selector = f"{LABEL_MODEL}={step.name},{LABEL_COMPONENT}={component}"
-    children.delete_other_jobs(api, step.namespace, selector, keep=job.name)
+    children.delete_other_jobs(step.kube, step.namespace, selector, keep=job.name)
     _job_metric(step.namespace, step.name, job.result)
     return job
 
@@ -352,19 +389,26 @@ def _report(body: Json, model: QuantizedModel, status: QuantizedModelStatus) -> 
 
 
 def _post_transitions(body: Json, before: list[Json], status: QuantizedModelStatus) -> None:
-    """An event for each step that just succeeded (Normal) or failed (Warning), including one
-    that goes on failing for a new reason (Ready: DeploymentProgressing -> ServingFailed)."""
+    """A Warning event for each step that failed, including one that goes on failing for a new
+    reason (Ready: DeploymentProgressing -> ServingFailed); one Normal event for the steps that
+    succeeded in this pass, named by the last of them (PassedGate after Evaluated): every event
+    is an API write."""
     previous = {c.get("type"): (c.get("status"), c.get("reason")) for c in before}
+    succeeded = []
     for condition in status.conditions:
         now = (condition.status, condition.reason)
         if now == previous.get(condition.type) or condition.status == "Unknown":
             continue
         if condition.reason in QUIET_REASONS:
             continue
-        kind = "Normal" if condition.status == "True" else "Warning"
-        reconciler.post_event(
-            body, condition.reason, f"{condition.type}: {condition.message}", kind
-        )
+        if condition.status == "False":
+            message = f"{condition.type}: {condition.message}"
+            reconciler.post_event(body, condition.reason, message, "Warning")
+        else:
+            succeeded.append(condition)
+    if succeeded:
+        message = "; ".join(f"{c.type}: {c.message}" for c in succeeded)
+        reconciler.post_event(body, succeeded[-1].reason, message)
 
 
 def _job_metric(namespace: str, name: str, result: AnyResult | None) -> None:

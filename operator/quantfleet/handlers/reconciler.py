@@ -2,6 +2,7 @@
 at a time from a fresh read, timed and counted; an invalid spec stopped with a condition; one
 status writer; events; and forgetting an object once it is deleted."""
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,13 +19,22 @@ from quantfleet.api.common import GROUP, MAX_MESSAGE_CHARS, PLURALS, VERSION, Co
 from quantfleet.api.contract import LABEL_MANAGED_BY, MANAGED_BY
 from quantfleet.builders.children import Json
 from quantfleet.builders.conditions import ConditionStatus, condition, stamp
-from quantfleet.handlers import metrics, nodes, runtime
+from quantfleet.handlers import metrics, nodes, runtime, watched
 from quantfleet.kube import children, custom_objects
+from quantfleet.kube.cache import Cache
 
+logger = logging.getLogger(__name__)
 Parsed = TypeVar("Parsed", bound=BaseModel)
 # One lock per object (kind, namespace, name), dropped when the object is gone.
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+# The indexes Kopf last handed a handler (live views: Kopf updates them in place), for the
+# resync loops, which no Kopf handler calls.
+INDEXES = (nodes.NODES_INDEX, nodes.PODS_INDEX, nodes.OUTPUTS_INDEX, watched.INDEX)
+_indexes: dict[str, Any] = {}
+# The delay before the next try of an object whose last pass failed, by (kind, namespace, name).
+_retries: dict[tuple[str, str, str], float] = {}
+RETRY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class Handlers:
 
     changed: Callable[..., None]
     child_changed: Callable[..., None]
-    deleted: Callable[..., None]
+    event: Callable[..., None]
 
 
 def register(
@@ -44,44 +54,116 @@ def register(
     forget_more: Callable[[str, str, Json], None],
 ) -> Handlers:
     """Register the handlers every kind of ours has; one idempotent `reconcile` serves them:
-    - when an object appears, changes, resumes or is due a resync, reconcile it;
-    - when one of its Jobs, Deployments or their pods (labelled `owner_label`: its name)
-      changes, reconcile the object that owns it: a pod's waiting reason (ImagePullBackOff, a
-      crash loop) reaches the conditions at once, not at the next resync;
-    - when it is gone, drop its lock and call `forget_more` (namespace, name, last body). This is
-      a watch event, not an on.delete handler, which would add a finalizer for nothing (the
-      children go by owner references)."""
+    - when an object appears (or is listed at start) or its spec changes (a generation its
+      status has not observed), reconcile it; its own status writes and metadata edits do not;
+    - every `resync_seconds`, reconcile it (`_start_resync`): the pass reads the cache, so one
+      that changes nothing costs the API server nothing;
+    - when one of its Jobs, Deployments, Services or their pods (labelled `owner_label`: its
+      name) changes, reconcile the object that owns it: a pod's waiting reason
+      (ImagePullBackOff, a crash loop) reaches the conditions at once, not at the next resync;
+    - when it is gone, drop its lock and call `forget_more` (namespace, name, last body).
+    Watch events, not Kopf's on.create/on.update: those would store Kopf's progress in two
+    annotation patches per change (writes for nothing: the pass is level-based), and no
+    on.delete handler, which would add a finalizer (the children go by owner references). A
+    pass that fails is tried again after RETRY_SECONDS, doubling up to the resync."""
     plural = PLURALS[kind]
 
     def changed(name: str, namespace: str | None, **kwargs: Any) -> None:
-        reconcile_named(kind, namespace or "", name, reconcile, nodes.listed(kwargs))
+        _indexes.update((key, value) for key, value in kwargs.items() if key in INDEXES)
+        reconcile_with_retry(kind, namespace or "", name, reconcile, kwargs, resync_seconds)
 
     def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        owner = labels[owner_label]
-        reconcile_named(kind, namespace or "", owner, reconcile, nodes.listed(kwargs))
+        changed(**{**kwargs, "name": labels[owner_label], "namespace": namespace})
 
-    def deleted(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+    def event(
+        event: kopf.RawEvent, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
+    ) -> None:
         if event["type"] == "DELETED":
             forget(kind, namespace or "", name)
             forget_more(namespace or "", name, dict(event["object"]))
+            return
+        status = body.get("status") or {}
+        if event["type"] == "MODIFIED" and status.get("observedGeneration") == body["metadata"].get(
+            "generation"
+        ):
+            return
+        changed(name, namespace, **kwargs)
 
-    kopf.timer(
-        GROUP, VERSION, plural, id=plural, interval=resync_seconds, initial_delay=resync_seconds
-    )(changed)
-    for on in (kopf.on.update, kopf.on.create, kopf.on.resume):
-        on(GROUP, VERSION, plural, id=plural)(changed)
+    kopf.on.startup(id=f"{plural}-resync")(lambda **_: _start_resync(kind, changed, resync_seconds))
+    kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-event")(event)
     # Any: kopf does not export its filter-token type.
     owned: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, owner_label: kopf.PRESENT}
     for group_version, child_plural in (
         ("batch/v1", "jobs"),
         ("apps/v1", "deployments"),
+        ("v1", "services"),
         ("v1", "pods"),
     ):
         kopf.on.event(group_version, child_plural, id=f"{plural}-children", labels=owned)(
             child_changed
         )
-    kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-deleted")(deleted)
-    return Handlers(changed, child_changed, deleted)
+    return Handlers(changed, child_changed, event)
+
+
+def _start_resync(kind: str, changed: Callable[..., None], interval: float) -> None:
+    """One thread per kind resyncs every object of it once per `interval`, spread over it:
+    one loop for the fleet instead of a Kopf timer per object (each of which would put a
+    finalizer on its object: a write per object, and deletion waiting on the operator)."""
+
+    def resync() -> None:
+        while True:
+            time.sleep(interval)
+            if not _indexes:
+                continue  # no handler has run yet: nothing is watched
+            kube = watched.view(_indexes, runtime.api_client())
+            bodies = kube.all_of(kind)
+            for body in bodies:
+                namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+                try:
+                    changed(name, namespace, **_indexes)
+                except kopf.PermanentError:
+                    pass  # its conditions say why; the next change of its spec is tried
+                except Exception:
+                    logger.exception("Resync of %s %s/%s failed", kind, namespace, name)
+                time.sleep(interval / 2 / max(len(bodies), 1))
+
+    threading.Thread(target=resync, name=f"resync-{kind}", daemon=True).start()
+
+
+def reconcile_with_retry(
+    kind: str,
+    namespace: str,
+    name: str,
+    reconcile: Callable[[Json, nodes.Fleet], Any],
+    kwargs: dict[str, Any],
+    resync_seconds: float,
+) -> None:
+    """One pass for a trigger; a pass that failed for a reason a retry may mend (not a
+    kopf.PermanentError) is tried again later, sooner than the resync."""
+    key = (kind, namespace, name)
+    try:
+        reconcile_named(kind, namespace, name, reconcile, nodes.listed(kwargs))
+    except kopf.PermanentError:
+        raise
+    except Exception:
+        with _locks_guard:
+            delay = _retries[key] = min(_retries.get(key, RETRY_SECONDS / 2) * 2, resync_seconds)
+        retry = threading.Timer(
+            delay, _retry, (kind, namespace, name, reconcile, kwargs, resync_seconds)
+        )
+        retry.daemon = True
+        retry.start()
+        raise
+    with _locks_guard:
+        _retries.pop(key, None)
+
+
+def _retry(*args: Any) -> None:
+    """A retry, in a timer's thread: its failure is logged (and retried in turn)."""
+    try:
+        reconcile_with_retry(*args)
+    except Exception:
+        logger.exception("Retried pass of %s %s/%s failed", *args[:3])
 
 
 def reconcile_named(
@@ -91,7 +173,7 @@ def reconcile_named(
     reconcile: Callable[[Json, nodes.Fleet], Any],
     fleet: nodes.Fleet,
 ) -> None:
-    """Reconcile one object at a time, from a fresh read: triggers arriving together (a Job
+    """Reconcile one object at a time, from the cache: triggers arriving together (a Job
     event, a resync, a model turning Ready) then cost one set of writes, not racing ones. An
     object being deleted (foreground deletion, Argo CD's default, keeps it while the garbage
     collector removes its children) is left alone: a pass would recreate what is going and
@@ -100,7 +182,7 @@ def reconcile_named(
     with _locks_guard:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
-        body = custom_objects.read_custom(runtime.api_client(), kind, namespace, name)
+        body = custom_objects.read_custom(fleet.cache, kind, namespace, name)
         if body is None:
             forget(kind, namespace, name)
             return
@@ -114,6 +196,7 @@ def forget(kind: str, namespace: str, name: str) -> None:
     """Drop what this process keeps for an object that is gone."""
     with _locks_guard:
         _locks.pop((kind, namespace, name), None)
+        _retries.pop((kind, namespace, name), None)
 
 
 def tracked() -> set[tuple[str, str, str]]:
@@ -213,13 +296,14 @@ def merge_patch(old: Json, new: Json) -> Json:
     return patch
 
 
-def remove_existing(*manifests: Json) -> bool:
-    """Delete those of the objects `manifests` name that exist, deciding from the live objects
-    (a status can be stale; a DELETE of what is gone is a wasted write). Whether any went."""
-    api, removed = runtime.api_client(), False
+def remove_existing(kube: Cache, *manifests: Json) -> bool:
+    """Delete those of the objects `manifests` name that exist, deciding from the watched
+    objects (a status can be stale; a DELETE of what is gone is a wasted write). Whether any
+    went."""
+    removed = False
     for manifest in manifests:
-        if children.read(api, manifest) is not None:
-            removed = children.delete(api, manifest) or removed
+        if children.read(kube, manifest) is not None:
+            removed = children.delete(kube, manifest) or removed
     return removed
 
 

@@ -19,7 +19,7 @@ from quantfleet.api.contract import (
 from quantfleet.api.quantizedmodel import QuantizedModelSpec
 from quantfleet.api.results import EvaluateResult
 from quantfleet.builders.children import Json, digest
-from quantfleet.kube import children
+from quantfleet.kube.cache import Cache, remember
 from quantfleet.kube.errors import api_errors
 
 
@@ -30,12 +30,10 @@ def baseline_cache_name(spec: QuantizedModelSpec) -> str:
 
 
 def read_baseline_scores(
-    api: client.ApiClient, namespace: str, spec: QuantizedModelSpec
+    kube: Cache, namespace: str, spec: QuantizedModelSpec
 ) -> dict[str, dict[str, Any]]:
     """Cached BF16 scores per task for this source, revision and limit (empty when none)."""
-    reference = {"apiVersion": "v1", "kind": "ConfigMap"}
-    metadata = {"namespace": namespace, "name": baseline_cache_name(spec)}
-    cache = children.read(api, {**reference, "metadata": metadata})
+    cache = kube.get("ConfigMap", namespace, baseline_cache_name(spec))
     data: dict[str, str] = (cache or {}).get("data") or {}
     return {task: json.loads(value) for task, value in data.items()}
 
@@ -81,8 +79,9 @@ def write_baseline_scores(
     core = client.CoreV1Api(api)
     with api_errors(f"writing ConfigMap {namespace}/{name}"):
         try:
-            core.create_namespaced_config_map(namespace, body)
+            written = core.create_namespaced_config_map(namespace, body)
         except ApiException as error:
             if error.status != 409:
                 raise
-            core.patch_namespaced_config_map(name, namespace, {"data": body["data"]})
+            written = core.patch_namespaced_config_map(name, namespace, {"data": body["data"]})
+    remember(api.sanitize_for_serialization(written), "ConfigMap")

@@ -14,6 +14,7 @@ from quantfleet.api.results import AnyResult, parse_result
 from quantfleet.builders import job_pods
 from quantfleet.builders.children import Json, edited_by_others
 from quantfleet.builders.status import DeploymentObservation, JobObservation, JobPhase
+from quantfleet.kube.cache import OWNER_LABELS, Cache, remember, remember_deleted
 from quantfleet.kube.errors import api_errors
 
 FIELD_MANAGER = "quantfleet"
@@ -29,62 +30,87 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 _VERBS = {"GET": "reading", "DELETE": "deleting", "PATCH": "patching"}
 
 
-def observe_job(api: client.ApiClient, namespace: str, name: str) -> JobObservation | None:
-    """The Job's phase and its pod's result, or None when there is no such Job."""
-    with api_errors(f"reading Job {namespace}/{name}"):
-        try:
-            job = client.BatchV1Api(api).read_namespaced_job(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"}
-        if "Complete" in conditions:
-            pods = list_pods(api, namespace, {JOB_NAME_LABEL: name})
-            return JobObservation(name, "Succeeded", _result(pods))
-        if job.spec.suspend and (queue := (job.metadata.labels or {}).get(LABEL_KUEUE_QUEUE)):
-            # Kueue holds it until its ClusterQueue has quota; it alone unsuspends the Job.
-            return JobObservation(name, "Queued", detail=f"queued in Kueue LocalQueue {queue}")
-        pods = list_pods(api, namespace, {JOB_NAME_LABEL: name})
-        if "Failed" in conditions:
-            detail = conditions["Failed"].message or conditions["Failed"].reason or ""
-            result = _result(pods)
-            return JobObservation(name, "Failed", result, detail, pod_ended=job_pods.ended(pods))
-        phase: JobPhase = "Running" if (job.status.active or 0) > 0 else "Pending"
-        stuck = job_pods.stuck(pods, datetime.now(UTC))
-        return JobObservation(name, phase, pod_ended=job_pods.ended(pods), pod_stuck=stuck)
+def observe_job(kube: Cache, namespace: str, name: str) -> JobObservation | None:
+    """The Job's phase and its pod's result, or None when there is no such Job (from the
+    cache)."""
+    job = kube.get("Job", namespace, name)
+    if job is None:
+        return None
+    status, labels = job.get("status") or {}, job["metadata"].get("labels") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or [] if c["status"] == "True"}
+    owner = next(label for label in OWNER_LABELS if label in labels)
+    pods = list_pods(kube, namespace, {owner: labels[owner], JOB_NAME_LABEL: name})
+    if "Complete" in conditions:
+        return JobObservation(name, "Succeeded", _result(pods))
+    if job["spec"].get("suspend") and (queue := labels.get(LABEL_KUEUE_QUEUE)):
+        # Kueue holds it until its ClusterQueue has quota; it alone unsuspends the Job.
+        return JobObservation(name, "Queued", detail=f"queued in Kueue LocalQueue {queue}")
+    if "Failed" in conditions:
+        failed = conditions["Failed"]
+        detail = failed.get("message") or failed.get("reason") or ""
+        return JobObservation(name, "Failed", _result(pods), detail, pod_ended=job_pods.ended(pods))
+    # Pending until a pod has started; one that ended before the Job's condition is set (the
+    # controller's next write) still counts as running, not as pending again.
+    started = any(
+        status.get(count) for count in ("active", "succeeded", "failed", "uncountedTerminatedPods")
+    )
+    phase: JobPhase = "Running" if started else "Pending"
+    stuck = job_pods.stuck(pods, datetime.now(UTC))
+    return JobObservation(name, phase, pod_ended=job_pods.ended(pods), pod_stuck=stuck)
 
 
-def ensure_job(api: client.ApiClient, manifest: Json) -> JobObservation:
+def ensure_job(kube: Cache, manifest: Json) -> JobObservation:
     """The Job named in `manifest`, created if missing. Jobs are immutable: never patched."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    return observe_job(api, namespace, name) or create_job(api, manifest)
+    return observe_job(kube, namespace, name) or create_job(kube, manifest)
 
 
-def create_job(api: client.ApiClient, manifest: Json) -> JobObservation:
-    """Create the Job `manifest` describes."""
+def create_job(kube: Cache, manifest: Json) -> JobObservation:
+    """Create the Job `manifest` describes; one that already exists (made by this process a
+    moment before the watch told it) is read instead."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     with api_errors(f"creating Job {namespace}/{name}"):
-        client.BatchV1Api(api).create_namespaced_job(namespace, manifest)
-    return JobObservation(name, "Pending")
+        try:
+            created = kube.api.call_api(
+                f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                "POST",
+                body=manifest,
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                auth_settings=["BearerToken"],
+                response_type="object",
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            created = _call(kube.api, "GET", manifest)
+    remember(created, "Job")
+    return observe_job(kube, namespace, name) or JobObservation(name, "Pending")
 
 
-def delete_other_jobs(api: client.ApiClient, namespace: str, selector: str, keep: str) -> list[str]:
+def delete_other_jobs(kube: Cache, namespace: str, selector: str, keep: str) -> list[str]:
     """Delete this component's Jobs for inputs that no longer apply; returns their names."""
-    batch = client.BatchV1Api(api)
-    with api_errors(f"listing Jobs {selector}"):
-        jobs = batch.list_namespaced_job(namespace, label_selector=selector).items
-    stale = [job.metadata.name for job in jobs if job.metadata.name != keep]
-    for name in stale:
-        with api_errors(f"deleting Job {namespace}/{name}"):
-            batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
-    return stale
+    wanted = dict(term.split("=", 1) for term in selector.split(","))
+    stale = [
+        job for job in kube.select("Job", namespace, wanted) if job["metadata"]["name"] != keep
+    ]
+    for job in stale:
+        name = job["metadata"]["name"]
+        _call(
+            kube.api,
+            "DELETE",
+            job,
+            missing_ok=True,
+            query_params=[("propagationPolicy", "Background")],
+        )
+        remember_deleted("Job", namespace, name, job["metadata"].get("uid", ""))
+    return [job["metadata"]["name"] for job in stale]
 
 
-def ensure_applied(api: client.ApiClient, manifest: Json) -> Json:
+def ensure_applied(kube: Cache, manifest: Json) -> Json:
     """Server-side apply `manifest` unless the live object already carries its spec hash and
     nobody else changed what it sets (a hand edit is put back)."""
-    live = read(api, manifest)
+    live = read(kube, manifest)
     wanted = manifest["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
     if (
         live
@@ -93,7 +119,7 @@ def ensure_applied(api: client.ApiClient, manifest: Json) -> Json:
     ):
         return live
     applied = _call(
-        api,
+        kube.api,
         "PATCH",
         manifest,
         body=manifest,
@@ -101,17 +127,23 @@ def ensure_applied(api: client.ApiClient, manifest: Json) -> Json:
         header_params={"Content-Type": "application/apply-patch+yaml"},
     )
     assert applied is not None  # a 404 raises: apply creates what is missing
-    return applied
+    return remember(applied, manifest["kind"])
 
 
-def delete(api: client.ApiClient, manifest: Json) -> bool:
+def delete(kube: Cache, manifest: Json) -> bool:
     """Delete the object `manifest` names; False when it was already gone."""
-    return _call(api, "DELETE", manifest, missing_ok=True) is not None
+    live = read(kube, manifest)
+    gone = _call(kube.api, "DELETE", manifest, missing_ok=True) is None
+    meta = manifest["metadata"]
+    uid = (live or {}).get("metadata", {}).get("uid", "")
+    remember_deleted(manifest["kind"], meta["namespace"], meta["name"], uid)
+    return not gone
 
 
-def read(api: client.ApiClient, manifest: Json) -> Json | None:
-    """The live object `manifest` names (any kind of ours or Kubernetes'), or None."""
-    return _call(api, "GET", manifest, missing_ok=True)
+def read(kube: Cache, manifest: Json) -> Json | None:
+    """The object `manifest` names (any kind the operator watches), or None: from the cache."""
+    meta = manifest["metadata"]
+    return kube.get(manifest["kind"], meta["namespace"], meta["name"])
 
 
 def observe_deployment(live: Json) -> DeploymentObservation:
@@ -125,21 +157,9 @@ def observe_deployment(live: Json) -> DeploymentObservation:
     )
 
 
-def list_pods(api: client.ApiClient, namespace: str, match_labels: dict[str, str]) -> list[Json]:
-    """The pods carrying `match_labels`, as the API returns them (camelCase JSON)."""
-    selector = ",".join(f"{key}={value}" for key, value in match_labels.items())
-    with api_errors(f"listing Pods {namespace}/{selector}"):
-        answer: Json = api.call_api(
-            f"/api/v1/namespaces/{namespace}/pods",
-            "GET",
-            query_params=[("labelSelector", selector)],
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=True,
-        )
-    pods: list[Json] = answer.get("items") or []
-    return pods
+def list_pods(kube: Cache, namespace: str, match_labels: dict[str, str]) -> list[Json]:
+    """The pods carrying `match_labels` (one of which names their owner), from the cache."""
+    return kube.select("Pod", namespace, match_labels)
 
 
 def read_log(
@@ -161,8 +181,8 @@ def read_log(
 
 def patch_status(api: client.ApiClient, body: Json, patch: Json) -> None:
     """Send `patch` to the status subresource of our object `body` as a JSON merge patch
-    (RFC 7386: a null removes a field)."""
-    _call(
+    (RFC 7386: a null removes a field); the cache holds the answer until the watch brings it."""
+    patched = _call(
         api,
         "PATCH",
         body,
@@ -170,6 +190,8 @@ def patch_status(api: client.ApiClient, body: Json, patch: Json) -> None:
         body={"status": patch},
         header_params={"Content-Type": "application/merge-patch+json"},
     )
+    assert patched is not None
+    remember(patched, body["kind"])
 
 
 def _result(pods: list[Json]) -> AnyResult | None:

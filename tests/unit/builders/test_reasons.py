@@ -157,7 +157,7 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
     ("size-unknown-until-quantized", model_status("size-unknown"),
      {"Planned": ("Unknown", "ParameterCountUnknown")}, "Progressing"),
     ("quantize-pending", model_status("quantize-pending"),
-     {"Planned": ("True", "Placed"), "Quantized": ("Unknown", "Pending"),
+     {"Planned": ("True", "Placed"), "Quantized": ("Unknown", "Running"),
       "Evaluated": ("Unknown", "Waiting"), "Ready": ("False", "Waiting")}, "Progressing"),
     ("quantize-running", model_status("quantize-running"),
      {"Quantized": ("Unknown", "Running"), "Promoted": ("Unknown", "Waiting")}, "Progressing"),

@@ -40,8 +40,11 @@ def run_series(run: str) -> list[Json]:
 
 
 def delete(body: Json) -> None:
-    benchmarkrun.HANDLERS.deleted(
-        event={"type": "DELETED", "object": body}, namespace="ml", name=body["metadata"]["name"]
+    benchmarkrun.HANDLERS.event(
+        event={"type": "DELETED", "object": body},
+        namespace="ml",
+        name=body["metadata"]["name"],
+        body=body,
     )
 
 

@@ -150,7 +150,7 @@ def test_once_the_reference_exists_the_job_is_made(kube: FakeKube, fleet_nodes: 
     reconcile("qwen", fleet_nodes)
 
     assert len(jobs(kube)) == 1
-    assert quantized(kube, "qwen")["reason"] == Reason.PENDING
+    assert quantized(kube, "qwen")["reason"] == Reason.RUNNING
 
 
 def test_a_pass_the_api_server_refuses_for_good_still_writes_a_condition(

@@ -34,7 +34,7 @@ SERVED = [("Deployment", "qwen-vllm"), ("Service", "qwen-vllm")]
 
 def make_pass(nodes: list[Json], **spec: Any) -> Pass:
     body = make_model_body(**spec)
-    return Pass(body, QuantizedModel.model_validate(body), build_inventory(nodes))
+    return Pass(body, QuantizedModel.model_validate(body), build_inventory(nodes), Fleet([]).cache)
 
 
 def planned(step: Pass) -> Plan:
@@ -285,8 +285,8 @@ def test_deleting_a_model_removes_its_series_and_its_lock(
     assert ("QuantizedModel", "ml", "qwen") in reconciler.tracked()
     body = kube.objects.pop(("QuantizedModel", "ml", "qwen"))
 
-    quantizedmodel.HANDLERS.deleted(
-        event={"type": "DELETED", "object": body}, namespace="ml", name="qwen"
+    quantizedmodel.HANDLERS.event(
+        event={"type": "DELETED", "object": body}, namespace="ml", name="qwen", body=body
     )
 
     assert model_series("qwen") == []
@@ -297,8 +297,8 @@ def test_other_watch_events_keep_the_series(kube: FakeKube, fleet_nodes: list[Js
     serve_then_settle(kube, fleet_nodes)
     body = kube.objects[("QuantizedModel", "ml", "qwen")]
 
-    quantizedmodel.HANDLERS.deleted(
-        event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen"
+    quantizedmodel.HANDLERS.event(
+        event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen", body=body
     )
 
     assert model_series("qwen") != []
@@ -311,7 +311,7 @@ def test_an_event_on_a_child_reconciles_the_model_it_names(
     index = {node["metadata"]["name"]: [node] for node in fleet_nodes}
 
     quantizedmodel.HANDLERS.child_changed(
-        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index, gpu_pods={}
+        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index, gpu_pods={}, watched={}
     )
 
     [(kind, name)] = kube.writes_of("create")

@@ -10,7 +10,7 @@ from handler_factories import make_model_body, make_run_body
 
 from quantfleet.api.common import MAX_MESSAGE_CHARS
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
-from quantfleet.handlers import benchmarkrun, nodes, quantizedmodel, reconciler
+from quantfleet.handlers import benchmarkrun, nodes, quantizedmodel, reconciler, runtime, watched
 from quantfleet.planning.inventory import HeldPod
 
 Json = dict[str, Any]
@@ -124,9 +124,12 @@ def test_a_handler_without_the_node_index_fails_loudly(
     assert kube.writes == []
 
 
-def test_the_indexes_list_every_node_and_gpu_pod() -> None:
+def test_the_indexes_list_every_node_and_gpu_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "api_client", lambda: None)
     index = {"a": [{"metadata": {"name": "a"}}], "b": [{"metadata": {"name": "b"}}]}
     pod = HeldPod("ml", "p", "a", 2)
-    fleet = nodes.listed({nodes.NODES_INDEX: index, nodes.PODS_INDEX: {"a": [pod]}})
+    fleet = nodes.listed(
+        {nodes.NODES_INDEX: index, nodes.PODS_INDEX: {"a": [pod]}, watched.INDEX: {}}
+    )
     assert [n["metadata"]["name"] for n in fleet.nodes] == ["a", "b"]
-    assert fleet.pods == (pod,)
+    assert list(fleet.pods) == [pod]

@@ -1,0 +1,58 @@
+"""What the passes read, kept in memory from watches so that a pass that changes nothing costs
+the API server nothing: our own kinds and every child the operator manages (Jobs, their pods,
+Deployments and their pods, Services, ConfigMaps), in one Kopf index (`watched`), which
+`quantfleet.kube.cache.Cache` reads. Kopf fills indexes before it calls any other handler, so
+the first passes after a start already see every child."""
+
+from typing import Any
+
+import kopf
+
+from quantfleet.api.common import GROUP, PLURALS, VERSION
+from quantfleet.api.contract import LABEL_MANAGED_BY, MANAGED_BY
+from quantfleet.builders.children import Json
+from quantfleet.kube import cache
+
+INDEX = "watched"  # Kopf names an index by its handler's id
+CHILDREN = (
+    ("batch/v1", "jobs", "Job"),
+    ("v1", "pods", "Pod"),
+    ("apps/v1", "deployments", "Deployment"),
+    ("v1", "services", "Service"),
+    ("v1", "configmaps", "ConfigMap"),
+)
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def _indexer(kind: str) -> Any:
+    async def index(body: kopf.Body, **_: Any) -> dict[cache.Key, Json]:
+        """When an object appears or changes, keep it (slimmed) under each of its keys."""
+        kept = cache.slim(body, kind)
+        return dict.fromkeys(cache.keys(kept), kept)
+
+    return index
+
+
+def _forgetter(kind: str) -> Any:
+    async def deleted(event: kopf.RawEvent, **_: Any) -> None:
+        """When an object is gone, a deletion of ours need no longer hide it."""
+        if event["type"] == "DELETED":
+            cache.gone(cache.slim(event["object"], kind))
+
+    return deleted
+
+
+for _group_version, _plural, _kind in CHILDREN:
+    kopf.index(_group_version, _plural, id=INDEX, labels=MANAGED)(_indexer(_kind))
+    kopf.on.event(_group_version, _plural, id=f"{INDEX}-gone", labels=MANAGED)(_forgetter(_kind))
+for _kind, _plural in PLURALS.items():
+    kopf.index(GROUP, VERSION, _plural, id=INDEX)(_indexer(_kind))
+    kopf.on.event(GROUP, VERSION, _plural, id=f"{INDEX}-gone")(_forgetter(_kind))
+
+
+def view(kwargs: dict[str, Any], api: Any) -> cache.Cache:
+    """The cache over the index Kopf passed a handler."""
+    index: kopf.Index[cache.Key, Json] | None = kwargs.get(INDEX)
+    if index is None:
+        raise RuntimeError(f"Kopf passed no {INDEX} index: {__name__} is not imported")
+    return cache.Cache(api, index)

@@ -1,0 +1,158 @@
+"""What a pass reads instead of the API server: the objects the operator watches (its own kinds
+and the children it owns: Jobs, pods, Deployments, Services, ConfigMaps), kept in memory by a
+Kopf index (`quantfleet.handlers.watched`), overlaid with what this process itself just wrote
+until the watch brings it back. Kopf fills its indexes before any other handler runs, so a pass
+never sees an empty cache for a full cluster; the overlay covers the moment between a write and
+its watch event, so a pass right after a write neither writes again nor creates twice.
+
+resourceVersions are compared as numbers: they are etcd revisions on every API server we know;
+one that is not a number counts as newer when it comes from the watch."""
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from quantfleet.api.common import BENCHMARK_RUN, QUANTIZED_MODEL
+from quantfleet.api.contract import LABEL_BENCHMARK_RUN, LABEL_MODEL
+from quantfleet.builders.children import Json
+
+# The labels that name a child's owner, the key its owner's lookups go by.
+OWNER_LABELS = (LABEL_MODEL, LABEL_BENCHMARK_RUN)
+# Our own kinds, listed by namespace (the runs that name a model).
+LISTED = (QUANTIZED_MODEL, BENCHMARK_RUN)
+# Kinds whose managedFields a pass reads (a hand edit of an applied child is put back).
+KEEP_MANAGED_FIELDS = {"Deployment", "Service"}
+
+Key = tuple[str, ...]
+
+# This process's writes by (kind, namespace, name), and the uids of objects it deleted, until
+# the watch catches up.
+_written: dict[Key, Json] = {}
+_deleted: dict[Key, str] = {}
+_guard = threading.Lock()
+
+
+def keys(body: Json) -> list[Key]:
+    """Where the index keeps an object: by kind and name, by owner (per owner label it carries),
+    and by kind and namespace for our own kinds' listings."""
+    kind, meta = body["kind"], body["metadata"]
+    namespace = meta.get("namespace", "")
+    found: list[Key] = [name_key(kind, namespace, meta["name"])]
+    if kind in LISTED:
+        found += [(kind, namespace), (kind,)]
+    labels = meta.get("labels") or {}
+    found += [
+        owner_key(kind, namespace, label, labels[label])
+        for label in OWNER_LABELS
+        if label in labels
+    ]
+    return found
+
+
+def name_key(kind: str, namespace: str, name: str) -> Key:
+    return ("name", kind, namespace, name)
+
+
+def owner_key(kind: str, namespace: str, label: str, owner: str) -> Key:
+    return ("owner", kind, namespace, label, owner)
+
+
+def slim(body: Mapping[str, object], kind: str | None = None) -> Json:
+    """The object as the cache keeps it: managedFields only where a pass reads them."""
+    raw = dict(body)
+    kind = kind or str(raw.get("kind"))
+    meta = dict(raw["metadata"])  # type: ignore[call-overload]
+    if kind not in KEEP_MANAGED_FIELDS:
+        meta.pop("managedFields", None)
+    return {**raw, "kind": kind, "metadata": meta}
+
+
+def remember(body: Json, kind: str | None = None) -> Json:
+    """What the API server answered a write of ours with, until the watch brings it."""
+    kept = slim(body, kind)
+    meta = kept["metadata"]
+    with _guard:
+        _written[name_key(kept["kind"], meta.get("namespace", ""), meta["name"])] = kept
+    return kept
+
+
+def remember_deleted(kind: str, namespace: str, name: str, uid: str) -> None:
+    """An object of ours we deleted: hidden until the watch reports it gone."""
+    with _guard:
+        _written.pop(name_key(kind, namespace, name), None)
+        _deleted[name_key(kind, namespace, name)] = uid
+
+
+def gone(body: Json) -> None:
+    """The watch reported `body` deleted: neither a write nor a deletion of ours is kept."""
+    meta = body["metadata"]
+    key = name_key(body["kind"], meta.get("namespace", ""), meta["name"])
+    with _guard:
+        _deleted.pop(key, None)
+        _written.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One pass's view of the cluster: the API client it writes with, and for reading the index
+    Kopf handed the handler, with this process's own writes over it."""
+
+    api: client.ApiClient
+    _index: Mapping[Key, Iterable[Json]]
+
+    def get(self, kind: str, namespace: str, name: str) -> Json | None:
+        """The object, or None when the watch has none (or we deleted it)."""
+        key = name_key(kind, namespace, name)
+        watched = next(iter(self._index.get(key, ())), None)
+        with _guard:
+            written = _written.get(key)
+            deleted = _deleted.get(key)
+            if written is not None and watched is not None and not _newer(written, watched):
+                # The watch has caught up (the index is read first: a write is dropped only
+                # once the index holds what replaces it).
+                del _written[key]
+                written = None
+        if written is not None:
+            return written
+        if (
+            watched is not None
+            and deleted is not None
+            and deleted == watched["metadata"].get("uid")
+        ):
+            return None
+        return watched
+
+    def select(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[Json]:
+        """The objects of `kind` carrying `labels`, one of which names their owner."""
+        label = next(label for label in OWNER_LABELS if label in labels)
+        names = [
+            b["metadata"]["name"]
+            for b in self._index.get(owner_key(kind, namespace, label, labels[label]), ())
+        ]
+        with _guard:
+            names += [key[3] for key in _written if key[1:3] == (kind, namespace)]
+        return [
+            body
+            for name in dict.fromkeys(names)
+            if (body := self.get(kind, namespace, name)) is not None
+            and labels.items() <= (body["metadata"].get("labels") or {}).items()
+        ]
+
+    def of_kind(self, kind: str, namespace: str) -> list[Json]:
+        """Every object of our `kind` in `namespace`."""
+        return list(self._index.get((kind, namespace), ()))
+
+    def all_of(self, kind: str) -> list[Json]:
+        """Every object of our `kind` the operator watches."""
+        return list(self._index.get((kind,), ()))
+
+
+def _newer(ours: Json, theirs: Json) -> bool:
+    """Whether `ours` is a later version than `theirs`."""
+    mine, other = ours["metadata"].get("resourceVersion"), theirs["metadata"].get("resourceVersion")
+    try:
+        return int(mine) > int(other)
+    except (TypeError, ValueError):
+        return False
