@@ -20,6 +20,7 @@ from quantfleet.api.contract import LABEL_MANAGED_BY, MANAGED_BY
 from quantfleet.builders.children import Json
 from quantfleet.builders.conditions import ConditionStatus, condition, stamp
 from quantfleet.handlers import metrics, nodes, runtime, watched
+from quantfleet.handlers.startup import FINALIZER
 from quantfleet.kube import children, custom_objects
 from quantfleet.kube.cache import Cache
 
@@ -186,6 +187,13 @@ def reconcile_named(
         if body is None:
             forget(kind, namespace, name)
             return
+        if FINALIZER in (finalizers := body["metadata"].get("finalizers") or []):
+            # Left by an older operator's Kopf timers; nothing here waits on it any more.
+            rest = [f for f in finalizers if f != FINALIZER]
+            version = body["metadata"]["resourceVersion"]
+            children.patch(
+                fleet.cache, body, {"metadata": {"finalizers": rest, "resourceVersion": version}}
+            )
         if body["metadata"].get("deletionTimestamp"):
             return
         with timed(kind):

@@ -7,6 +7,10 @@ import kopf
 from quantfleet.api.common import GROUP
 from quantfleet.handlers.runtime import MAX_WORKERS
 
+# Kopf's finalizer, which its per-object timers put on every object until 2026-12-06; the
+# reconciler takes it off any object that still carries it.
+FINALIZER = f"{GROUP}/finalizer"
+
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -23,7 +27,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     # One replica (Deployment strategy Recreate) and no peering objects to create or watch.
     settings.peering.standalone = True
     settings.peering.clusterwide = False

@@ -179,6 +179,19 @@ def read_log(
     return log
 
 
+def patch(kube: Cache, body: Json, patch: Json) -> None:
+    """Send `patch` to our object `body` as a JSON merge patch."""
+    patched = _call(
+        kube.api,
+        "PATCH",
+        body,
+        body=patch,
+        header_params={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched is not None
+    remember(patched, body["kind"])
+
+
 def patch_status(api: client.ApiClient, body: Json, patch: Json) -> None:
     """Send `patch` to the status subresource of our object `body` as a JSON merge patch
     (RFC 7386: a null removes a field); the cache holds the answer until the watch brings it."""

@@ -127,6 +127,11 @@ class FakeKube:
         self.writes.append(("delete", manifest["kind"], manifest["metadata"]["name"]))
         return self.objects.pop(key_of(manifest), None) is not None
 
+    def patch(self, api: object, body: Json, patch: Json) -> None:
+        key = key_of(body)
+        self.objects[key] = apply_merge_patch(self.objects[key], patch)
+        self.writes.append(("patch", body["kind"], body["metadata"]["name"]))
+
     def patch_status(self, api: object, body: Json, status: Json) -> None:
         stored = self.objects[key_of(body)]
         stored["status"] = apply_merge_patch(stored.get("status"), status)

@@ -11,6 +11,8 @@ from handler_factories import make_model_body, make_run_body
 from quantfleet.api.common import MAX_MESSAGE_CHARS
 from quantfleet.api.conditions import BenchmarkRunCondition, QuantizedModelCondition
 from quantfleet.handlers import benchmarkrun, nodes, quantizedmodel, reconciler, runtime, watched
+from quantfleet.handlers.nodes import Fleet
+from quantfleet.handlers.startup import FINALIZER
 from quantfleet.planning.inventory import HeldPod
 
 Json = dict[str, Any]
@@ -133,3 +135,19 @@ def test_the_indexes_list_every_node_and_gpu_pod(monkeypatch: pytest.MonkeyPatch
     )
     assert [n["metadata"]["name"] for n in fleet.nodes] == ["a", "b"]
     assert list(fleet.pods) == [pod]
+
+
+def test_the_finalizer_an_older_operator_left_is_taken_off(
+    kube: FakeKube, fleet_nodes: list[Json]
+) -> None:
+    """Kopf's per-object timers put FINALIZER on every object; without them nothing removes it
+    and a deleted model would hang, so a pass takes it off (and keeps anyone else's)."""
+    body = make_model_body()
+    body["metadata"].update(finalizers=["example.com/keep", FINALIZER], resourceVersion="7")
+    kube.add(body)
+    reconciler.reconcile_named(
+        quantizedmodel.KIND, "ml", "qwen", quantizedmodel.reconcile, Fleet(fleet_nodes)
+    )
+    stored = kube.objects[("QuantizedModel", "ml", "qwen")]
+    assert stored["metadata"]["finalizers"] == ["example.com/keep"]
+    assert ("patch", "QuantizedModel", "qwen") in kube.writes
