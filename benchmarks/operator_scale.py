@@ -9,7 +9,7 @@ alone, watch only it, and are handed N QuantizedModels. Measured for each:
 - peak RSS (VmHWM) over the run and the idle minutes;
 - API requests by verb, from the API server's audit log (user agents `kopf/…` and the Python
   client's), during convergence and during the idle minutes that follow (after a settle period);
-- ours: reconcile latency p50/p99 from its `quantfleet_reconcile_seconds` histogram.
+- ours: reconcile latency p50/p99 from its `quantfleet_reconcile_duration_seconds` histogram.
 
 It ends with `time ratio: X` and `memory ratio: Y` (ours ÷ minimal) for the largest N.
 
@@ -18,6 +18,7 @@ It ends with `time ratio: X` and `memory ratio: Y` (ours ÷ minimal) for the lar
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from quantfleet.api.contract import LABEL_COMPONENT, Component
 from quantfleet.api.crd import custom_resource_definitions
 from quantfleet.kube.apply import apply, crd_established
 from quantfleet.testbed.cluster import AUDIT_LOG, Cluster
-from quantfleet.testbed.fleet import load_fleet
+from quantfleet.testbed.fleet import Fleet, load_fleet
 from quantfleet.testbed.pki import ADMIN_USER
 from quantfleet.testbed.wait import poll_until
 
@@ -52,6 +53,7 @@ BENCHMARK_AGENT = "operator-scale-benchmark"  # this script's own requests, left
 OPERATOR_AGENTS = ("kopf/", "OpenAPI-Generator/")  # Kopf's client and the kubernetes client
 SETTLE_SECONDS = 30  # after the last first child, before the idle window opens
 METRICS_PORT, LIVENESS_PORT = 18390, 18391
+GPU_HEADROOM = 1.2  # GPUs in the fleet per model
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,20 @@ class Run:
 
     def idle_per_model_per_5min(self) -> float:
         return sum(self.idle.values()) / self.models * 300 / self.idle_seconds
+
+
+def fleet_for(models: int) -> Fleet:
+    """The default simulated fleet with each GPU pool's nodes multiplied until every model's
+    quantize pod, and then its replica, has a GPU (a model planned once the GPUs are taken
+    waits with InsufficientFreeGpus and never gets its first child)."""
+    default = load_fleet()
+    gpus = sum(pool.nodes * pool.gpu.count for pool in default.pools if pool.gpu)
+    factor = math.ceil(GPU_HEADROOM * models / gpus)
+    pools = [
+        pool.model_copy(update={"nodes": pool.nodes * factor}) if pool.gpu else pool
+        for pool in default.pools
+    ]
+    return default.model_copy(update={"pools": pools})
 
 
 def model(index: int) -> dict[str, object]:
@@ -163,11 +179,12 @@ def requests_by_verb(audit: Path, since: datetime, until: datetime) -> Counter[s
 
 
 def reconcile_quantiles(text: str) -> tuple[float | None, float | None]:
-    """p50 and p99 of quantfleet_reconcile_seconds (QuantizedModel), as bucket upper bounds."""
+    """p50 and p99 of quantfleet_reconcile_duration_seconds for QuantizedModels, as the upper
+    bounds of the histogram's buckets they fall in."""
     buckets: list[tuple[float, float]] = []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "quantfleet_reconcile_seconds_bucket" and (
+            if sample.name == "quantfleet_reconcile_duration_seconds_bucket" and (
                 sample.labels.get("kind") == "QuantizedModel"
             ):
                 buckets.append((float(sample.labels["le"]), sample.value))
@@ -271,9 +288,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--idle-seconds", type=float, default=300)
+    parser.add_argument(
+        "--operators",
+        nargs="+",
+        choices=[o.name for o in OPERATORS],
+        default=[o.name for o in OPERATORS],
+        help="measure only these (no ratios without both)",
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="qf-scale-"))
-    cluster = Cluster(load_fleet(), data_dir=data_dir, audit_admin_reads=True)
+    fleet = fleet_for(max(args.models))
+    gpus = sum(pool.nodes * pool.gpu.count for pool in fleet.pools if pool.gpu)
+    nodes = sum(pool.nodes for pool in fleet.pools)
+    print(f"SIMULATED fleet (kwok): {nodes} nodes, {gpus} GPUs")
+    cluster = Cluster(fleet, data_dir=data_dir, audit_admin_reads=True)
     state = cluster.start()
     try:
         config.load_kube_config(str(state.kubeconfig))
@@ -286,15 +314,17 @@ def main() -> int:
         env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
         runs: dict[tuple[str, int], Run] = {}
         for models in args.models:
-            for operator in OPERATORS:
+            for operator in (o for o in OPERATORS if o.name in args.operators):
                 run = measure(
                     api, env, data_dir / AUDIT_LOG, data_dir, operator, models, args.idle_seconds
                 )
                 report(run)
                 runs[operator.name, models] = run
-        largest = max(args.models)
-        ours, minimal = runs["quantfleet", largest], runs["minimal", largest]
         print(f"logs and audit log: {data_dir}")
+        largest = max(args.models)
+        if len(args.operators) < len(OPERATORS):
+            return 0
+        ours, minimal = runs["quantfleet", largest], runs["minimal", largest]
         print(f"time ratio: {ours.converged_s / minimal.converged_s:.2f}")
         print(f"memory ratio: {ours.peak_rss_mib / minimal.peak_rss_mib:.2f}")
         return 0

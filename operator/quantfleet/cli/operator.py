@@ -15,6 +15,10 @@ from quantfleet.kube.metrics_server import MetricsAuth, serve_metrics
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Kopf logs every handler call that succeeded: a line per watch event of every child, which
+    # at a thousand models is most of the operator's work. Failures are still logged; progress
+    # is in each object's conditions and events.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     runtime.configure(settings_from(args))
     import quantfleet.handlers  # noqa: F401  registers the handlers with Kopf
 

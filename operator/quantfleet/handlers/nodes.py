@@ -17,7 +17,7 @@ from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.builders.children import Json
 from quantfleet.builders.storage import OutputUse
 from quantfleet.handlers import runtime, watched
-from quantfleet.kube.cache import Cache
+from quantfleet.kube.cache import Cache, flatten
 from quantfleet.planning.inventory import (
     HeldPod,
     Inventory,
@@ -80,7 +80,7 @@ class Flattened(Generic[Value]):
     index: Mapping[Any, Iterable[Value]]
 
     def __iter__(self) -> Iterator[Value]:
-        return (value for store in self.index.values() for value in store)
+        return iter(flatten(self.index))
 
 
 def listed(kwargs: dict[str, Any]) -> Fleet:

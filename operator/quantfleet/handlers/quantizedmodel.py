@@ -118,7 +118,8 @@ async def _replan_waiting(kwargs: dict[str, Any]) -> None:
         planned = {c["type"]: c for c in conditions}.get(QuantizedModelCondition.PLANNED) or {}
         if planned.get("status") == "False" and planned.get("reason") in WAITING_FOR_ROOM:
             meta = body["metadata"]
-            await asyncio.to_thread(HANDLERS.changed, meta["name"], meta["namespace"], **kwargs)
+            named = {**kwargs, "name": meta["name"], "namespace": meta["namespace"]}
+            await asyncio.to_thread(HANDLERS.changed, **named)
 
 
 @dataclass(frozen=True)

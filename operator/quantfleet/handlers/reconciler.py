@@ -29,6 +29,8 @@ Parsed = TypeVar("Parsed", bound=BaseModel)
 # One lock per object (kind, namespace, name), dropped when the object is gone.
 _locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
+# The objects a pass waits to start for (it holds no lock yet).
+_waiting: set[tuple[str, str, str]] = set()
 # The indexes Kopf last handed a handler (live views: Kopf updates them in place), for the
 # resync loops, which no Kopf handler calls.
 INDEXES = (nodes.NODES_INDEX, nodes.PODS_INDEX, nodes.OUTPUTS_INDEX, watched.INDEX)
@@ -175,14 +177,21 @@ def reconcile_named(
     fleet: nodes.Fleet,
 ) -> None:
     """Reconcile one object at a time, from the cache: triggers arriving together (a Job
-    event, a resync, a model turning Ready) then cost one set of writes, not racing ones. An
+    event, a resync, a model turning Ready) then cost one set of writes, not racing ones, and
+    while one pass waits to start, further triggers add none (it reads the cache after they
+    arrived: a work queue's deduplication). An
     object being deleted (foreground deletion, Argo CD's default, keeps it while the garbage
     collector removes its children) is left alone: a pass would recreate what is going and
     report the children's going as failures."""
     key = (kind, namespace, name)
     with _locks_guard:
+        if key in _waiting:
+            return  # a pass that has not started yet will see what this trigger would
+        _waiting.add(key)
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
+        with _locks_guard:
+            _waiting.discard(key)
         body = custom_objects.read_custom(fleet.cache, kind, namespace, name)
         if body is None:
             forget(kind, namespace, name)

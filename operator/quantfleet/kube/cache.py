@@ -11,6 +11,7 @@ one that is not a number counts as newer when it comes from the watch."""
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from kubernetes import client
 
@@ -26,10 +27,12 @@ LISTED = (QUANTIZED_MODEL, BENCHMARK_RUN)
 KEEP_MANAGED_FIELDS = {"Deployment", "Service"}
 
 Key = tuple[str, ...]
+Value = TypeVar("Value")
 
 # This process's writes by (kind, namespace, name), and the uids of objects it deleted, until
 # the watch catches up.
 _written: dict[Key, Json] = {}
+_written_by: dict[Key, set[str]] = {}  # the names in _written by their other keys (owner)
 _deleted: dict[Key, str] = {}
 _guard = threading.Lock()
 
@@ -73,15 +76,19 @@ def remember(body: Json, kind: str | None = None) -> Json:
     """What the API server answered a write of ours with, until the watch brings it."""
     kept = slim(body, kind)
     meta = kept["metadata"]
+    key = name_key(kept["kind"], meta.get("namespace", ""), meta["name"])
     with _guard:
-        _written[name_key(kept["kind"], meta.get("namespace", ""), meta["name"])] = kept
+        _forget_written(key)
+        _written[key] = kept
+        for owned in keys(kept)[1:]:
+            _written_by.setdefault(owned, set()).add(meta["name"])
     return kept
 
 
 def remember_deleted(kind: str, namespace: str, name: str, uid: str) -> None:
     """An object of ours we deleted: hidden until the watch reports it gone."""
     with _guard:
-        _written.pop(name_key(kind, namespace, name), None)
+        _forget_written(name_key(kind, namespace, name))
         _deleted[name_key(kind, namespace, name)] = uid
 
 
@@ -91,7 +98,19 @@ def gone(body: Json) -> None:
     key = name_key(body["kind"], meta.get("namespace", ""), meta["name"])
     with _guard:
         _deleted.pop(key, None)
-        _written.pop(key, None)
+        _forget_written(key)
+
+
+def _forget_written(key: Key) -> None:
+    """Drop a write of ours (the caller holds _guard)."""
+    body = _written.pop(key, None)
+    if body is None:
+        return
+    for owned in keys(body)[1:]:
+        names = _written_by.get(owned, set())
+        names.discard(body["metadata"]["name"])
+        if not names:
+            _written_by.pop(owned, None)
 
 
 @dataclass(frozen=True)
@@ -105,14 +124,14 @@ class Cache:
     def get(self, kind: str, namespace: str, name: str) -> Json | None:
         """The object, or None when the watch has none (or we deleted it)."""
         key = name_key(kind, namespace, name)
-        watched = next(iter(self._index.get(key, ())), None)
+        watched = next(iter(_values(self._index.get(key, ()))), None)
         with _guard:
             written = _written.get(key)
             deleted = _deleted.get(key)
             if written is not None and watched is not None and not _newer(written, watched):
                 # The watch has caught up (the index is read first: a write is dropped only
                 # once the index holds what replaces it).
-                del _written[key]
+                _forget_written(key)
                 written = None
         if written is not None:
             return written
@@ -127,12 +146,10 @@ class Cache:
     def select(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[Json]:
         """The objects of `kind` carrying `labels`, one of which names their owner."""
         label = next(label for label in OWNER_LABELS if label in labels)
-        names = [
-            b["metadata"]["name"]
-            for b in self._index.get(owner_key(kind, namespace, label, labels[label]), ())
-        ]
+        owned = self._index.get(owner_key(kind, namespace, label, labels[label]), ())
+        names = [body["metadata"]["name"] for body in _values(owned)]
         with _guard:
-            names += [key[3] for key in _written if key[1:3] == (kind, namespace)]
+            names += _written_by.get(owner_key(kind, namespace, label, labels[label]), ())
         return [
             body
             for name in dict.fromkeys(names)
@@ -142,11 +159,24 @@ class Cache:
 
     def of_kind(self, kind: str, namespace: str) -> list[Json]:
         """Every object of our `kind` in `namespace`."""
-        return list(self._index.get((kind, namespace), ()))
+        return _values(self._index.get((kind, namespace), ()))
 
     def all_of(self, kind: str) -> list[Json]:
         """Every object of our `kind` the operator watches."""
-        return list(self._index.get((kind,), ()))
+        return _values(self._index.get((kind,), ()))
+
+
+def flatten(index: Mapping[Any, Iterable[Value]]) -> list[Value]:
+    """Every value of a Kopf index. The handlers' threads read the indexes while Kopf's event
+    loop updates them; `list()` over a dict's own iterator runs without giving up the GIL, so
+    the keys, then each store, are copied whole (a Python-level walk over the index would see
+    it change size)."""
+    return [value for key in list(index) for value in _values(index.get(key, ()))]
+
+
+def _values(store: Iterable[Value]) -> list[Value]:
+    """A Kopf store's values, copied at once (see flatten)."""
+    return list(store)
 
 
 def _newer(ours: Json, theirs: Json) -> bool:

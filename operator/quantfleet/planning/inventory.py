@@ -10,7 +10,8 @@ operator's `cpu_nodes` setting, or the node's `quantfleet.io/cpu-serving=true` l
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from itertools import groupby
 from typing import Any, Final, NamedTuple
 
@@ -198,7 +199,8 @@ class Inventory:
     skipped: tuple[SkippedNode, ...] = ()
     cpu_nodes: tuple[CpuNode, ...] = ()
 
-    @property
+    # Cached: a pass asks several times, and an inventory never changes.
+    @cached_property
     def cpu_pools(self) -> tuple[CpuPool, ...]:
         """Serving CPU nodes grouped by level and vendor, newest level first."""
 
@@ -211,7 +213,7 @@ class Inventory:
             for (rank, vendor), members in groupby(ordered, key=kind)
         )
 
-    @property
+    @cached_property
     def pools(self) -> tuple[GpuPool, ...]:
         """Usable nodes grouped by GPU kind, newest compute capability and most memory first."""
 
@@ -351,16 +353,37 @@ def build_inventory(
     cpu: list[CpuNode] = []
     skipped: list[SkippedNode] = []
     for node in nodes:
-        name = (node.get("metadata") or {}).get("name", "")
-        on_node = taken.get(name, Held())
-        read = read_gpu_node(node, on_node.gpus) or read_cpu_node(node, on_node, cpu_nodes)
+        read = _read_node(node, cpu_nodes)
+        on_node = taken.get(read.name) if read is not None else None
         if isinstance(read, GpuNode):
-            gpu.append(read)
+            gpu.append(replace(read, requested_gpus=on_node.gpus) if on_node else read)
         elif isinstance(read, CpuNode):
-            cpu.append(read)
+            cpu.append(replace(read, held=on_node) if on_node else read)
         elif isinstance(read, SkippedNode):
             skipped.append(read)
     return Inventory(nodes=tuple(gpu), skipped=tuple(skipped), cpu_nodes=tuple(cpu))
+
+
+# Nodes as read, by (uid, resourceVersion, cpu_nodes): a pass plans against every node, and a
+# node changes far less often than passes run (a thousand models against 238 nodes spent half
+# of each pass reading them again).
+ReadNode = GpuNode | CpuNode | SkippedNode | None
+_read: dict[tuple[object, object, bool], ReadNode] = {}
+_READ_KEPT = 10_000
+
+
+def _read_node(node: Mapping[str, Any], cpu_nodes: bool) -> ReadNode:
+    """A node as read_gpu_node or read_cpu_node read it with nothing taken, once per version."""
+    metadata = node.get("metadata") or {}
+    key = (metadata.get("uid"), metadata.get("resourceVersion"), cpu_nodes)
+    if key[1] is not None and key in _read:
+        return _read[key]
+    read = read_gpu_node(node) or read_cpu_node(node, None, cpu_nodes)
+    if key[1] is not None:
+        if len(_read) >= _READ_KEPT:
+            _read.clear()
+        _read[key] = read
+    return read
 
 
 def _bounded(items: Iterable[str], shown: int = 3) -> str:
