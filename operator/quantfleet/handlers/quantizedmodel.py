@@ -215,7 +215,18 @@ def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
         cpu_kv_cache_gib=settings.cpu_kv_cache_gib,
         keep=kept_kind(step.body, step.model),
     )
-    return plan_placement(request, step.inventory)
+    plan = plan_placement(request, step.inventory)
+    kept = step.model.status.plan if step.model.status and request.keep else None
+    if isinstance(plan, Plan) and kept and kept.rationale and plan_kind(plan) == request.keep:
+        # Kept where it was placed, with the reasons it was placed there: a runner-up that
+        # comes and goes as other pods fill the fleet is no change worth a status write.
+        return replace(plan, rationale=kept.rationale)
+    return plan
+
+
+def plan_kind(plan: Plan) -> Kind | None:
+    """The GPU family or CPU level a plan prefers (what kept_kind reads back from status)."""
+    return next(iter(plan.target_families), None) or next(iter(plan.target_levels), None)
 
 
 def kept_kind(body: Json, model: QuantizedModel) -> Kind | None:

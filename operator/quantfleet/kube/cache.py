@@ -62,13 +62,23 @@ def owner_key(kind: str, namespace: str, label: str, owner: str) -> Key:
     return ("owner", kind, namespace, label, owner)
 
 
-def slim(body: Mapping[str, object], kind: str | None = None) -> Json:
-    """The object as the cache keeps it: managedFields only where a pass reads them."""
+def slim(body: Mapping[str, Any], kind: str | None = None) -> Json:
+    """The object as the cache keeps it: managedFields only where a pass reads them, and of a
+    Job's or a pod's spec only what a pass reads (a pod template is most of a Job)."""
     raw = dict(body)
     kind = kind or str(raw.get("kind"))
-    meta = dict(raw["metadata"])  # type: ignore[call-overload]
+    meta = dict(raw["metadata"])
     if kind not in KEEP_MANAGED_FIELDS:
         meta.pop("managedFields", None)
+    spec = raw.get("spec") or {}
+    if kind == "Job":
+        raw["spec"] = {"suspend": spec.get("suspend")}
+    elif kind == "Pod":
+        containers = [
+            {"name": c.get("name"), "startupProbe": c.get("startupProbe")}
+            for c in spec.get("containers") or ()
+        ]
+        raw["spec"] = {"nodeName": spec.get("nodeName"), "containers": containers}
     return {**raw, "kind": kind, "metadata": meta}
 
 

@@ -228,6 +228,8 @@ def test_a_served_model_stays_where_it_is_when_a_better_fit_frees_up(
     reconcile_named("qwen", fleet_nodes)  # the other pods are gone: `best` is free again
 
     assert kube.writes_of("apply") == []  # the Deployment is not rolled
+    # Nor is status written: the runner-up changed, the reasons it was placed did not.
+    assert kube.writes_of("patch-status") == []
     assert stored_status(kube)["plan"]["gpuFamily"] == served_on
     body = kube.objects[("QuantizedModel", "ml", "qwen")]
     body["metadata"]["generation"] = 2
