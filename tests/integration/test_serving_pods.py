@@ -1,5 +1,6 @@
 """The reads behind a failing server's reason, against the real API server: the Deployment's
-pods listed by its selector as camelCase JSON, and a log the kubelet cannot give read as ""."""
+pods as the API lists them (camelCase JSON), kept by the operator's cache as a watch would give
+them and selected by the Deployment's selector, and a log the kubelet cannot give read as ""."""
 
 from typing import Any
 
@@ -8,7 +9,7 @@ from kubernetes import client
 
 from factories.pods import make_serving_pod
 from quantfleet.builders.serving_status import serving_failure
-from quantfleet.kube import children
+from quantfleet.kube import cache, children
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,17 @@ def test_serving_pods_are_listed_by_selector_and_a_missing_log_reads_empty(
         core.create_namespaced_pod(namespace, unschedulable(name, model, namespace))
     selector = make_serving_pod()["metadata"]["labels"]
 
-    pods = children.list_pods(api_client, namespace, selector)
+    listed = api_client.call_api(
+        f"/api/v1/namespaces/{namespace}/pods", "GET", auth_settings=["BearerToken"],
+        response_type="object", _return_http_data_only=True,
+    )  # fmt: skip
+    index: dict[cache.Key, list[dict[str, Any]]] = {}
+    for pod in listed["items"]:
+        kept = cache.slim(pod, "Pod")
+        for key in cache.keys(kept):
+            index.setdefault(key, []).append(kept)
+
+    pods = children.list_pods(cache.Cache(api_client, index), namespace, selector)
 
     assert [pod["metadata"]["name"] for pod in pods] == ["qwen-vllm-a"]
     assert pods[0]["spec"]["containers"][0]["startupProbe"]["failureThreshold"] == 180
