@@ -62,6 +62,7 @@ class Operator:
     command: Callable[[str], list[str]]  # the command line watching one namespace
     child: str  # the API path of the children counted, `{ns}` for the namespace
     selector: str
+    liveness: str = f"http://127.0.0.1:{LIVENESS_PORT}/healthz"
 
 
 OPERATORS = (
@@ -132,6 +133,26 @@ def model(index: int) -> dict[str, object]:
             "output": {"uri": f"s3://models/scale-{index:04d}"},
         },
     }
+
+
+def create_models(api: client.ApiClient, namespace: str, models: int) -> None:
+    """Create the models from 4 threads (both operators alike)."""
+    custom = client.CustomObjectsApi(api)
+
+    def create(index: int) -> None:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, QUANTIZED_MODELS, model(index)
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(create, range(models)))
+
+
+def install_crds(api: client.ApiClient) -> None:
+    for crd in custom_resource_definitions().values():
+        apply(api, crd, namespace=None)
+        name = crd["metadata"]["name"]
+        poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -217,22 +238,9 @@ def measure(
     apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, None)
     log = logs / f"{namespace}.log"
     with running(operator.command(namespace), env, log) as pid:
-        poll_until(
-            partial(answers, f"http://127.0.0.1:{LIVENESS_PORT}/healthz"),
-            timeout=120,
-            what=f"{operator.name} operator live",
-        )
-        custom = client.CustomObjectsApi(api)
+        poll_until(partial(answers, operator.liveness), timeout=120, what=f"{operator.name} live")
         began, started = datetime.now(UTC), time.monotonic()
-        with ThreadPoolExecutor(4) as pool:
-            list(
-                pool.map(
-                    lambda i: custom.create_namespaced_custom_object(
-                        GROUP, VERSION, namespace, QUANTIZED_MODELS, model(i)
-                    ),
-                    range(models),
-                )
-            )
+        create_models(api, namespace, models)
         created = time.monotonic() - started
         poll_until(
             lambda: count_children(api, operator, namespace) >= models,
@@ -307,10 +315,7 @@ def main() -> int:
         config.load_kube_config(str(state.kubeconfig))
         api = config.new_client_from_config(str(state.kubeconfig))
         api.user_agent = BENCHMARK_AGENT
-        for crd in custom_resource_definitions().values():
-            apply(api, crd, namespace=None)
-            name = crd["metadata"]["name"]
-            poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
+        install_crds(api)
         env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
         runs: dict[tuple[str, int], Run] = {}
         for models in args.models:

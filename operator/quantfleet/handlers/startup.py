@@ -16,10 +16,13 @@ FINALIZER = f"{GROUP}/finalizer"
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """When the operator starts, set how Kopf watches, stores progress and posts events."""
     # Watches can go silent without an error (a known Kopf failure mode behind some load
-    # balancers): ask the server to end each watch after 5 minutes and give up on the client
-    # side a little later, so a dead watch is replaced within minutes.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # balancers), and the passes read what the watches keep (kube.cache), so a silent watch
+    # would leave them stale: ask the server to end each watch after 2 minutes and give up on
+    # the client side a little later, so a dead watch is replaced within 150 s (and resumes
+    # from its last resourceVersion, so what it missed arrives). The cost is one request per
+    # watched kind each 2 minutes, whatever the number of objects.
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 30
     # Our own prefix for Kopf's annotations, not kopf.zalando.org. Progress lives in annotations
     # only: the CRD's structural schema would prune a `status.kopf` field.
