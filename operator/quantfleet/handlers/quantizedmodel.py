@@ -100,7 +100,12 @@ WAITING_FOR_ROOM = {Reason.INSUFFICIENT_FREE_GPUS, Reason.INSUFFICIENT_FREE_CPU}
 async def pod_gone(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
     """When a pod that held a node's resources goes or finishes, plan again the models waiting
     for room, at once instead of at their next resync."""
-    if event["type"] == "DELETED" or read_held_pod(body, LABEL_MODEL) is None:
+    if event["type"] == "DELETED":
+        freed = read_held_pod(body, LABEL_MODEL) is not None
+    else:  # a bound pod that finished holds nothing any more
+        finished = (body.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        freed = finished and bool((body.get("spec") or {}).get("nodeName"))
+    if freed:
         await _replan_waiting(kwargs)
 
 
