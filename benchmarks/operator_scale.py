@@ -148,11 +148,40 @@ def create_models(api: client.ApiClient, namespace: str, models: int) -> None:
         list(pool.map(create, range(models)))
 
 
-def install_crds(api: client.ApiClient) -> None:
-    for crd in custom_resource_definitions().values():
-        apply(api, crd, namespace=None)
-        name = crd["metadata"]["name"]
-        poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
+@dataclass(frozen=True)
+class Setup:
+    """A started cluster: its data folder, this script's client, the operators' environment."""
+
+    data_dir: Path
+    api: client.ApiClient
+    env: dict[str, str]
+
+
+@contextmanager
+def benchmark_cluster(models: int, prefix: str, audit_admin_reads: bool = False) -> Iterator[Setup]:
+    """A control plane with the SIMULATED fleet sized for `models` (said on stdout) and our
+    CRDs; stopped on the way out."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    fleet = fleet_for(models)
+    gpus = sum(pool.nodes * pool.gpu.count for pool in fleet.pools if pool.gpu)
+    nodes = sum(pool.nodes for pool in fleet.pools)
+    print(f"SIMULATED fleet (kwok): {nodes} nodes, {gpus} GPUs")
+    cluster = Cluster(fleet, data_dir=data_dir, audit_admin_reads=audit_admin_reads)
+    state = cluster.start()
+    try:
+        api = config.new_client_from_config(str(state.kubeconfig))
+        api.user_agent = BENCHMARK_AGENT
+        for crd in custom_resource_definitions().values():
+            apply(api, crd, namespace=None)
+            name = crd["metadata"]["name"]
+            poll_until(partial(crd_established, api, name), timeout=60, what=f"CRD {name}")
+        yield Setup(data_dir, api, {**os.environ, "KUBECONFIG": str(state.kubeconfig)})
+    finally:
+        cluster.stop()
+
+
+def make_namespace(api: client.ApiClient, name: str) -> None:
+    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, None)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -235,7 +264,7 @@ def measure(
     models: int, idle_seconds: float,
 ) -> Run:  # fmt: skip
     namespace = f"{operator.name}-{models}"
-    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, None)
+    make_namespace(api, namespace)
     log = logs / f"{namespace}.log"
     with running(operator.command(namespace), env, log) as pid:
         poll_until(partial(answers, operator.liveness), timeout=120, what=f"{operator.name} live")
@@ -304,37 +333,24 @@ def main() -> int:
         help="measure only these (no ratios without both)",
     )
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="qf-scale-"))
-    fleet = fleet_for(max(args.models))
-    gpus = sum(pool.nodes * pool.gpu.count for pool in fleet.pools if pool.gpu)
-    nodes = sum(pool.nodes for pool in fleet.pools)
-    print(f"SIMULATED fleet (kwok): {nodes} nodes, {gpus} GPUs")
-    cluster = Cluster(fleet, data_dir=data_dir, audit_admin_reads=True)
-    state = cluster.start()
-    try:
-        config.load_kube_config(str(state.kubeconfig))
-        api = config.new_client_from_config(str(state.kubeconfig))
-        api.user_agent = BENCHMARK_AGENT
-        install_crds(api)
-        env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
-        runs: dict[tuple[str, int], Run] = {}
+    largest = max(args.models)
+    runs: dict[tuple[str, int], Run] = {}
+    with benchmark_cluster(largest, "qf-scale-", audit_admin_reads=True) as setup:
         for models in args.models:
             for operator in (o for o in OPERATORS if o.name in args.operators):
                 run = measure(
-                    api, env, data_dir / AUDIT_LOG, data_dir, operator, models, args.idle_seconds
-                )
+                    setup.api, setup.env, setup.data_dir / AUDIT_LOG, setup.data_dir, operator,
+                    models, args.idle_seconds,
+                )  # fmt: skip
                 report(run)
                 runs[operator.name, models] = run
-        print(f"logs and audit log: {data_dir}")
-        largest = max(args.models)
-        if len(args.operators) < len(OPERATORS):
-            return 0
-        ours, minimal = runs["quantfleet", largest], runs["minimal", largest]
-        print(f"time ratio: {ours.converged_s / minimal.converged_s:.2f}")
-        print(f"memory ratio: {ours.peak_rss_mib / minimal.peak_rss_mib:.2f}")
+        print(f"logs and audit log: {setup.data_dir}")
+    if len(args.operators) < len(OPERATORS):
         return 0
-    finally:
-        cluster.stop()
+    ours, minimal = runs["quantfleet", largest], runs["minimal", largest]
+    print(f"time ratio: {ours.converged_s / minimal.converged_s:.2f}")
+    print(f"memory ratio: {ours.peak_rss_mib / minimal.peak_rss_mib:.2f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,29 +13,24 @@ status.
 """
 
 import argparse
-import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 from operator_scale import (
-    BENCHMARK_AGENT,
     OPERATORS,
     answers,
+    benchmark_cluster,
     count_children,
     create_models,
-    fleet_for,
-    install_crds,
+    make_namespace,
     running,
 )
 
 from quantfleet.api.common import GROUP, QUANTIZED_MODELS, VERSION
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
-from quantfleet.kube.apply import apply
-from quantfleet.testbed.cluster import Cluster
 from quantfleet.testbed.wait import poll_until
 
 ALLOWED_GROWTH = 0.05
@@ -94,19 +89,11 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="qf-soak-"))
-    cluster = Cluster(fleet_for(args.models), data_dir=data_dir)
-    state = cluster.start()
-    try:
-        config.load_kube_config(str(state.kubeconfig))
-        api = config.new_client_from_config(str(state.kubeconfig))
-        api.user_agent = BENCHMARK_AGENT
-        install_crds(api)
-        apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, None)
-        ours = next(o for o in OPERATORS if o.name == "quantfleet")
-        log = data_dir / "quantfleet.log"
-        env = {**os.environ, "KUBECONFIG": str(state.kubeconfig)}
-        with running(ours.command(NAMESPACE), env, log) as pid:
+    ours = next(o for o in OPERATORS if o.name == "quantfleet")
+    with benchmark_cluster(args.models, "qf-soak-") as setup:
+        api, log = setup.api, setup.data_dir / "quantfleet.log"
+        make_namespace(api, NAMESPACE)
+        with running(ours.command(NAMESPACE), setup.env, log) as pid:
             poll_until(lambda: answers(ours.liveness), timeout=120, what="operator live")
             create_models(api, NAMESPACE, args.models)
             poll_until(
@@ -137,10 +124,8 @@ def main() -> int:
         )
         print(f"error lines in the operator log during the soak: {errors}")
         print("every model's status current at the end (observedGeneration, its quantize Job)")
-        print(f"logs: {data_dir}")
-        return 0 if growth <= ALLOWED_GROWTH and errors == 0 else 1
-    finally:
-        cluster.stop()
+        print(f"logs: {setup.data_dir}")
+    return 0 if growth <= ALLOWED_GROWTH and errors == 0 else 1
 
 
 if __name__ == "__main__":

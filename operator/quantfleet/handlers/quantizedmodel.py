@@ -391,8 +391,8 @@ def _ensure_only_job(
         if why := references.missing(step.kube.api, step.namespace, needs):
             return Blocked(Reason.REFERENCE_NOT_FOUND, why)
         job = children.create_job(step.kube, manifest)
-    selector = f"{LABEL_MODEL}={step.name},{LABEL_COMPONENT}={component}"
-    children.delete_other_jobs(step.kube, step.namespace, selector, keep=job.name)
+    labels = {LABEL_MODEL: step.name, LABEL_COMPONENT: component}
+    children.delete_other_jobs(step.kube, step.namespace, labels, keep=job.name)
     _job_metric(step.namespace, step.name, job.result)
     return job
 

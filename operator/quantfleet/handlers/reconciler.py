@@ -1,6 +1,7 @@
 """The skeleton both kinds' handlers share: the Kopf handlers themselves, one pass per object
-at a time from a fresh read, timed and counted; an invalid spec stopped with a condition; one
-status writer; events; and forgetting an object once it is deleted."""
+at a time from what the watches keep, timed, counted and retried; the resync loops; an invalid
+spec stopped with a condition; one status writer; events; and forgetting an object once it is
+deleted."""
 
 import logging
 import threading

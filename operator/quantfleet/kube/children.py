@@ -71,15 +71,8 @@ def create_job(kube: Cache, manifest: Json) -> JobObservation:
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     with api_errors(f"creating Job {namespace}/{name}"):
         try:
-            created = kube.api.call_api(
-                f"/apis/batch/v1/namespaces/{namespace}/jobs",
-                "POST",
-                body=manifest,
-                header_params={"Accept": "application/json", "Content-Type": "application/json"},
-                auth_settings=["BearerToken"],
-                response_type="object",
-                _return_http_data_only=True,
-            )
+            job = client.BatchV1Api(kube.api).create_namespaced_job(namespace, manifest)
+            created = kube.api.sanitize_for_serialization(job)
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -88,11 +81,11 @@ def create_job(kube: Cache, manifest: Json) -> JobObservation:
     return observe_job(kube, namespace, name) or JobObservation(name, "Pending")
 
 
-def delete_other_jobs(kube: Cache, namespace: str, selector: str, keep: str) -> list[str]:
-    """Delete this component's Jobs for inputs that no longer apply; returns their names."""
-    wanted = dict(term.split("=", 1) for term in selector.split(","))
+def delete_other_jobs(kube: Cache, namespace: str, labels: dict[str, str], keep: str) -> list[str]:
+    """Delete the Jobs carrying `labels` (a component's, for inputs that no longer apply) but
+    `keep`; returns their names."""
     stale = [
-        job for job in kube.select("Job", namespace, wanted) if job["metadata"]["name"] != keep
+        job for job in kube.select("Job", namespace, labels) if job["metadata"]["name"] != keep
     ]
     for job in stale:
         name = job["metadata"]["name"]

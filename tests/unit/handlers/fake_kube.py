@@ -84,15 +84,16 @@ class FakeKube:
         self.writes.append(("create", "Job", meta["name"]))
         return JobObservation(meta["name"], "Pending")
 
-    def delete_other_jobs(self, api: object, namespace: str, selector: str, keep: str) -> list[str]:
-        wanted = dict(term.split("=") for term in selector.split(","))
+    def delete_other_jobs(
+        self, api: object, namespace: str, labels: dict[str, str], keep: str
+    ) -> list[str]:
         stale = [
             name
             for (kind, ns, name), job in self.objects.items()
             if kind == "Job"
             and ns == namespace
             and name != keep
-            and wanted.items() <= job["metadata"]["labels"].items()
+            and labels.items() <= job["metadata"]["labels"].items()
         ]
         for name in stale:
             del self.objects[("Job", namespace, name)]
