@@ -66,6 +66,26 @@ class OutputUse:
             return f"{self.namespace}/pvc://{claim}"
         return self.uri.split("/", 3)[2] if "://" in self.uri else self.uri
 
+    @property
+    def folder(self) -> str:
+        """The first folder of the location inside its storage ("" for the whole of it): two
+        outputs overlap only where it is the same, or one of them is the whole storage."""
+        parts = self.uri.split("://", 1)[-1].strip("/").split("/")
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def keys(self) -> list[tuple[str, ...]]:
+        """Where the index of outputs keeps it: by its storage, and by storage and folder."""
+        return [(self.storage,), (self.storage, self.folder)]
+
+    @property
+    def rivals(self) -> list[tuple[str, ...]]:
+        """The index keys of the outputs that may overlap it: those in its folder and the
+        storage's whole; for the storage's whole, everything in it."""
+        if self.folder:
+            return [(self.storage, self.folder), (self.storage, "")]
+        return [(self.storage,)]
+
     def overlaps(self, other: "OutputUse") -> bool:
         """Whether one of the two writes inside the other's location."""
         return self.storage == other.storage and (

@@ -47,11 +47,12 @@ def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, HeldPod] | None:
 
 
 @kopf.index(GROUP, VERSION, QUANTIZED_MODELS)
-def model_outputs(body: kopf.Body, **_: Any) -> dict[str, OutputUse] | None:
+def model_outputs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], OutputUse] | None:
     """When a QuantizedModel appears or changes, keep where it writes, by storage (a claim of its
-    namespace, or a bucket); it stays there until the model is gone."""
+    namespace, or a bucket) and by storage and folder; it stays there until the model is
+    gone."""
     use = OutputUse.of(dict(body))
-    return {use.storage: use} if use else None
+    return dict.fromkeys(use.keys, use) if use else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Fleet:
 
     nodes: Iterable[Json]
     pods: Iterable[HeldPod] = ()
-    outputs: Iterable[OutputUse] = ()
+    outputs: Mapping[tuple[str, ...], Iterable[OutputUse]] = field(default_factory=dict)
     cache: Cache = field(default_factory=lambda: Cache(cast(client.ApiClient, None), {}))
 
     def inventory(
@@ -71,6 +72,10 @@ class Fleet:
         not counted; every NFD-labelled node without GPUs serves on CPUs when `cpu_nodes`."""
         taken = requested(self.pods, namespace=namespace, model=model)
         return build_inventory(self.nodes, taken, cpu_nodes)
+
+    def rivals(self, use: OutputUse) -> list[OutputUse]:
+        """The models' outputs that may overlap `use` (one index lookup, not a walk of all)."""
+        return [rival for key in use.rivals for rival in list(self.outputs.get(key, ()))]
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,10 @@ def listed(kwargs: dict[str, Any]) -> Fleet:
             f"Kopf passed no {NODES_INDEX}/{PODS_INDEX} index: {__name__} is not imported by "
             "the handlers"
         )
-    outputs: kopf.Index[str, OutputUse] | None = kwargs.get(OUTPUTS_INDEX)
+    outputs: kopf.Index[tuple[str, ...], OutputUse] | None = kwargs.get(OUTPUTS_INDEX)
     return Fleet(
         nodes=Flattened(nodes),
         pods=Flattened(pods),
-        outputs=Flattened(outputs or {}),
+        outputs=outputs or {},
         cache=watched.view(kwargs, runtime.api_client()),
     )

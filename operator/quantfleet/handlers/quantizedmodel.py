@@ -165,7 +165,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Obse
     scheme = plan.scheme if plan else spec.quantization.scheme
     artifact = artifact_id(spec, scheme)
     mine = OutputUse.of(body)
-    if mine and (holder := output_holder(mine, fleet.outputs)):
+    if mine and (holder := output_holder(mine, fleet.rivals(mine))):
         return Observed(generation, plan, artifact, quantize_blocked=output_in_use(spec, holder))
     quantize = ensure_quantize_job(step, scheme, parameters, plan)
     if isinstance(quantize, Blocked):

@@ -3,10 +3,11 @@ at a time from what the watches keep, timed, counted and retried; the resync loo
 spec stopped with a condition; one status writer; events; and forgetting an object once it is
 deleted."""
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,11 @@ _indexes: dict[str, Any] = {}
 # The delay before the next try of an object whose last pass failed, by (kind, namespace, name).
 _retries: dict[tuple[str, str, str], float] = {}
 RETRY_SECONDS = 5
+# A child's events come in bursts (a Job created, its pod made, bound and started, the Job
+# counting it): the pass they trigger starts this much later, so a burst costs one pass.
+CHILD_SETTLE_SECONDS = 1.0
+# The passes children triggered that wait to settle (a task needs a reference while it runs).
+SETTLING: set["asyncio.Task[None]"] = set()
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Handlers:
     """The Kopf handlers `register` made for one kind."""
 
     changed: Callable[..., None]
-    child_changed: Callable[..., None]
+    child_changed: Callable[..., Awaitable[None]]
     event: Callable[..., None]
 
 
@@ -63,8 +69,9 @@ def register(
     - every `resync_seconds`, reconcile it (`_start_resync`): the pass reads the cache, so one
       that changes nothing costs the API server nothing;
     - when one of its Jobs, Deployments, Services or their pods (labelled `owner_label`: its
-      name) changes, reconcile the object that owns it: a pod's waiting reason
-      (ImagePullBackOff, a crash loop) reaches the conditions at once, not at the next resync;
+      name) changes, reconcile the object that owns it CHILD_SETTLE_SECONDS later (one pass
+      for a burst of events): a pod's waiting reason (ImagePullBackOff, a crash loop) reaches
+      the conditions within a second or two, not at the next resync;
     - when it is gone, drop its lock and call `forget_more` (namespace, name, last body).
     Watch events, not Kopf's on.create/on.update: those would store Kopf's progress in two
     annotation patches per change (writes for nothing: the pass is level-based), and no
@@ -76,8 +83,16 @@ def register(
         _indexes.update((key, value) for key, value in kwargs.items() if key in INDEXES)
         reconcile_with_retry(kind, namespace or "", name, reconcile, kwargs, resync_seconds)
 
-    def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        changed(**{**kwargs, "name": labels[owner_label], "namespace": namespace})
+    async def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        key = (kind, namespace or "", labels[owner_label])
+        if not claim(key):
+            return  # a pass that has not started yet will see this change
+        _indexes.update((key, value) for key, value in kwargs.items() if key in INDEXES)
+        args = (*key, reconcile, kwargs, resync_seconds, True)
+        # A task of its own: Kopf handles a child's next event only once this handler returns.
+        task = asyncio.create_task(_settled(args))
+        SETTLING.add(task)
+        task.add_done_callback(SETTLING.discard)
 
     def event(
         event: kopf.RawEvent, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
@@ -141,12 +156,14 @@ def reconcile_with_retry(
     reconcile: Callable[[Json, nodes.Fleet], Any],
     kwargs: dict[str, Any],
     resync_seconds: float,
+    claimed: bool = False,
 ) -> None:
-    """One pass for a trigger; a pass that failed for a reason a retry may mend (not a
-    kopf.PermanentError) is tried again later, sooner than the resync."""
+    """One pass for a trigger (`claimed`: see reconcile_named); a pass that failed for a reason
+    a retry may mend (not a kopf.PermanentError) is tried again later, sooner than the
+    resync."""
     key = (kind, namespace, name)
     try:
-        reconcile_named(kind, namespace, name, reconcile, nodes.listed(kwargs))
+        reconcile_named(kind, namespace, name, reconcile, nodes.listed(kwargs), claimed)
     except kopf.PermanentError:
         raise
     except Exception:
@@ -160,6 +177,12 @@ def reconcile_with_retry(
         raise
     with _locks_guard:
         _retries.pop(key, None)
+
+
+async def _settled(args: tuple[Any, ...]) -> None:
+    """A pass a child triggered (claimed), once its burst of events has settled."""
+    await asyncio.sleep(CHILD_SETTLE_SECONDS)
+    await asyncio.to_thread(_retry, *args)
 
 
 def _retry(*args: Any) -> None:
@@ -176,19 +199,19 @@ def reconcile_named(
     name: str,
     reconcile: Callable[[Json, nodes.Fleet], Any],
     fleet: nodes.Fleet,
+    claimed: bool = False,
 ) -> None:
     """Reconcile one object at a time, from the cache: triggers arriving together (a Job
     event, a resync, a model turning Ready) then cost one set of writes, not racing ones, and
     while one pass waits to start, further triggers add none (it reads the cache after they
-    arrived: a work queue's deduplication). An
+    arrived: a work queue's deduplication; `claimed`: the trigger already claimed it). An
     object being deleted (foreground deletion, Argo CD's default, keeps it while the garbage
     collector removes its children) is left alone: a pass would recreate what is going and
     report the children's going as failures."""
     key = (kind, namespace, name)
+    if not (claimed or claim(key)):
+        return  # a pass that has not started yet will see what this trigger would
     with _locks_guard:
-        if key in _waiting:
-            return  # a pass that has not started yet will see what this trigger would
-        _waiting.add(key)
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
         with _locks_guard:
@@ -208,6 +231,16 @@ def reconcile_named(
             return
         with timed(kind):
             reconcile(body, fleet)
+
+
+def claim(key: tuple[str, str, str]) -> bool:
+    """Whether a trigger for the object `key` names needs a pass of its own: not while one has
+    yet to start."""
+    with _locks_guard:
+        if key in _waiting:
+            return False
+        _waiting.add(key)
+        return True
 
 
 def forget(kind: str, namespace: str, name: str) -> None:

@@ -10,8 +10,7 @@ operator's `cpu_nodes` setting, or the node's `quantfleet.io/cpu-serving=true` l
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import Any, Final, NamedTuple
 
@@ -193,38 +192,45 @@ class CpuPool:
         )
 
 
+def _gpu_pools(nodes: Iterable[GpuNode]) -> tuple[GpuPool, ...]:
+    """Usable nodes grouped by GPU kind, newest compute capability and most memory first."""
+
+    def kind(n: GpuNode) -> tuple[ComputeCapability, int, str, bool]:
+        return (n.compute_capability, n.memory_mib, n.family, n.labelled_compute_capability)
+
+    ordered = sorted(nodes, key=kind, reverse=True)
+    return tuple(
+        GpuPool(cc, GpuFamily(family), memory, labelled, tuple(members))
+        for (cc, memory, family, labelled), members in groupby(ordered, key=kind)
+    )
+
+
+def _cpu_pools(nodes: Iterable[CpuNode]) -> tuple[CpuPool, ...]:
+    """Serving CPU nodes grouped by level and vendor, newest level first."""
+
+    def kind(n: CpuNode) -> tuple[int, str]:
+        return (n.level.rank, n.vendor)
+
+    ordered = sorted(nodes, key=kind, reverse=True)
+    return tuple(
+        CpuPool(list(CpuLevel)[rank], vendor, tuple(members))
+        for (rank, vendor), members in groupby(ordered, key=kind)
+    )
+
+
 @dataclass(frozen=True)
 class Inventory:
     nodes: tuple[GpuNode, ...]
     skipped: tuple[SkippedNode, ...] = ()
     cpu_nodes: tuple[CpuNode, ...] = ()
+    # Grouped once when built: a pass asks several times, and an inventory never changes (not a
+    # functools.cached_property, whose lock in Python 3.11 serialises every thread's first read).
+    pools: tuple[GpuPool, ...] = field(init=False)
+    cpu_pools: tuple[CpuPool, ...] = field(init=False)
 
-    # Cached: a pass asks several times, and an inventory never changes.
-    @cached_property
-    def cpu_pools(self) -> tuple[CpuPool, ...]:
-        """Serving CPU nodes grouped by level and vendor, newest level first."""
-
-        def kind(n: CpuNode) -> tuple[int, str]:
-            return (n.level.rank, n.vendor)
-
-        ordered = sorted(self.cpu_nodes, key=kind, reverse=True)
-        return tuple(
-            CpuPool(list(CpuLevel)[rank], vendor, tuple(members))
-            for (rank, vendor), members in groupby(ordered, key=kind)
-        )
-
-    @cached_property
-    def pools(self) -> tuple[GpuPool, ...]:
-        """Usable nodes grouped by GPU kind, newest compute capability and most memory first."""
-
-        def kind(n: GpuNode) -> tuple[ComputeCapability, int, str, bool]:
-            return (n.compute_capability, n.memory_mib, n.family, n.labelled_compute_capability)
-
-        ordered = sorted(self.nodes, key=kind, reverse=True)
-        return tuple(
-            GpuPool(cc, GpuFamily(family), memory, labelled, tuple(members))
-            for (cc, memory, family, labelled), members in groupby(ordered, key=kind)
-        )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pools", _gpu_pools(self.nodes))
+        object.__setattr__(self, "cpu_pools", _cpu_pools(self.cpu_nodes))
 
     @property
     def families(self) -> tuple[GpuFamily, ...]:

@@ -40,10 +40,18 @@ def jobs(kube: FakeKube) -> list[str]:
     return [name for (kind, _, name) in kube.objects if kind == "Job"]
 
 
+def indexed(*uses: OutputUse) -> dict[tuple[str, ...], list[OutputUse]]:
+    """The outputs as the operator's Kopf index keeps them."""
+    index: dict[tuple[str, ...], list[OutputUse]] = {}
+    for each in uses:
+        for key in each.keys:
+            index.setdefault(key, []).append(each)
+    return index
+
+
 def reconcile(name: str, nodes: list[Json], outputs: tuple[OutputUse, ...] = ()) -> None:
-    reconciler.reconcile_named(
-        quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, Fleet(nodes, (), outputs)
-    )
+    fleet = Fleet(nodes, (), indexed(*outputs))
+    reconciler.reconcile_named(quantizedmodel.KIND, "ml", name, quantizedmodel.reconcile, fleet)
 
 
 @pytest.mark.parametrize(
@@ -85,14 +93,21 @@ def test_the_later_of_two_overlapping_outputs_waits_naming_the_other(
         pytest.param(("ml", "pvc://m/q"), ("other", "pvc://m/q"), False, id="claims-are-not"),
         pytest.param(("ml", "s3://b/q"), ("ml", "s3://b/qwen"), False, id="segment-wise"),
         pytest.param(("ml", "s3://b/q"), ("ml", "s3://c/q"), False, id="another-bucket"),
+        pytest.param(("ml", "s3://b/q/x"), ("ml", "s3://b/"), True, id="the-whole-bucket"),
+        pytest.param(("ml", "s3://b"), ("ml", "s3://b/q/x"), True, id="in-the-whole-bucket"),
+        pytest.param(("ml", "pvc://m/q/x"), ("ml", "pvc://m/q/"), True, id="a-folder-of-a-claim"),
+        pytest.param(("ml", "pvc://m/"), ("ml", "pvc://m/q"), True, id="the-whole-claim"),
+        pytest.param(("ml", "pvc://m/q"), ("ml", "pvc://n/q"), False, id="another-claim"),
     ],
 )
 def test_output_holder(mine: tuple[str, str], theirs: tuple[str, str], want_held: bool) -> None:
     me = OutputUse(mine[0], "me", mine[1], "2030-01-01T00:00:05Z")
     them = OutputUse(theirs[0], "them", theirs[1], "2030-01-01T00:00:00Z")
+    # What a pass looks at: the index's rivals of its own output, not every output.
+    rivals = Fleet([], (), indexed(me, them)).rivals
 
-    assert (output_holder(me, [me, them]) == them) is want_held
-    assert output_holder(them, [me, them]) is None  # the earlier one is never held
+    assert (output_holder(me, rivals(me)) == them) is want_held
+    assert output_holder(them, rivals(them)) is None  # the earlier one is never held
 
 
 RECIPE = {"recipe": {"configMapRef": {"name": "recipes", "key": "fp8.yaml"}}}

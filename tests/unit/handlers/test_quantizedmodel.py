@@ -1,11 +1,13 @@
 """The QuantizedModel handler's steps and passes against an in-memory kube layer: what each step
 creates, keeps and deletes, and that a settled model costs no writes."""
 
+import asyncio
 from typing import Any
 
 import pytest
 from fake_kube import FakeKube
 from handler_factories import make_evaluate_result, make_model_body, make_quantize_result
+from prometheus_client import REGISTRY
 
 from factories import make_node
 from factories.pods import NVFP4_LOG, NVFP4_LOG_TAIL, make_serving_pod, running, terminated, waiting
@@ -307,14 +309,31 @@ def test_other_watch_events_keep_the_series(kube: FakeKube, fleet_nodes: list[Js
 
 
 def test_an_event_on_a_child_reconciles_the_model_it_names(
-    kube: FakeKube, fleet_nodes: list[Json]
+    kube: FakeKube, fleet_nodes: list[Json], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kube.add(make_model_body())
     index = {node["metadata"]["name"]: [node] for node in fleet_nodes}
+    monkeypatch.setattr(reconciler, "CHILD_SETTLE_SECONDS", 0.01)
 
-    quantizedmodel.HANDLERS.child_changed(
-        namespace="ml", labels={LABEL_MODEL: "qwen"}, gpu_nodes=index, gpu_pods={}, watched={}
+    async def burst() -> None:
+        for _ in range(3):  # a child's burst of events: one pass
+            await quantizedmodel.HANDLERS.child_changed(
+                namespace="ml",
+                labels={LABEL_MODEL: "qwen"},
+                gpu_nodes=index,
+                gpu_pods={},
+                watched={},
+            )
+        await asyncio.gather(*reconciler.SETTLING)
+
+    passes = lambda: REGISTRY.get_sample_value(  # noqa: E731
+        "quantfleet_reconciles_total", {"kind": quantizedmodel.KIND}
     )
+    before = passes() or 0
+
+    asyncio.run(burst())
+
+    assert passes() == before + 1
 
     [(kind, name)] = kube.writes_of("create")
     assert kind == "Job"
