@@ -250,13 +250,22 @@ def reconcile_quantiles(text: str) -> tuple[float | None, float | None]:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[int]:
+def running(
+    command: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        yield process.pid
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def alive(process: subprocess.Popen[bytes], log: Path, check: Callable[[], bool]) -> bool:
+    """`check`, failing at once if the operator has exited (a port taken, a crash)."""
+    if process.poll() is not None:
+        raise RuntimeError(f"the operator exited with {process.returncode}: see {log}")
+    return check()
 
 
 def measure(
@@ -266,13 +275,16 @@ def measure(
     namespace = f"{operator.name}-{models}"
     make_namespace(api, namespace)
     log = logs / f"{namespace}.log"
-    with running(operator.command(namespace), env, log) as pid:
-        poll_until(partial(answers, operator.liveness), timeout=120, what=f"{operator.name} live")
+    with running(operator.command(namespace), env, log) as process:
+        live = partial(answers, operator.liveness)
+        poll_until(partial(alive, process, log, live), timeout=120, what=f"{operator.name} live")
         began, started = datetime.now(UTC), time.monotonic()
         create_models(api, namespace, models)
         created = time.monotonic() - started
         poll_until(
-            lambda: count_children(api, operator, namespace) >= models,
+            partial(
+                alive, process, log, lambda: count_children(api, operator, namespace) >= models
+            ),
             timeout=3600,
             interval=0.5,
             what=f"a child per model ({operator.name})",
@@ -282,7 +294,7 @@ def measure(
         idle_from = datetime.now(UTC)
         time.sleep(idle_seconds)
         idle_until = datetime.now(UTC)
-        rss = peak_rss_mib(pid)
+        rss = peak_rss_mib(process.pid)
         quantiles: tuple[float | None, float | None] = (None, None)
         if operator.name == "quantfleet":
             url = f"http://127.0.0.1:{METRICS_PORT}/metrics"

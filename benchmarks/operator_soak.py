@@ -16,11 +16,13 @@ import argparse
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from kubernetes import client
 from operator_scale import (
     OPERATORS,
+    alive,
     answers,
     benchmark_cluster,
     count_children,
@@ -93,8 +95,9 @@ def main() -> int:
     with benchmark_cluster(args.models, "qf-soak-") as setup:
         api, log = setup.api, setup.data_dir / "quantfleet.log"
         make_namespace(api, NAMESPACE)
-        with running(ours.command(NAMESPACE), setup.env, log) as pid:
-            poll_until(lambda: answers(ours.liveness), timeout=120, what="operator live")
+        with running(ours.command(NAMESPACE), setup.env, log) as process:
+            live = partial(answers, ours.liveness)
+            poll_until(partial(alive, process, log, live), timeout=120, what="operator live")
             create_models(api, NAMESPACE, args.models)
             poll_until(
                 lambda: count_children(api, ours, NAMESPACE) >= args.models and not stale(api),
@@ -103,15 +106,15 @@ def main() -> int:
                 what="every model with its Job and a current status",
             )
             errors_before = log.read_text().count(" ERROR ")
-            start = rss_mib(pid)
+            start = rss_mib(process.pid)
             samples, chooser, made = [start], random.Random(args.seed), {"spec": 0, "pod": 0}
             began = time.monotonic()
             while (elapsed := time.monotonic() - began) < args.minutes * 60:
                 made[change(api, chooser, args.models)] += 1
                 if int(elapsed) % 60 == 0:
-                    samples.append(rss_mib(pid))
+                    samples.append(rss_mib(process.pid))
                 time.sleep(max(0.0, 1 - (time.monotonic() - began - elapsed)))
-            end = rss_mib(pid)
+            end = rss_mib(process.pid)
             poll_until(lambda: not stale(api), timeout=120, interval=5, what="status current")
             errors = log.read_text().count(" ERROR ") - errors_before
         growth = (end - start) / start

@@ -3,6 +3,7 @@ children or a QuantizedModel it names changes, resolve the targets, bring up the
 start the benchmark Jobs in order, and report results and speed-ups. One idempotent pass serves
 every trigger; a finished run only makes sure its baseline is gone."""
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -67,9 +68,10 @@ INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [
 
 
 @kopf.on.event(GROUP, VERSION, QUANTIZED_MODELS)
-def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+async def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
     """When a QuantizedModel changes (e.g. becomes Ready), reconcile the unfinished runs that
-    name it, instead of waiting for their resync."""
+    name it, instead of waiting for their resync (found in memory, in Kopf's loop; their passes
+    on a thread)."""
     kube = watched.view(kwargs, runtime.api_client())
     for body in custom_objects.list_custom(kube, KIND, namespace or ""):
         spec = body.get("spec") or {}
@@ -81,8 +83,10 @@ def benchmarked_model_changed(namespace: str | None, name: str, **kwargs: Any) -
             for c in status.get("conditions", [])
         )
         if not finished and any(ref and ref.get("name") == name for ref in refs):
-            run = body["metadata"]["name"]
-            reconciler.reconcile_named(KIND, namespace or "", run, reconcile, nodes.listed(kwargs))
+            run, fleet = body["metadata"]["name"], nodes.listed(kwargs)
+            await asyncio.to_thread(
+                reconciler.reconcile_named, KIND, namespace or "", run, reconcile, fleet
+            )
 
 
 def reconcile(body: Json, fleet: nodes.Fleet) -> BenchmarkRunStatus:

@@ -3,7 +3,8 @@ for it: every Node (the inventory), every pod that holds GPUs, CPU or memory (th
 capacity), and every QuantizedModel's output location (who writes where). Kopf passes the indexes
 to every handler as the `gpu_nodes`, `gpu_pods` and `model_outputs` keywords (the first two named
 from when they held GPUs only); a handler that finds none fails instead of planning on no
-nodes."""
+nodes. The indexers are coroutines: Kopf runs them at once in its event loop, where a function
+would wait for a thread behind the passes, each watch event held in memory meanwhile."""
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,13 +34,23 @@ OUTPUTS_INDEX = "model_outputs"
 
 
 @kopf.index("v1", "nodes")
-def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
-    """When a Node appears or changes, keep its metadata, spec and status by name."""
-    return {name: {key: body[key] for key in ("metadata", "spec", "status") if key in body}}
+async def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
+    """When a Node appears or changes, keep by name what the inventory reads of it: its
+    metadata (less managedFields), spec and allocatable and capacity (not the images it holds,
+    which on a real node are most of its status)."""
+    status = body.get("status") or {}
+    metadata = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
+    return {
+        name: {
+            "metadata": metadata,
+            "spec": dict(body.get("spec") or {}),
+            "status": {key: status[key] for key in ("allocatable", "capacity") if key in status},
+        }
+    }
 
 
 @kopf.index("v1", "pods")
-def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, HeldPod] | None:
+async def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, HeldPod] | None:
     """Keep each bound, unfinished pod that requests GPUs, CPU or memory by its node; others
     are not kept."""
     pod = read_held_pod(body, LABEL_MODEL)
@@ -47,7 +58,7 @@ def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, HeldPod] | None:
 
 
 @kopf.index(GROUP, VERSION, QUANTIZED_MODELS)
-def model_outputs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], OutputUse] | None:
+async def model_outputs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], OutputUse] | None:
     """When a QuantizedModel appears or changes, keep where it writes, by storage (a claim of its
     namespace, or a bucket) and by storage and folder; it stays there until the model is
     gone."""

@@ -53,7 +53,7 @@ class Handlers:
 
     changed: Callable[..., None]
     child_changed: Callable[..., Awaitable[None]]
-    event: Callable[..., None]
+    event: Callable[..., Awaitable[None]]
 
 
 def register(
@@ -80,21 +80,23 @@ def register(
     plural = PLURALS[kind]
 
     def changed(name: str, namespace: str | None, **kwargs: Any) -> None:
-        _indexes.update((key, value) for key, value in kwargs.items() if key in INDEXES)
-        reconcile_with_retry(kind, namespace or "", name, reconcile, kwargs, resync_seconds)
+        _indexes.update(indexes(kwargs))
+        reconcile_with_retry(
+            kind, namespace or "", name, reconcile, indexes(kwargs), resync_seconds
+        )
 
     async def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         key = (kind, namespace or "", labels[owner_label])
         if not claim(key):
             return  # a pass that has not started yet will see this change
-        _indexes.update((key, value) for key, value in kwargs.items() if key in INDEXES)
-        args = (*key, reconcile, kwargs, resync_seconds, True)
+        _indexes.update(indexes(kwargs))
+        args = (*key, reconcile, indexes(kwargs), resync_seconds, True)
         # A task of its own: Kopf handles a child's next event only once this handler returns.
         task = asyncio.create_task(_settled(args))
         SETTLING.add(task)
         task.add_done_callback(SETTLING.discard)
 
-    def event(
+    async def event(
         event: kopf.RawEvent, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
     ) -> None:
         if event["type"] == "DELETED":
@@ -106,7 +108,7 @@ def register(
             "generation"
         ):
             return
-        changed(name, namespace, **kwargs)
+        await asyncio.to_thread(changed, name, namespace, **indexes(kwargs))
 
     kopf.on.startup(id=f"{plural}-resync")(lambda **_: _start_resync(kind, changed, resync_seconds))
     kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-event")(event)
@@ -122,6 +124,12 @@ def register(
             child_changed
         )
     return Handlers(changed, child_changed, event)
+
+
+def indexes(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The indexes among the keywords Kopf passed a handler (not the body: a pass reads the
+    cache, and what waits to run holds no watch event)."""
+    return {key: value for key, value in kwargs.items() if key in INDEXES}
 
 
 def _start_resync(kind: str, changed: Callable[..., None], interval: float) -> None:

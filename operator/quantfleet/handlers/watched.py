@@ -33,21 +33,25 @@ def _indexer(kind: str) -> Any:
     return index
 
 
-def _forgetter(kind: str) -> Any:
-    async def deleted(event: kopf.RawEvent, **_: Any) -> None:
-        """When an object is gone, a deletion of ours need no longer hide it."""
+def _observer(kind: str) -> Any:
+    async def observed(event: kopf.RawEvent, **_: Any) -> None:
+        """Once the index has an object's news (Kopf indexes before it calls other handlers),
+        a write of ours it is as new as, or a deletion of ours it reports, is not kept."""
+        reported = {"kind": kind, "metadata": event["object"]["metadata"]}
         if event["type"] == "DELETED":
-            cache.gone(cache.slim(event["object"], kind))
+            cache.gone(reported)
+        else:
+            cache.seen(reported)
 
-    return deleted
+    return observed
 
 
 for _group_version, _plural, _kind in CHILDREN:
     kopf.index(_group_version, _plural, id=INDEX, labels=MANAGED)(_indexer(_kind))
-    kopf.on.event(_group_version, _plural, id=f"{INDEX}-gone", labels=MANAGED)(_forgetter(_kind))
+    kopf.on.event(_group_version, _plural, id=f"{INDEX}-seen", labels=MANAGED)(_observer(_kind))
 for _kind, _plural in PLURALS.items():
     kopf.index(GROUP, VERSION, _plural, id=INDEX)(_indexer(_kind))
-    kopf.on.event(GROUP, VERSION, _plural, id=f"{INDEX}-gone")(_forgetter(_kind))
+    kopf.on.event(GROUP, VERSION, _plural, id=f"{INDEX}-seen")(_observer(_kind))
 
 
 def view(kwargs: dict[str, Any], api: Any) -> cache.Cache:

@@ -79,7 +79,20 @@ def slim(body: Mapping[str, Any], kind: str | None = None) -> Json:
             for c in spec.get("containers") or ()
         ]
         raw["spec"] = {"nodeName": spec.get("nodeName"), "containers": containers}
+        raw["status"] = _pod_status(raw.get("status") or {})
     return {**raw, "kind": kind, "metadata": meta}
+
+
+def _pod_status(status: Json) -> Json:
+    """Of a pod's status, what a pass reads: its phase and why, whether the scheduler refused
+    it, and its containers' states (not its addresses, images or other conditions)."""
+    containers = [
+        {key: c[key] for key in ("name", "ready", "state", "lastState") if key in c}
+        for c in status.get("containerStatuses") or ()
+    ]
+    kept = {key: status[key] for key in ("phase", "reason", "message") if key in status}
+    scheduled = [c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"]
+    return {**kept, "conditions": scheduled, "containerStatuses": containers}
 
 
 def remember(body: Json, kind: str | None = None) -> Json:
@@ -100,6 +113,16 @@ def remember_deleted(kind: str, namespace: str, name: str, uid: str) -> None:
     with _guard:
         _forget_written(name_key(kind, namespace, name))
         _deleted[name_key(kind, namespace, name)] = uid
+
+
+def seen(body: Json) -> None:
+    """The watch brought `body`: a write of ours it is as new as need not be kept any more."""
+    meta = body["metadata"]
+    key = name_key(body["kind"], meta.get("namespace", ""), meta["name"])
+    with _guard:
+        written = _written.get(key)
+        if written is not None and not _newer(written, body):
+            _forget_written(key)
 
 
 def gone(body: Json) -> None:

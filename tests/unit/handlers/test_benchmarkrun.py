@@ -1,6 +1,7 @@
 """The BenchmarkRun handler against an in-memory kube layer: a pass, and what deleting a run
 leaves behind."""
 
+import asyncio
 from typing import Any
 
 from fake_kube import FakeKube
@@ -40,12 +41,13 @@ def run_series(run: str) -> list[Json]:
 
 
 def delete(body: Json) -> None:
-    benchmarkrun.HANDLERS.event(
+    event = benchmarkrun.HANDLERS.event(
         event={"type": "DELETED", "object": body},
         namespace="ml",
         name=body["metadata"]["name"],
         body=body,
     )
+    asyncio.run(event)
 
 
 def test_a_first_pass_starts_the_job_and_a_second_writes_nothing(

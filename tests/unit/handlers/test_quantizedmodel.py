@@ -289,8 +289,10 @@ def test_deleting_a_model_removes_its_series_and_its_lock(
     assert ("QuantizedModel", "ml", "qwen") in reconciler.tracked()
     body = kube.objects.pop(("QuantizedModel", "ml", "qwen"))
 
-    quantizedmodel.HANDLERS.event(
-        event={"type": "DELETED", "object": body}, namespace="ml", name="qwen", body=body
+    asyncio.run(
+        quantizedmodel.HANDLERS.event(
+            event={"type": "DELETED", "object": body}, namespace="ml", name="qwen", body=body
+        )
     )
 
     assert model_series("qwen") == []
@@ -301,8 +303,10 @@ def test_other_watch_events_keep_the_series(kube: FakeKube, fleet_nodes: list[Js
     serve_then_settle(kube, fleet_nodes)
     body = kube.objects[("QuantizedModel", "ml", "qwen")]
 
-    quantizedmodel.HANDLERS.event(
-        event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen", body=body
+    asyncio.run(
+        quantizedmodel.HANDLERS.event(
+            event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen", body=body
+        )
     )
 
     assert model_series("qwen") != []

@@ -96,3 +96,14 @@ def test_a_deleted_job_is_hidden_until_the_watch_reports_it_gone() -> None:
     assert observe_job(kube, "ns", "q") is None
     cache.gone(cache.slim(job(False, {})))
     assert observe_job(kube, "ns", "q") is not None
+
+
+def test_a_write_is_let_go_once_the_watch_reports_its_version() -> None:
+    """What this process wrote is not kept beside the watched copy once the watch has it (a
+    thousand models' status answers would double what the cache holds)."""
+    key = cache.name_key("Job", "ns", "q")
+    cache.remember(job(False, {}, active=1, version="6"))
+    cache.seen(job(False, {}, version="5"))  # an older version: ours is still the news
+    assert key in cache._written
+    cache.seen(job(False, {}, active=1, version="6"))
+    assert key not in cache._written
