@@ -1,6 +1,8 @@
 """Kopf settings, chosen on purpose; every non-default value says why."""
 
-from typing import Any
+import asyncio
+from collections.abc import Iterable
+from typing import Any, cast
 
 import kopf
 
@@ -12,9 +14,27 @@ from quantfleet.handlers.runtime import MAX_WORKERS
 FINALIZER = f"{GROUP}/finalizer"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: the operator registers no change handlers (on.create, on.update, ...;
+    its passes are level-based), yet Kopf builds one, a deep copy of the body, for every watch
+    event of every kind it watches."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """When the operator starts, set how Kopf watches, stores progress and posts events."""
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """When the operator starts, set how Kopf watches, stores progress, posts events and runs
+    the passes."""
     # Watches can go silent without an error (a known Kopf failure mode behind some load
     # balancers), and the passes read what the watches keep (kube.cache), so a silent watch
     # would leave them stale: ask the server to end each watch after 2 minutes and give up on
@@ -27,9 +47,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Our own prefix for Kopf's annotations, not kopf.zalando.org. Progress lives in annotations
     # only: the CRD's structural schema would prune a `status.kopf` field.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = FINALIZER
     # One replica (Deployment strategy Recreate) and no peering objects to create or watch.
     settings.peering.standalone = True
@@ -39,3 +57,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Handlers are synchronous (the kubernetes client); enough threads for many models at once
     # (the API client's connection pool has as many connections).
     settings.execution.max_workers = MAX_WORKERS
+    # The passes run on threads from Kopf's handlers, which are coroutines (asyncio.to_thread):
+    # on the same pool.
+    asyncio.get_running_loop().set_default_executor(settings.execution.executor)

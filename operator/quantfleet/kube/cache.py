@@ -90,7 +90,7 @@ def _pod_status(status: Json) -> Json:
         {key: c[key] for key in ("name", "ready", "state", "lastState") if key in c}
         for c in status.get("containerStatuses") or ()
     ]
-    kept = {key: status[key] for key in ("phase", "reason", "message") if key in status}
+    kept: Json = {key: status[key] for key in ("phase", "reason", "message") if key in status}
     scheduled = [c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"]
     return {**kept, "conditions": scheduled, "containerStatuses": containers}
 

@@ -496,12 +496,16 @@ def requested(
 ) -> dict[str, Held]:
     """What pods request per node, leaving out the pods of `model` in `namespace` (a model
     being planned again must not see its own replicas and Jobs as taken)."""
-    taken: dict[str, Held] = {}
+    # Summed as plain integers: every pass sums every pod in the fleet.
+    sums: dict[str, list[int]] = {}
     for pod in pods:
-        if model is not None and pod.namespace == namespace and pod.model == model:
+        if model is not None and pod.model == model and pod.namespace == namespace:
             continue
-        taken[pod.node] = taken.get(pod.node, Held()) + pod.held
-    return taken
+        total = sums.setdefault(pod.node, [0, 0, 0])
+        total[0] += pod.gpus
+        total[1] += pod.millicores
+        total[2] += pod.memory_bytes
+    return {node: Held(*total) for node, total in sums.items()}
 
 
 def _quantity(value: object, scale: int) -> int:

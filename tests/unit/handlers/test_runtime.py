@@ -1,5 +1,8 @@
 """The operator's API client has a connection per handler thread."""
 
+import asyncio
+import threading
+
 import kopf
 import pytest
 from kubernetes import client, config
@@ -32,7 +35,22 @@ def test_the_connection_pool_is_sized_from_the_handler_threads(
     assert api.rest_client.pool_manager.connection_pool_kw["maxsize"] == threads
 
 
-def test_kopf_runs_as_many_handler_threads_as_the_pool_has_connections() -> None:
+def test_the_passes_run_on_as_many_threads_as_the_pool_has_connections() -> None:
     settings = kopf.OperatorSettings()
-    startup.configure(settings=settings)
+
+    async def start() -> str:
+        await startup.configure(settings=settings)
+        # The thread asyncio.to_thread runs a pass on.
+        return await asyncio.to_thread(lambda: threading.current_thread().name)
+
+    thread = asyncio.run(start())
     assert settings.execution.max_workers == runtime.MAX_WORKERS
+    assert not thread.startswith("asyncio")  # Kopf's pool, not the loop's own
+
+
+def test_no_change_handlers_so_no_diff_base_is_needed() -> None:
+    """The diff base is empty (startup.NoDiffBase, no deep copy of each watch event): that holds
+    only while no handler reacts to changes (on.create, on.update, on.resume, on.delete)."""
+    import quantfleet.handlers  # noqa: F401  registers the handlers
+
+    assert kopf.get_default_registry()._changing.get_all_handlers() == []
