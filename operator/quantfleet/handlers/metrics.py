@@ -40,20 +40,22 @@ _exported: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
 
 def record_model(namespace: str, name: str, status: QuantizedModelStatus) -> None:
-    """Export one model's conditions and recovery, replacing what it exported before."""
-    for gauge, labels in _exported.pop((namespace, name), []):
-        gauge.remove(*labels)
+    """Export one model's conditions and recovery; a series it exported before under other
+    labels (another scheme, a condition gone) is removed, the others are only set."""
     scheme = str(status.plan.scheme) if status.plan else "unplanned"
-    exported: list[tuple[Gauge, tuple[str, ...]]] = []
-    for condition in status.conditions:
-        labels = (namespace, name, condition.type, scheme)
-        MODEL_CONDITION.labels(*labels).set(_VALUES[condition.status])
-        exported.append((MODEL_CONDITION, labels))
+    values: dict[tuple[Gauge, tuple[str, ...]], float] = {
+        (MODEL_CONDITION, (namespace, name, c.type, scheme)): _VALUES[c.status]
+        for c in status.conditions
+    }
     if status.recovery is not None:
-        labels = (namespace, name, scheme, str(status.recovery.simulated).lower())
-        RECOVERY.labels(*labels).set(status.recovery.overall)
-        exported.append((RECOVERY, labels))
-    _exported[(namespace, name)] = exported
+        simulated = str(status.recovery.simulated).lower()
+        values[RECOVERY, (namespace, name, scheme, simulated)] = status.recovery.overall
+    for series in _exported.pop((namespace, name), []):
+        if series not in values:
+            series[0].remove(*series[1])
+    for (gauge, labels), value in values.items():
+        gauge.labels(*labels).set(value)
+    _exported[(namespace, name)] = list(values)
 
 
 def forget_model(namespace: str, name: str) -> None:
