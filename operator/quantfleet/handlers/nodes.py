@@ -18,7 +18,7 @@ from quantfleet.api.contract import LABEL_MODEL
 from quantfleet.builders.children import Json
 from quantfleet.builders.storage import OutputUse
 from quantfleet.handlers import runtime, watched
-from quantfleet.kube.cache import Cache, flatten
+from quantfleet.kube.cache import Cache, flatten, interned
 from quantfleet.planning.inventory import (
     HeldPod,
     Inventory,
@@ -40,13 +40,12 @@ async def gpu_nodes(body: kopf.Body, name: str, **_: Any) -> dict[str, Json]:
     which on a real node are most of its status)."""
     status = body.get("status") or {}
     metadata = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
-    return {
-        name: {
-            "metadata": metadata,
-            "spec": dict(body.get("spec") or {}),
-            "status": {key: status[key] for key in ("allocatable", "capacity") if key in status},
-        }
+    kept = {
+        "metadata": metadata,
+        "spec": body.get("spec") or {},
+        "status": {key: status[key] for key in ("allocatable", "capacity") if key in status},
     }
+    return {name: interned(kept)}
 
 
 @kopf.index("v1", "pods")
