@@ -176,6 +176,8 @@ def reconcile_with_retry(
         raise
     except Exception:
         with _locks_guard:
+            if claimed:
+                _waiting.discard(key)  # a claimed pass that failed before it started
             delay = _retries[key] = min(_retries.get(key, RETRY_SECONDS / 2) * 2, resync_seconds)
         retry = threading.Timer(
             delay, _retry, (kind, namespace, name, reconcile, kwargs, resync_seconds)
@@ -194,7 +196,8 @@ async def _settled(args: tuple[Any, ...]) -> None:
 
 
 def _retry(*args: Any) -> None:
-    """A retry, in a timer's thread: its failure is logged (and retried in turn)."""
+    """A retry (in a timer's thread) or a settled child's pass: its failure is logged (and
+    retried in turn)."""
     try:
         reconcile_with_retry(*args)
     except Exception:
