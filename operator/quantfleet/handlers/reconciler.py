@@ -80,17 +80,15 @@ def register(
     plural = PLURALS[kind]
 
     def changed(name: str, namespace: str | None, **kwargs: Any) -> None:
-        _indexes.update(indexes(kwargs))
-        reconcile_with_retry(
-            kind, namespace or "", name, reconcile, indexes(kwargs), resync_seconds
-        )
+        _indexes.update(passed := indexes(kwargs))
+        reconcile_with_retry(kind, namespace or "", name, reconcile, passed, resync_seconds)
 
     async def child_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         key = (kind, namespace or "", labels[owner_label])
         if not claim(key):
             return  # a pass that has not started yet will see this change
-        _indexes.update(indexes(kwargs))
-        args = (*key, reconcile, indexes(kwargs), resync_seconds, True)
+        _indexes.update(passed := indexes(kwargs))
+        args = (*key, reconcile, passed, resync_seconds, True)
         # A task of its own: Kopf handles a child's next event only once this handler returns.
         task = asyncio.create_task(_settled(args))
         SETTLING.add(task)

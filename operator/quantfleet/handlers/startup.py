@@ -54,9 +54,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.clusterwide = False
     # Events for each step, not Kopf's per-handler chatter.
     settings.posting.level = 30  # logging.WARNING
-    # Handlers are synchronous (the kubernetes client); enough threads for many models at once
-    # (the API client's connection pool has as many connections).
+    # The passes are synchronous (the kubernetes client) and run on threads, handed over by
+    # handlers that are coroutines (asyncio.to_thread): one pool, Kopf's, with enough threads
+    # for many models at once (the API client's connection pool has as many connections).
     settings.execution.max_workers = MAX_WORKERS
-    # The passes run on threads from Kopf's handlers, which are coroutines (asyncio.to_thread):
-    # on the same pool.
     asyncio.get_running_loop().set_default_executor(settings.execution.executor)

@@ -59,6 +59,12 @@ def name_key(kind: str, namespace: str, name: str) -> Key:
     return ("name", kind, namespace, name)
 
 
+def key_of(body: Json) -> Key:
+    """The name key of an object (with its kind and metadata)."""
+    meta = body["metadata"]
+    return name_key(body["kind"], meta.get("namespace", ""), meta["name"])
+
+
 def owner_key(kind: str, namespace: str, label: str, owner: str) -> Key:
     return ("owner", kind, namespace, label, owner)
 
@@ -112,8 +118,7 @@ def _pod_status(status: Json) -> Json:
 def remember(body: Json, kind: str | None = None) -> Json:
     """What the API server answered a write of ours with, until the watch brings it."""
     kept = slim(body, kind)
-    meta = kept["metadata"]
-    key = name_key(kept["kind"], meta.get("namespace", ""), meta["name"])
+    meta, key = kept["metadata"], key_of(kept)
     with _guard:
         _forget_written(key)
         _written[key] = kept
@@ -131,8 +136,7 @@ def remember_deleted(kind: str, namespace: str, name: str, uid: str) -> None:
 
 def seen(body: Json) -> None:
     """The watch brought `body`: a write of ours it is as new as need not be kept any more."""
-    meta = body["metadata"]
-    key = name_key(body["kind"], meta.get("namespace", ""), meta["name"])
+    key = key_of(body)
     with _guard:
         written = _written.get(key)
         if written is not None and not _newer(written, body):
@@ -141,8 +145,7 @@ def seen(body: Json) -> None:
 
 def gone(body: Json) -> None:
     """The watch reported `body` deleted: neither a write nor a deletion of ours is kept."""
-    meta = body["metadata"]
-    key = name_key(body["kind"], meta.get("namespace", ""), meta["name"])
+    key = key_of(body)
     with _guard:
         _deleted.pop(key, None)
         _forget_written(key)

@@ -427,11 +427,6 @@ class Held(NamedTuple):
     millicores: int = 0
     memory_bytes: int = 0
 
-    def __add__(self, other: object) -> "Held":
-        if not isinstance(other, Held):
-            return NotImplemented
-        return Held(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
-
 
 @dataclass(frozen=True)
 class HeldPod:
@@ -444,10 +439,6 @@ class HeldPod:
     model: str | None = None  # its QuantizedModel (the model label), if one of ours
     millicores: int = 0
     memory_bytes: int = 0
-
-    @property
-    def held(self) -> Held:
-        return Held(self.gpus, self.millicores, self.memory_bytes)
 
 
 # Pods in these phases hold nothing: the scheduler no longer counts their requests.
