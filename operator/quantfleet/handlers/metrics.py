@@ -1,9 +1,15 @@
 """Prometheus metrics of the operator (served by `quantfleet operator` on --metrics-port)."""
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import ValidationError
 
 from quantfleet.api.benchmarkrun import BenchmarkRunStatus
 from quantfleet.api.quantizedmodel import QuantizedModelStatus
+from quantfleet.builders.children import Json
 
 RECONCILES = Counter("quantfleet_reconciles_total", "Reconcile passes, by kind.", ["kind"])
 RECONCILE_ERRORS = Counter(
@@ -17,17 +23,13 @@ RECONCILE_SECONDS = Histogram(
     ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-MODEL_CONDITION = Gauge(
-    "quantfleet_model_condition",
+MODEL_CONDITION = "quantfleet_model_condition"
+MODEL_CONDITION_HELP = (
     "Per QuantizedModel and condition: 1 True, 0 False, -1 Unknown; labelled with the resolved "
-    "scheme. Models by condition and scheme: sum by (condition, scheme) (... == 1).",
-    ["namespace", "name", "condition", "scheme"],
+    "scheme. Models by condition and scheme: sum by (condition, scheme) (... == 1)."
 )
-RECOVERY = Gauge(
-    "quantfleet_recovery_percent",
-    "Accuracy recovery against the BF16 baseline (ratio of averages), per model.",
-    ["namespace", "name", "scheme", "simulated"],
-)
+RECOVERY = "quantfleet_recovery_percent"
+RECOVERY_HELP = "Accuracy recovery against the BF16 baseline (ratio of averages), per model."
 JOB_SECONDS = Gauge(
     "quantfleet_job_duration_seconds",
     "Duration reported by the latest quantize/evaluate Job result, per model.",
@@ -35,33 +37,46 @@ JOB_SECONDS = Gauge(
 )
 _VALUES = {"True": 1, "False": 0, "Unknown": -1}
 _job_series: set[tuple[str, ...]] = set()
-# The label sets last exported per model, so a changed scheme leaves no stale series.
-_exported: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
 
-def record_model(namespace: str, name: str, status: QuantizedModelStatus) -> None:
-    """Export one model's conditions and recovery; a series it exported before under other
-    labels (another scheme, a condition gone) is removed, the others are only set."""
-    scheme = str(status.plan.scheme) if status.plan else "unplanned"
-    values: dict[tuple[Gauge, tuple[str, ...]], float] = {
-        (MODEL_CONDITION, (namespace, name, c.type, scheme)): _VALUES[c.status]
-        for c in status.conditions
-    }
-    if status.recovery is not None:
-        simulated = str(status.recovery.simulated).lower()
-        values[RECOVERY, (namespace, name, scheme, simulated)] = status.recovery.overall
-    for series in _exported.pop((namespace, name), []):
-        if series not in values:
-            series[0].remove(*series[1])
-    for (gauge, labels), value in values.items():
-        gauge.labels(*labels).set(value)
-    _exported[(namespace, name)] = list(values)
+class ModelCollector(Collector):
+    """The models' conditions and recoveries, read from their statuses at each scrape (`models`:
+    the QuantizedModels the operator watches). Not a series kept per model and condition: at a
+    thousand models those were 5,000 gauges repeating what the watched statuses already say, and
+    a deleted model's series now go with it."""
+
+    def __init__(self, models: Callable[[], Iterable[Json]]) -> None:
+        self._models = models
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["namespace", "name", "condition", "scheme"]
+        conditions = GaugeMetricFamily(MODEL_CONDITION, MODEL_CONDITION_HELP, labels=labels)
+        recovery = GaugeMetricFamily(
+            RECOVERY, RECOVERY_HELP, labels=["namespace", "name", "scheme", "simulated"]
+        )
+        for body in self._models():
+            meta = body["metadata"]
+            try:
+                status = QuantizedModelStatus.model_validate(body.get("status") or {})
+            except ValidationError:
+                continue  # not written by this operator: nothing to export
+            scheme = str(status.plan.scheme) if status.plan else "unplanned"
+            for c in status.conditions:
+                labels = [meta["namespace"], meta["name"], c.type, scheme]
+                conditions.add_metric(labels, _VALUES[c.status])
+            if status.recovery is not None:
+                simulated = str(status.recovery.simulated).lower()
+                labels = [meta["namespace"], meta["name"], scheme, simulated]
+                recovery.add_metric(labels, status.recovery.overall)
+        yield conditions
+        yield recovery
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # not collected at registration: no model is watched yet
 
 
 def forget_model(namespace: str, name: str) -> None:
-    """Remove every series of a deleted model (an alert on it would fire forever)."""
-    for gauge, labels in _exported.pop((namespace, name), []):
-        gauge.remove(*labels)
+    """Remove the Job durations a deleted model exported (its conditions go with its status)."""
     for labels in [s for s in _job_series if s[:2] == (namespace, name)]:
         JOB_SECONDS.remove(*labels)
         _job_series.discard(labels)

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import kopf
+from prometheus_client import REGISTRY
 
 from quantfleet.api.common import QUANTIZED_MODEL
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
@@ -82,16 +84,17 @@ def reconcile(body: Json, fleet: Fleet) -> QuantizedModelStatus:
         observed = _observe_and_ensure(body, model, fleet)
     previous = model.status.conditions if model.status else []
     status = build_status(model.spec, observed, previous, datetime.now(UTC))
-    _report(body, model, status)
+    _report(body, status)
     return status
 
 
 def _forget(namespace: str, name: str, body: Json) -> None:
-    """A deleted model's series go (an alert on them would fire forever)."""
+    """A deleted model's Job durations go (an alert on them would fire forever)."""
     metrics.forget_model(namespace, name)
 
 
 HANDLERS = reconciler.register(KIND, reconcile, LABEL_MODEL, RESYNC_SECONDS, _forget)
+REGISTRY.register(metrics.ModelCollector(partial(reconciler.watched_objects, KIND)))
 # What a model waiting for room says: it is planned again as soon as room may have appeared.
 WAITING_FOR_ROOM = {Reason.INSUFFICIENT_FREE_GPUS, Reason.INSUFFICIENT_FREE_CPU}
 
@@ -397,12 +400,12 @@ def _ensure_only_job(
     return job
 
 
-def _report(body: Json, model: QuantizedModel, status: QuantizedModelStatus) -> None:
-    """Write status when it changed, post an event per step that changed, refresh metrics."""
+def _report(body: Json, status: QuantizedModelStatus) -> None:
+    """Write status when it changed, post an event per step that changed (the metrics read
+    the status: `metrics.ModelCollector`)."""
     before = (body.get("status") or {}).get("conditions") or []
     if reconciler.write_status(body, status):
         _post_transitions(body, before, status)
-    metrics.record_model(model.metadata["namespace"], model.metadata["name"], status)
 
 
 def _post_transitions(body: Json, before: list[Json], status: QuantizedModelStatus) -> None:

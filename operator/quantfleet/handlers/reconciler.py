@@ -138,10 +138,7 @@ def _start_resync(kind: str, changed: Callable[..., None], interval: float) -> N
     def resync() -> None:
         while True:
             time.sleep(interval)
-            if not _indexes:
-                continue  # no handler has run yet: nothing is watched
-            kube = watched.view(_indexes, runtime.api_client())
-            bodies = kube.all_of(kind)
+            bodies = watched_objects(kind)
             for body in bodies:
                 namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
                 try:
@@ -153,6 +150,11 @@ def _start_resync(kind: str, changed: Callable[..., None], interval: float) -> N
                 time.sleep(interval / 2 / max(len(bodies), 1))
 
     threading.Thread(target=resync, name=f"resync-{kind}", daemon=True).start()
+
+
+def watched_objects(kind: str) -> list[Json]:
+    """Every object of our `kind` the watches keep (none before a handler has run)."""
+    return watched.view(_indexes, None).all_of(kind) if _indexes else []
 
 
 def reconcile_with_retry(

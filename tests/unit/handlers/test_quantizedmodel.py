@@ -14,7 +14,7 @@ from factories.pods import NVFP4_LOG, NVFP4_LOG_TAIL, make_serving_pod, running,
 from quantfleet.api.conditions import QuantizedModelCondition, Reason
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL
 from quantfleet.api.enums import ModelKind, Scheme
-from quantfleet.api.quantizedmodel import QuantizedModel
+from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelStatus
 from quantfleet.builders.status import Observed, Promotion
 from quantfleet.handlers import metrics, quantizedmodel, reconciler
 from quantfleet.handlers.nodes import Fleet
@@ -269,11 +269,14 @@ def test_a_pass_over_a_settled_model_writes_nothing(
     assert kube.events == []
 
 
-def model_series(name: str) -> list[Json]:
+def model_series(kube: FakeKube, name: str) -> list[Json]:
+    """The series of model `name`: its conditions and recovery as the operator's collector
+    reads them from the models the watch holds (here the fake's), and its Job durations."""
+    models = [body for (kind, _, _), body in kube.objects.items() if kind == "QuantizedModel"]
+    families = [*metrics.ModelCollector(lambda: models).collect(), *metrics.JOB_SECONDS.collect()]
     return [
         sample.labels
-        for gauge in (metrics.MODEL_CONDITION, metrics.RECOVERY, metrics.JOB_SECONDS)
-        for family in gauge.collect()
+        for family in families
         for sample in family.samples
         if sample.labels.get("name") == name
     ]
@@ -285,7 +288,7 @@ def test_deleting_a_model_removes_its_series_and_its_lock(
     """Also in issue 10: a deleted model's series stayed, so QuantfleetModelNotReady kept
     firing; its lock stayed in memory."""
     serve_then_settle(kube, fleet_nodes)
-    assert model_series("qwen") != []
+    assert model_series(kube, "qwen") != []
     assert ("QuantizedModel", "ml", "qwen") in reconciler.tracked()
     body = kube.objects.pop(("QuantizedModel", "ml", "qwen"))
 
@@ -295,21 +298,32 @@ def test_deleting_a_model_removes_its_series_and_its_lock(
         )
     )
 
-    assert model_series("qwen") == []
+    assert model_series(kube, "qwen") == []
     assert ("QuantizedModel", "ml", "qwen") not in reconciler.tracked()
 
 
-def test_other_watch_events_keep_the_series(kube: FakeKube, fleet_nodes: list[Json]) -> None:
+def test_the_series_say_what_the_status_says(kube: FakeKube, fleet_nodes: list[Json]) -> None:
+    """Read at each scrape from the watched statuses: a condition's value and the scheme it was
+    planned with; a status this operator did not write (hand-edited) exports nothing."""
     serve_then_settle(kube, fleet_nodes)
     body = kube.objects[("QuantizedModel", "ml", "qwen")]
+    status = QuantizedModelStatus.model_validate(body["status"])
+    models = lambda: [body, {"metadata": {"namespace": "ml", "name": "bad"}, "status": {"plan": 1}}]  # noqa: E731
 
-    asyncio.run(
-        quantizedmodel.HANDLERS.event(
-            event={"type": "MODIFIED", "object": body}, namespace="ml", name="qwen", body=body
-        )
-    )
+    families = {family.name: family for family in metrics.ModelCollector(models).collect()}
 
-    assert model_series("qwen") != []
+    conditions = {
+        s.labels["condition"]: (s.value, s.labels["scheme"])
+        for s in families[metrics.MODEL_CONDITION].samples
+    }
+    expected = {
+        c.type: (metrics._VALUES[c.status], str(status.plan.scheme if status.plan else None))
+        for c in status.conditions
+    }
+    assert conditions == expected
+    assert QuantizedModelCondition.READY in conditions
+    assert status.recovery is not None
+    assert [s.value for s in families[metrics.RECOVERY].samples] == [status.recovery.overall]
 
 
 def test_an_event_on_a_child_reconciles_the_model_it_names(
