@@ -38,10 +38,9 @@ def test_serving_pods_are_listed_by_selector_and_a_missing_log_reads_empty(
         f"/api/v1/namespaces/{namespace}/pods", "GET", auth_settings=["BearerToken"],
         response_type="object", _return_http_data_only=True,
     )  # fmt: skip
-    index: dict[cache.Key, list[dict[str, Any]]] = {}
+    index: dict[cache.Key, list[bytes]] = {}
     for pod in listed["items"]:
-        kept = cache.slim(pod, "Pod")
-        for key in cache.keys(kept):
+        for key, kept in cache.indexed(pod, "Pod").items():
             index.setdefault(key, []).append(kept)
 
     pods = children.list_pods(cache.Cache(api_client, index), namespace, selector)

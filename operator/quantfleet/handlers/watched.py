@@ -10,7 +10,6 @@ import kopf
 
 from quantfleet.api.common import GROUP, PLURALS, VERSION
 from quantfleet.api.contract import LABEL_MANAGED_BY, MANAGED_BY
-from quantfleet.builders.children import Json
 from quantfleet.kube import cache
 
 INDEX = "watched"  # Kopf names an index by its handler's id
@@ -25,10 +24,9 @@ MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
 def _indexer(kind: str) -> Any:
-    async def index(body: kopf.Body, **_: Any) -> dict[cache.Key, Json]:
-        """When an object appears or changes, keep it (slimmed) under each of its keys."""
-        kept = cache.slim(body, kind)
-        return dict.fromkeys(cache.keys(kept), kept)
+    async def index(body: kopf.Body, **_: Any) -> dict[cache.Key, bytes]:
+        """When an object appears or changes, keep it (slimmed, packed) under each of its keys."""
+        return cache.indexed(body, kind)
 
     return index
 
@@ -56,7 +54,7 @@ for _kind, _plural in PLURALS.items():
 
 def view(kwargs: dict[str, Any], api: Any) -> cache.Cache:
     """The cache over the index Kopf passed a handler."""
-    index: kopf.Index[cache.Key, Json] | None = kwargs.get(INDEX)
+    index: kopf.Index[cache.Key, bytes] | None = kwargs.get(INDEX)
     if index is None:
         raise RuntimeError(f"Kopf passed no {INDEX} index: {__name__} is not imported")
     return cache.Cache(api, index)

@@ -1,13 +1,15 @@
 """What a pass reads instead of the API server: the objects the operator watches (its own kinds
 and the children it owns: Jobs, pods, Deployments, Services, ConfigMaps), kept in memory by a
-Kopf index (`quantfleet.handlers.watched`), overlaid with what this process itself just wrote
-until the watch brings it back. Kopf fills its indexes before any other handler runs, so a pass
-never sees an empty cache for a full cluster; the overlay covers the moment between a write and
-its watch event, so a pass right after a write neither writes again nor creates twice.
+Kopf index (`quantfleet.handlers.watched`) as compact JSON (`packed`), overlaid with what this
+process itself just wrote until the watch brings it back. Kopf fills its indexes before any other
+handler runs, so a pass never sees an empty cache for a full cluster; the overlay covers the
+moment between a write and its watch event, so a pass right after a write neither writes again
+nor creates twice.
 
 resourceVersions are compared as numbers: they are etcd revisions on every API server we know;
 one that is not a number counts as newer when it comes from the watch."""
 
+import json
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -87,15 +89,28 @@ def slim(body: Mapping[str, Any], kind: str | None = None) -> Json:
         ]
         raw["spec"] = {"nodeName": spec.get("nodeName"), "containers": containers}
         raw["status"] = _pod_status(raw.get("status") or {})
-    kept: Json = interned({**raw, "kind": kind, "metadata": meta})
-    return kept
+    return {**raw, "kind": kind, "metadata": meta}
+
+
+def indexed(body: Mapping[str, Any], kind: str | None = None) -> dict[Key, bytes]:
+    """What the index keeps of an object: slimmed and packed, under each of its keys."""
+    kept = slim(body, kind)
+    return dict.fromkeys(keys(kept), packed(kept))
+
+
+def packed(body: Json) -> bytes:
+    """An object as the index keeps it: compact JSON. One allocation, not the hundreds of small
+    dicts, lists and strings of a decoded object: at a thousand models those filled the
+    allocator's pages among each watch event's short-lived ones, which then stayed resident.
+    Each read decodes its own copy (tens of µs), which a pass may change freely."""
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def interned(value: Any) -> Any:
-    """`value` copied with its keys interned: thousands of objects kept in memory repeat the
-    same keys, each decoded anew from its own watch event (a third of what the cache holds;
-    about 10 µs per event). Not the values: the unique ones (uids, resourceVersions, times)
-    would grow the interpreter's table of interned strings with every event."""
+    """`value` copied with its keys interned: hundreds of Nodes kept in memory repeat the same
+    keys, each decoded anew from its own watch event. Not the values: the unique ones (uids,
+    resourceVersions, times) would grow the interpreter's table of interned strings with every
+    event."""
     if isinstance(value, dict):
         return {sys.intern(key): interned(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -169,12 +184,12 @@ class Cache:
     Kopf handed the handler, with this process's own writes over it."""
 
     api: client.ApiClient
-    _index: Mapping[Key, Iterable[Json]]
+    _index: Mapping[Key, Iterable[bytes]]
 
     def get(self, kind: str, namespace: str, name: str) -> Json | None:
         """The object, or None when the watch has none (or we deleted it)."""
         key = name_key(kind, namespace, name)
-        watched = next(iter(_values(self._index.get(key, ()))), None)
+        watched = next(iter(_unpacked(self._index.get(key, ()))), None)
         with _guard:
             written = _written.get(key)
             deleted = _deleted.get(key)
@@ -197,7 +212,7 @@ class Cache:
         """The objects of `kind` carrying `labels`, one of which names their owner."""
         label = next(label for label in OWNER_LABELS if label in labels)
         owned = self._index.get(owner_key(kind, namespace, label, labels[label]), ())
-        names = [body["metadata"]["name"] for body in _values(owned)]
+        names = [body["metadata"]["name"] for body in _unpacked(owned)]
         with _guard:
             names += _written_by.get(owner_key(kind, namespace, label, labels[label]), ())
         return [
@@ -209,11 +224,11 @@ class Cache:
 
     def of_kind(self, kind: str, namespace: str) -> list[Json]:
         """Every object of our `kind` in `namespace`."""
-        return _values(self._index.get((kind, namespace), ()))
+        return _unpacked(self._index.get((kind, namespace), ()))
 
     def all_of(self, kind: str) -> list[Json]:
         """Every object of our `kind` the operator watches."""
-        return _values(self._index.get((kind,), ()))
+        return _unpacked(self._index.get((kind,), ()))
 
 
 def flatten(index: Mapping[Any, Iterable[Value]]) -> list[Value]:
@@ -227,6 +242,11 @@ def flatten(index: Mapping[Any, Iterable[Value]]) -> list[Value]:
 def _values(store: Iterable[Value]) -> list[Value]:
     """A Kopf store's values, copied at once (see flatten)."""
     return list(store)
+
+
+def _unpacked(store: Iterable[bytes]) -> list[Json]:
+    """The objects of a store of the watched index, each decoded (see packed)."""
+    return [json.loads(value) for value in _values(store)]
 
 
 def _newer(ours: Json, theirs: Json) -> bool:

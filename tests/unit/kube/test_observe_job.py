@@ -34,10 +34,10 @@ def job(suspend: bool | None, labels: dict[str, str], active: int = 0, version: 
 
 def watched(*bodies: Json) -> Cache:
     """A cache whose index holds `bodies` as the Kopf index would."""
-    index: dict[cache.Key, list[Json]] = {}
+    index: dict[cache.Key, list[bytes]] = {}
     for body in bodies:
-        for key in cache.keys(cache.slim(body)):
-            index.setdefault(key, []).append(cache.slim(body))
+        for key, kept in cache.indexed(body).items():
+            index.setdefault(key, []).append(kept)
     return Cache(NO_API, index)
 
 
