@@ -359,32 +359,38 @@ def build_inventory(
     cpu: list[CpuNode] = []
     skipped: list[SkippedNode] = []
     for node in nodes:
-        read = _read_node(node, cpu_nodes)
-        on_node = taken.get(read.name) if read is not None else None
+        read = _read_node(node, cpu_nodes, taken.get((node.get("metadata") or {}).get("name", "")))
         if isinstance(read, GpuNode):
-            gpu.append(replace(read, requested_gpus=on_node.gpus) if on_node else read)
+            gpu.append(read)
         elif isinstance(read, CpuNode):
-            cpu.append(replace(read, held=on_node) if on_node else read)
+            cpu.append(read)
         elif isinstance(read, SkippedNode):
             skipped.append(read)
     return Inventory(nodes=tuple(gpu), skipped=tuple(skipped), cpu_nodes=tuple(cpu))
 
 
-# Nodes as read, by (uid, resourceVersion, cpu_nodes): a pass plans against every node, and a
-# node changes far less often than passes run (a thousand models against 238 nodes spent half
-# of each pass reading them again).
+# Nodes as read, with what pods hold on them, by (uid, resourceVersion, cpu_nodes, held): a pass
+# plans against every node, and a node and what is held on it change far less often than passes
+# run (a thousand models against 238 nodes spent half of each pass reading them again, then a
+# third copying each into a node with its pods' GPUs). Emptied when full: each pass adds about one
+# (the node holding its own model's pods, left out), each a few hundred bytes.
 ReadNode = GpuNode | CpuNode | SkippedNode | None
-_read: dict[tuple[object, object, bool], ReadNode] = {}
-_READ_KEPT = 10_000
+_read: dict[tuple[object, object, bool, "Held | None"], ReadNode] = {}
+_READ_KEPT = 2_000
 
 
-def _read_node(node: Mapping[str, Any], cpu_nodes: bool) -> ReadNode:
-    """A node as read_gpu_node or read_cpu_node read it with nothing taken, once per version."""
+def _read_node(node: Mapping[str, Any], cpu_nodes: bool, held: "Held | None") -> ReadNode:
+    """A node as read_gpu_node or read_cpu_node read it, `held` taken by its pods, once per
+    version and holding."""
     metadata = node.get("metadata") or {}
-    key = (metadata.get("uid"), metadata.get("resourceVersion"), cpu_nodes)
+    key = (metadata.get("uid"), metadata.get("resourceVersion"), cpu_nodes, held)
     if key[1] is not None and key in _read:
         return _read[key]
     read = read_gpu_node(node) or read_cpu_node(node, None, cpu_nodes)
+    if held is not None and isinstance(read, GpuNode):
+        read = replace(read, requested_gpus=held.gpus)
+    elif held is not None and isinstance(read, CpuNode):
+        read = replace(read, held=held)
     if key[1] is not None:
         if len(_read) >= _READ_KEPT:
             _read.clear()

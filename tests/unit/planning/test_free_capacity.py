@@ -74,6 +74,22 @@ def test_a_models_own_pods_do_not_count_as_taken() -> None:
     assert requested(pods) == {"n": Held(gpus=7)}
 
 
+def test_a_node_read_once_per_version_still_shows_what_each_pass_sees_held() -> None:
+    """Nodes are read once per version and holding: the same version under another holding (a
+    pass leaving its own model's pods out) or a new version (more GPUs) is not the node read
+    before."""
+    node = make_node("a6000", name="a6000-v", gpus=4)
+    node["metadata"].update(uid="u-a6000-v", resourceVersion="7")
+
+    def free(held: dict[str, Held]) -> int:
+        return sum(n.gpus - n.requested_gpus for n in build_inventory([node], held).nodes)
+
+    assert [free({"a6000-v": Held(gpus=3)}), free({"a6000-v": Held(gpus=1)}), free({})] == [1, 3, 4]
+    node["metadata"]["resourceVersion"] = "8"
+    node["status"]["allocatable"]["nvidia.com/gpu"] = "8"
+    assert free({"a6000-v": Held(gpus=1)}) == 7
+
+
 def plan(taken: dict[str, int], replicas: int = 1) -> Plan | Unplaceable:
     request = PlanRequest(parameters=7 * B, scheme=Scheme.W8A8, replicas=replicas)
     held = {node: Held(gpus=gpus) for node, gpus in taken.items()}
