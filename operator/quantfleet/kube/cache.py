@@ -189,37 +189,21 @@ class Cache:
     def get(self, kind: str, namespace: str, name: str) -> Json | None:
         """The object, or None when the watch has none (or we deleted it)."""
         key = name_key(kind, namespace, name)
-        watched = next(iter(_unpacked(self._index.get(key, ()))), None)
-        with _guard:
-            written = _written.get(key)
-            deleted = _deleted.get(key)
-            if written is not None and watched is not None and not _newer(written, watched):
-                # The watch has caught up (the index is read first: a write is dropped only
-                # once the index holds what replaces it).
-                _forget_written(key)
-                written = None
-        if written is not None:
-            return written
-        if (
-            watched is not None
-            and deleted is not None
-            and deleted == watched["metadata"].get("uid")
-        ):
-            return None
-        return watched
+        return _current(key, next(iter(_unpacked(self._index.get(key, ()))), None))
 
     def select(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[Json]:
         """The objects of `kind` carrying `labels`, one of which names their owner."""
         label = next(label for label in OWNER_LABELS if label in labels)
-        owned = self._index.get(owner_key(kind, namespace, label, labels[label]), ())
-        names = [body["metadata"]["name"] for body in _unpacked(owned)]
+        owner = owner_key(kind, namespace, label, labels[label])
+        watched = {body["metadata"]["name"]: body for body in _unpacked(self._index.get(owner, ()))}
         with _guard:
-            names += _written_by.get(owner_key(kind, namespace, label, labels[label]), ())
+            written = [name for name in _written_by.get(owner, ()) if name not in watched]
+        found = [_current(name_key(kind, namespace, name), body) for name, body in watched.items()]
+        found += [self.get(kind, namespace, name) for name in written]
         return [
             body
-            for name in dict.fromkeys(names)
-            if (body := self.get(kind, namespace, name)) is not None
-            and labels.items() <= (body["metadata"].get("labels") or {}).items()
+            for body in found
+            if body is not None and labels.items() <= (body["metadata"].get("labels") or {}).items()
         ]
 
     def of_kind(self, kind: str, namespace: str) -> list[Json]:
@@ -242,6 +226,23 @@ def flatten(index: Mapping[Any, Iterable[Value]]) -> list[Value]:
 def _values(store: Iterable[Value]) -> list[Value]:
     """A Kopf store's values, copied at once (see flatten)."""
     return list(store)
+
+
+def _current(key: Key, watched: Json | None) -> Json | None:
+    """The object at `key` as the watch has it (`watched`, read from the index first: a write
+    is dropped only once the index holds what replaces it), with this process's own write or
+    deletion over it."""
+    with _guard:
+        written = _written.get(key)
+        deleted = _deleted.get(key)
+        if written is not None and watched is not None and not _newer(written, watched):
+            _forget_written(key)  # the watch has caught up
+            written = None
+    if written is not None:
+        return written
+    if watched is not None and deleted is not None and deleted == watched["metadata"].get("uid"):
+        return None
+    return watched
 
 
 def _unpacked(store: Iterable[bytes]) -> list[Json]:
