@@ -7,7 +7,15 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: setup kubebin nodebin images demo lint test crds
+.PHONY: preflight setup kubebin nodebin images demo lint test crds
+
+preflight:  ## One line saying what this machine lacks (root, a kernel feature, a toolchain, disk) before any build starts.
+	@$(PYTHON) operator/quantfleet/testbed/preflight.py
+
+# The goals that start a real node check the machine first: the builds wait for the check.
+ifneq ($(filter demo test,$(MAKECMDGOALS)),)
+setup kubebin nodebin: | preflight
+endif
 
 setup:  ## Install uv, the locked environment (.venv) with the Job programs' libraries, and the serving one (serving/.venv: vLLM's CPU build).
 	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"

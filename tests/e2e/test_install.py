@@ -2,6 +2,7 @@
 the real Helm (bin/, tools/kubebin) against the real API server; and the Helm chart held to
 manifests/."""
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,17 @@ from kubernetes import client
 
 from factories.commands import BIN, run
 from quantfleet.cli.incluster import operator_values
-from quantfleet.cli.localrun import CHART, CRD_DIR, MANIFESTS, OPERATOR_NAMESPACE
+from quantfleet.cli.localrun import (
+    CHART,
+    CRD_DIR,
+    HELM_RELEASE_NAME,
+    HELM_RELEASE_NAMESPACE,
+    MANIFESTS,
+    OPERATOR_NAMESPACE,
+    OPERATOR_SERVICE_ACCOUNT,
+    InstallError,
+    install_rbac,
+)
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
 
 pytestmark = pytest.mark.integration
@@ -141,3 +152,45 @@ def test_the_argocd_health_checks_patch_as_the_readme_says(
         assert {f"{health}QuantizedModel", f"{health}BenchmarkRun"} <= data.keys()
     finally:
         core.delete_namespaced_config_map("argocd-cm", "argocd")
+
+
+def test_helm_over_a_kubectl_install_says_in_one_line_what_to_remove(
+    kubeconfig: Path, operator_rbac: list[str]
+) -> None:
+    # operator_rbac applied manifests/' ServiceAccount and RBAC: the kubectl (kustomize) install.
+    done = subprocess.run(
+        [str(BIN / "helm"), f"--kubeconfig={kubeconfig}", "upgrade", "--install", "quantfleet",
+         str(CHART), "--namespace", OPERATOR_NAMESPACE],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode != 0
+    [line] = done.stderr.strip().splitlines()
+    assert "was installed with kubectl (manifests/), not Helm" in line, line
+    assert "kubectl delete --ignore-not-found -f manifests/operator.yaml" in line, line
+    assert "invalid ownership metadata" not in line
+    releases = run(str(BIN / "helm"), f"--kubeconfig={kubeconfig}", "list", "--all",
+                   "--namespace", OPERATOR_NAMESPACE, "--short")  # fmt: skip
+    assert releases.strip() == ""
+
+
+def test_kubectl_over_a_helm_install_says_in_one_line_what_to_remove(
+    api_client: client.ApiClient, operator_rbac: list[str]
+) -> None:
+    # Helm's mark on the operator's ServiceAccount, as `helm install` writes it on every object
+    # of a release (put on the kubectl-installed one here, and taken off after: a second
+    # operator install would fight the other tests' operator for the same names).
+    core = client.CoreV1Api(api_client)
+    mark = {HELM_RELEASE_NAME: "quantfleet", HELM_RELEASE_NAMESPACE: OPERATOR_NAMESPACE}
+    patch = {"metadata": {"annotations": mark}}
+    core.patch_namespaced_service_account(OPERATOR_SERVICE_ACCOUNT, OPERATOR_NAMESPACE, patch)
+    try:
+        with pytest.raises(InstallError) as refused:
+            install_rbac(api_client)
+    finally:
+        unmark = {"metadata": {"annotations": dict.fromkeys(mark)}}
+        core.patch_namespaced_service_account(OPERATOR_SERVICE_ACCOUNT, OPERATOR_NAMESPACE, unmark)
+
+    said = str(refused.value)
+    assert "\n" not in said
+    assert "`helm uninstall quantfleet --namespace quantfleet-system`" in said, said

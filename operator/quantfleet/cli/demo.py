@@ -1,7 +1,10 @@
 """`quantfleet demo`: the main job on the local control plane with its simulated GPU fleet.
 
 Starts the cluster (or reuses the one `quantfleet dev up` started), installs the CRDs and the
-operator's RBAC, runs the operator with its own ServiceAccount token, applies the samples and
+operator: with --real-node by the README's Helm command, as a pod on the real node; without, its
+RBAC from manifests/ (the kustomize install) and the operator as a local process holding its
+ServiceAccount's token. One install method per cluster: the other one answers in one line. Then
+it applies the samples and
 shows the fleet converging: where each QuantizedModel was placed and why. The GPU nodes are
 simulated by kwok and the Job programs on them by the simulated worker: every result it reports
 is marked SIMULATED, in status and here. With --real-node, a real CPU node joins and the REAL
@@ -23,6 +26,7 @@ from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL, Component
 from quantfleet.cli import demo_real
 from quantfleet.cli.dev import default_state_dir
 from quantfleet.cli.localrun import (
+    InstallError,
     OperatorProcess,
     install_crds,
     install_rbac,
@@ -45,16 +49,29 @@ Json = dict[str, Any]
 
 def run(args: argparse.Namespace) -> int:
     state = _cluster(args.state_dir, real_node=args.real_node)
+    real = any(record.name == "node-init" for record in state.processes)
+    if args.real_node and not real:
+        print(
+            f"quantfleet demo: error: the running cluster ({args.state_dir}) has no real node; "
+            "stop it with `quantfleet dev down`, then run the demo again",
+            file=sys.stderr,
+        )
+        return 1
     api = config.new_client_from_config(str(state.kubeconfig))
     install_crds(api)
-    install_rbac(api)
-    print("Installed the CRDs and the operator's RBAC (manifests/)")
+    print("Installed the CRDs (crds/)")
     _namespace(api)
-    real = any(record.name == "node-init" for record in state.processes)
     operator = None
-    if real:
-        row = demo_real.start(api, state)
-    else:
+    try:
+        if real:
+            row = demo_real.start(api, state)
+        else:
+            install_rbac(api)
+            print("Installed the operator's namespace, ServiceAccount and RBAC (manifests/)")
+    except InstallError as error:
+        print(f"quantfleet demo: error: {error}", file=sys.stderr)
+        return 1
+    if not real:
         work = Path(tempfile.mkdtemp(prefix="quantfleet-demo-"))
         token = write_token_kubeconfig(state.kubeconfig, mint_token(api), work / "kubeconfig")
         operator = OperatorProcess(token, work / "operator.log").start()

@@ -84,7 +84,10 @@ def start(api: client.ApiClient, state: ClusterState) -> RealRow:
     print("  imported " + ", ".join(refs.values()) + " into the real node's containerd")
     bin_dir = binaries.kubebin.parent
     pod = deploy_operator(api, state.kubeconfig, bin_dir, refs["operator"], operator_settings(refs))
-    print(f"Started the operator as pod quantfleet-system/{pod} (its image, its ServiceAccount)")
+    print(
+        f"Installed the operator with `helm upgrade --install quantfleet charts/quantfleet`: pod "
+        f"quantfleet-system/{pod} (its image, its ServiceAccount)"
+    )
     folder = Path(tempfile.mkdtemp(prefix="quantfleet-demo-models-"))
     prepare_models(api, NAMESPACE, folder)
     for body in (tiny_vlm_model(), tiny_vlm_benchmark(RUN)):

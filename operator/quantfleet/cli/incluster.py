@@ -19,6 +19,7 @@ from quantfleet.cli.localrun import (
     CHART,
     MANIFESTS,
     OPERATOR_NAMESPACE,
+    InstallError,
     install_crds,
     load_documents,
 )
@@ -150,9 +151,10 @@ def deploy_operator(
 ) -> str:
     """Install the operator as the README's Helm install does (its namespace from
     manifests/namespace.yaml, then `helm upgrade --install` of the chart) with the real node's
-    values, and wait until its pod is Ready; the pod's name. The CRDs are applied from crds/
-    first: Helm installs a chart's CRDs only where they are missing and never upgrades them,
-    and a dev cluster outlives a change to them."""
+    values, and wait until its pod is Ready; the pod's name. InstallError with Helm's one line
+    where the kustomize install holds the operator (the chart refuses to take it over). The
+    CRDs are applied from crds/ first: Helm installs a chart's CRDs only where they are missing
+    and never upgrades them, and a dev cluster outlives a change to them."""
     install_crds(api)
     apply(api, load_documents(MANIFESTS / "namespace.yaml")[0], None)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
@@ -163,7 +165,9 @@ def deploy_operator(
         where = ["--namespace", OPERATOR_NAMESPACE, "--values", values.name]
         done = subprocess.run([*helm, *install, *where], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"helm {' '.join(install)} failed: {done.stderr.strip()}")
+            # Helm's own line (the chart's check of the other install method says what to do).
+            reason = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+            raise InstallError(f"helm {' '.join(install)} failed: {reason[0]}")
     core = client.CoreV1Api(api)
     selector = "app.kubernetes.io/name=quantfleet,app.kubernetes.io/component=operator"
 

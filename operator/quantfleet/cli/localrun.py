@@ -77,8 +77,47 @@ def install_crds(api: client.ApiClient, folder: Path = CRD_DIR, timeout: float =
     return names
 
 
+class InstallError(RuntimeError):
+    """The operator could not be installed; the message says why in one line (e.g. the other
+    install method holds it)."""
+
+
+# Helm marks every object of a release with these (and will not take over one without them).
+HELM_RELEASE_NAME = "meta.helm.sh/release-name"
+HELM_RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
+
+
+def helm_release(api: client.ApiClient) -> tuple[str, str] | None:
+    """(release, namespace) of the Helm release that installed the operator's identity (its
+    ServiceAccount or its ClusterRole), None when Helm did not install it."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    reads = (
+        partial(core.read_namespaced_service_account, OPERATOR_SERVICE_ACCOUNT, OPERATOR_NAMESPACE),
+        partial(rbac.read_cluster_role, OPERATOR_SERVICE_ACCOUNT),
+    )
+    for read in reads:
+        try:
+            annotations = read().metadata.annotations or {}
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+            continue
+        if release := annotations.get(HELM_RELEASE_NAME):
+            return release, annotations.get(HELM_RELEASE_NAMESPACE, OPERATOR_NAMESPACE)
+    return None
+
+
 def install_rbac(api: client.ApiClient) -> list[dict[str, Any]]:
-    """Apply the operator's namespace, ServiceAccount and RBAC exactly as manifests/ has them."""
+    """Apply the operator's namespace, ServiceAccount and RBAC exactly as manifests/ has them
+    (the kustomize install); refused where a Helm release holds them (one install method per
+    cluster: the chart's own check refuses the other way round, charts/quantfleet/_helpers.tpl)."""
+    if release := helm_release(api):
+        name, namespace = release
+        raise InstallError(
+            f"The operator is installed in this cluster by Helm (release {name} in {namespace}); "
+            f"remove it first with `helm uninstall {name} --namespace {namespace}` (the CRDs and "
+            "the models stay), or keep using Helm"
+        )
     documents = [doc for name in RBAC_MANIFESTS for doc in load_documents(MANIFESTS / name)]
     for document in documents:
         apply(api, document, document["metadata"].get("namespace"))

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     inventory = build_inventory(nodes, taken, args.cpu_nodes)
     if not (inventory.nodes or inventory.skipped or inventory.cpu_nodes):
         source = args.fleet or "the current cluster"
-        print(f"quantfleet plan: error: no GPU or serving CPU nodes in {source}", file=sys.stderr)
+        print(f"quantfleet plan: error: {_nothing_serves(inventory, source)}", file=sys.stderr)
         return EXIT_USAGE
     result = plan_placement(request, inventory)
     if isinstance(result, Unplaceable):
@@ -64,6 +64,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNPLACEABLE
     print(render(result, inventory, args.show_placement, request.gpu_costs))
     return 0
+
+
+def _nothing_serves(inventory: Inventory, source: Path | str) -> str:
+    """Why a fleet holds nothing to plan on; where nodes without GPUs lack only the opt-in
+    label, the planner's own words for it (which nodes, and how to opt them in)."""
+    if inventory.unlabelled_cpu_nodes:
+        return f"no GPU nodes in {source} and {inventory.describe_cpus()}"
+    return f"no GPU or serving CPU nodes in {source}"
 
 
 def render(

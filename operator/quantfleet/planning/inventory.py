@@ -158,6 +158,14 @@ class CpuNode:
 
 
 @dataclass(frozen=True)
+class UnlabelledCpuNode:
+    """A node without GPUs that Node Feature Discovery labels as able to serve but that has not
+    opted in: named in messages, since a missing label is the usual reason no CPU node serves."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class CpuPool:
     """Serving CPU nodes of one instruction-set level and vendor."""
 
@@ -223,6 +231,7 @@ class Inventory:
     nodes: tuple[GpuNode, ...]
     skipped: tuple[SkippedNode, ...] = ()
     cpu_nodes: tuple[CpuNode, ...] = ()
+    unlabelled_cpu_nodes: tuple[UnlabelledCpuNode, ...] = ()
     # Grouped once when built: a pass asks several times, and an inventory never changes (not a
     # functools.cached_property, whose lock in Python 3.11 serialises every thread's first read).
     pools: tuple[GpuPool, ...] = field(init=False)
@@ -241,7 +250,7 @@ class Inventory:
     def describe_cpus(self) -> str:
         """One line naming every kind of serving CPU node present."""
         if not self.cpu_nodes:
-            return "no CPU nodes opted in to serving (quantfleet.io/cpu-serving or cpu_nodes)"
+            return _no_serving_cpus(self.unlabelled_cpu_nodes)
         return _bounded(pool.describe() for pool in self.cpu_pools)
 
     def describe(self) -> str:
@@ -346,6 +355,35 @@ def read_cpu_node(
     )
 
 
+def read_unlabelled_cpu_node(node: Mapping[str, Any]) -> UnlabelledCpuNode | None:
+    """A Node without GPUs that would serve on its CPUs but carries neither value of the opt-in
+    label (read_cpu_node found it not serving); None for any other node. A node labelled false
+    or a control-plane node stays out of it: opting those in is not the fix."""
+    metadata = node.get("metadata") or {}
+    labels: Mapping[str, str] = metadata.get("labels") or {}
+    if labels.get(LABEL_CPU_SERVING) in ("true", "false") or LABEL_CONTROL_PLANE in labels:
+        return None
+    if cpu_level(labels) is None:
+        return None
+    return UnlabelledCpuNode(str(metadata.get("name", "<unnamed>")))
+
+
+def _no_serving_cpus(unlabelled: tuple[UnlabelledCpuNode, ...]) -> str:
+    """Why no CPU node serves and how to opt nodes in, naming the nodes that lack only the
+    label: NFD labels them on its own, the opt-in is the step a cluster forgets."""
+    opt_in = f"{LABEL_CPU_SERVING}=true"
+    if not unlabelled:
+        return f"no CPU nodes opted in to serving ({opt_in} or the operator's --cpu-nodes)"
+    count = f"{len(unlabelled)} node{'s' if len(unlabelled) > 1 else ''}"
+    names = _bounded((node.name for node in unlabelled), separator=", ")
+    return (
+        f"no CPU nodes opted in to serving: {count} with Node Feature Discovery cpuid labels "
+        f"but without {opt_in} ({names}); label those that should serve "
+        f"(`kubectl label node {unlabelled[0].name} {opt_in}`) or serve every such node with "
+        "the operator's --cpu-nodes"
+    )
+
+
 def build_inventory(
     nodes: Iterable[Mapping[str, Any]],
     held: Mapping[str, "Held"] | None = None,
@@ -353,11 +391,12 @@ def build_inventory(
 ) -> Inventory:
     """The inventory of a list of Node objects, with what pods hold per node name: GPU nodes,
     and the nodes without GPUs that serve on CPUs (all with NFD labels when `cpu_nodes`,
-    otherwise those labelled quantfleet.io/cpu-serving=true)."""
+    otherwise those labelled quantfleet.io/cpu-serving=true) or lack only that label."""
     taken = held or {}
     gpu: list[GpuNode] = []
     cpu: list[CpuNode] = []
     skipped: list[SkippedNode] = []
+    unlabelled: list[UnlabelledCpuNode] = []
     for node in nodes:
         read = _read_node(node, cpu_nodes, taken.get((node.get("metadata") or {}).get("name", "")))
         if isinstance(read, GpuNode):
@@ -366,7 +405,14 @@ def build_inventory(
             cpu.append(read)
         elif isinstance(read, SkippedNode):
             skipped.append(read)
-    return Inventory(nodes=tuple(gpu), skipped=tuple(skipped), cpu_nodes=tuple(cpu))
+        elif isinstance(read, UnlabelledCpuNode):
+            unlabelled.append(read)
+    return Inventory(
+        nodes=tuple(gpu),
+        skipped=tuple(skipped),
+        cpu_nodes=tuple(cpu),
+        unlabelled_cpu_nodes=tuple(unlabelled),
+    )
 
 
 # Nodes as read, with what pods hold on them, by (uid, resourceVersion, cpu_nodes, held): a pass
@@ -374,19 +420,23 @@ def build_inventory(
 # run (a thousand models against 238 nodes spent half of each pass reading them again, then a
 # third copying each into a node with its pods' GPUs). Emptied when full: each pass adds about one
 # (the node holding its own model's pods, left out), each a few hundred bytes.
-ReadNode = GpuNode | CpuNode | SkippedNode | None
+ReadNode = GpuNode | CpuNode | SkippedNode | UnlabelledCpuNode | None
 _read: dict[tuple[object, object, bool, "Held | None"], ReadNode] = {}
 _READ_KEPT = 2_000
 
 
 def _read_node(node: Mapping[str, Any], cpu_nodes: bool, held: "Held | None") -> ReadNode:
-    """A node as read_gpu_node or read_cpu_node read it, `held` taken by its pods, once per
-    version and holding."""
+    """A node as read_gpu_node, read_cpu_node or read_unlabelled_cpu_node read it, `held` taken
+    by its pods, once per version and holding."""
     metadata = node.get("metadata") or {}
     key = (metadata.get("uid"), metadata.get("resourceVersion"), cpu_nodes, held)
     if key[1] is not None and key in _read:
         return _read[key]
-    read = read_gpu_node(node) or read_cpu_node(node, None, cpu_nodes)
+    read = (
+        read_gpu_node(node)
+        or read_cpu_node(node, None, cpu_nodes)
+        or read_unlabelled_cpu_node(node)
+    )
     if held is not None and isinstance(read, GpuNode):
         read = replace(read, requested_gpus=held.gpus)
     elif held is not None and isinstance(read, CpuNode):
@@ -398,11 +448,11 @@ def _read_node(node: Mapping[str, Any], cpu_nodes: bool, held: "Held | None") ->
     return read
 
 
-def _bounded(items: Iterable[str], shown: int = 3) -> str:
+def _bounded(items: Iterable[str], shown: int = 3, separator: str = "; ") -> str:
     """Join the first few items and count the rest: condition messages must stay short."""
     listed = list(items)
-    more = f"; and {len(listed) - shown} more" if len(listed) > shown else ""
-    return "; ".join(listed[:shown]) + more
+    more = f"{separator}and {len(listed) - shown} more" if len(listed) > shown else ""
+    return separator.join(listed[:shown]) + more
 
 
 def _compute_capability(labels: Mapping[str, str]) -> tuple[ComputeCapability | None, bool]:

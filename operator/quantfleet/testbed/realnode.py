@@ -45,6 +45,7 @@ from quantfleet.testbed.nodeconfig import (
 from quantfleet.testbed.nodeinit import remove_cgroups
 from quantfleet.testbed.ociimage import write_image_archive
 from quantfleet.testbed.pki import PkiPaths, issue_cert, write_kubeconfig
+from quantfleet.testbed.preflight import kernel_lacks
 from quantfleet.testbed.processes import (
     ComponentError,
     ProcessRecord,
@@ -72,7 +73,6 @@ KUBELET_SYSCTLS = {
 }
 
 
-CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
 COMMANDS = ("unshare", "nsenter", "ip", "nft", "mount", "conntrack", "iptables")
 
 
@@ -80,17 +80,10 @@ def preflight(
     filesystems: str, cgroups: Path = Path("/sys/fs/cgroup"), euid: int | None = None
 ) -> str | None:
     """What this machine lacks for a real node, in one line; None when it has everything."""
-    if (os.geteuid() if euid is None else euid) != 0:
-        return "a real node needs root (it makes namespaces, mounts, veths and cgroups)"
+    if lacks := kernel_lacks(filesystems, cgroups, os.geteuid() if euid is None else euid):
+        return lacks
     if missing := [command for command in COMMANDS if shutil.which(command) is None]:
         return f"commands missing: {', '.join(missing)} (run `make nodebin`, which installs them)"
-    if "overlay" not in filesystems.split():
-        return "the kernel has no overlay filesystem (containerd's snapshotter needs it)"
-    if missing := [name for name in CGROUP_CONTROLLERS if not (cgroups / name).is_dir()]:
-        return (
-            f"cgroup v1 controllers not mounted under {cgroups}: {', '.join(missing)} "
-            "(the node's kubelet runs with cgroupfs on cgroup v1)"
-        )
     return None
 
 

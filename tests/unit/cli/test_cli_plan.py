@@ -8,8 +8,11 @@ import pytest
 import yaml
 
 from factories import make_node
+from quantfleet.api.enums import CpuLevel
 from quantfleet.cli import main as cli_main
 from quantfleet.cli import plan
+from quantfleet.planning.cpu import level_labels
+from quantfleet.planning.inventory import LABEL_CPU_SERVING
 
 DEV_FLEET_FILE = Path(plan.__file__).parents[1] / "testbed" / "fleet.yaml"
 
@@ -17,6 +20,18 @@ DEV_FLEET_FILE = Path(plan.__file__).parents[1] / "testbed" / "fleet.yaml"
 A100 = make_node("a100", name="a100-0")
 H100 = make_node("h100", name="h100-0")
 CPU = {"kind": "Node", "metadata": {"name": "cpu-0"}, "status": {"allocatable": {"cpu": "8"}}}
+
+
+def nfd_cpu_node(name: str = "xeon-0", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Node without GPUs that Node Feature Discovery labelled AVX-512, plus `labels`."""
+    return {
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {**dict.fromkeys(level_labels(CpuLevel.AVX512), "true"), **(labels or {})},
+        },
+        "status": {"allocatable": {"cpu": "32", "memory": "128Gi"}},
+    }
 
 
 def run_plan(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -112,6 +127,58 @@ def test_unplaceable_exits_1_with_the_reason(
     assert code == plan.EXIT_UNPLACEABLE
     assert out.startswith("unplaceable (NoCompatibleGpu): FP8_DYNAMIC runs natively on")
     assert len(out.strip().splitlines()) == 1
+
+
+OPT_IN_HINT = (
+    f"1 node with Node Feature Discovery cpuid labels but without {LABEL_CPU_SERVING}=true "
+    f"(xeon-0); label those that should serve (`kubectl label node xeon-0 {LABEL_CPU_SERVING}="
+    "true`) or serve every such node with the operator's --cpu-nodes"
+)
+
+
+@pytest.mark.parametrize(
+    ("documents", "want_code", "want_start", "want_end"),
+    [
+        pytest.param(
+            [nfd_cpu_node()],
+            plan.EXIT_USAGE,
+            "quantfleet plan: error: no GPU nodes in ",
+            f"and no CPU nodes opted in to serving: {OPT_IN_HINT}",
+            id="only cpu nodes, none opted in: the missing label, not 'no serving cpu nodes'",
+        ),
+        pytest.param(
+            [A100, nfd_cpu_node()],
+            plan.EXIT_UNPLACEABLE,
+            "unplaceable (NoCpuNodes): no CPU nodes opted in to serving: ",
+            OPT_IN_HINT,
+            id="gpus beside them: the planner's NoCpuNodes gives the same hint",
+        ),
+        pytest.param(
+            [nfd_cpu_node(labels={LABEL_CPU_SERVING: "true"})],
+            0,
+            "scheme:           W4A16 (native)",
+            "",
+            id="opted in by label: planned on it",
+        ),
+    ],
+)
+def test_cpu_nodes_without_the_opt_in_label_say_how_to_opt_in(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    documents: list[Any],
+    want_code: int,
+    want_start: str,
+    want_end: str,
+) -> None:
+    fleet = write(tmp_path, *documents)
+
+    code, out, err = run_plan(["--params", "3B", "--hardware", "cpu", "--fleet", fleet], capsys)
+    said = (out + err).strip()
+
+    assert code == want_code
+    assert said.startswith(want_start)
+    assert said.endswith(want_end)
+    assert "no GPU or serving CPU nodes" not in said
 
 
 @pytest.mark.parametrize(

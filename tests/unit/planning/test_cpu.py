@@ -223,6 +223,54 @@ def test_no_serving_cpu_nodes_is_its_own_reason() -> None:
     assert verdict.reason is Reason.NO_CPU_NODES
 
 
+CONTROL_PLANE = {"node-role.kubernetes.io/control-plane": ""}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "want_message"),
+    [
+        (
+            [cpu_node("xeon-0", opted=None)],
+            "no CPU nodes opted in to serving: 1 node with Node Feature Discovery cpuid labels "
+            f"but without {LABEL_CPU_SERVING}=true (xeon-0); label those that should serve "
+            f"(`kubectl label node xeon-0 {LABEL_CPU_SERVING}=true`) or serve every such node "
+            "with the operator's --cpu-nodes",
+        ),
+        (
+            [cpu_node(f"xeon-{i}", opted=None) for i in range(5)],
+            "no CPU nodes opted in to serving: 5 nodes with Node Feature Discovery cpuid labels "
+            f"but without {LABEL_CPU_SERVING}=true (xeon-0, xeon-1, xeon-2, and 2 more); "
+            f"label those that should serve (`kubectl label node xeon-0 {LABEL_CPU_SERVING}="
+            "true`) or serve every such node with the operator's --cpu-nodes",
+        ),
+        (
+            [cpu_node("a", opted="false"), cpu_node("b", opted=None, labels=CONTROL_PLANE)],
+            f"no CPU nodes opted in to serving ({LABEL_CPU_SERVING}=true or the operator's "
+            "--cpu-nodes)",
+        ),
+        (
+            [cpu_node("plain", level=None, opted=None)],
+            f"no CPU nodes opted in to serving ({LABEL_CPU_SERVING}=true or the operator's "
+            "--cpu-nodes)",
+        ),
+    ],
+    ids=[
+        "an nfd node without the label is named with the command that opts it in",
+        "many such nodes are counted and the list bounded",
+        "opted out and control-plane nodes get no hint to opt in",
+        "a node without nfd cpuid labels gets no hint",
+    ],
+)
+def test_no_cpu_nodes_names_the_nodes_that_lack_only_the_opt_in_label(
+    nodes: list[dict[str, Any]], want_message: str
+) -> None:
+    verdict = plan(nodes)
+
+    assert isinstance(verdict, Unplaceable)
+    assert verdict.reason is Reason.NO_CPU_NODES
+    assert verdict.message == want_message
+
+
 MIXED = [*XEONS, make_node("l40s", name="l40s-0"), make_node("h100", name="h100-0")]
 
 
