@@ -18,6 +18,11 @@ def test_demo_brings_the_samples_to_their_end_state(tmp_path: Path) -> None:
             [*quantfleet, "demo", "--timeout=180"], env=env,
             capture_output=True, text=True, timeout=400, check=False,
         )  # fmt: skip
+        # `make demo` over the cluster this one left (no real node) says what to do, at once.
+        real = subprocess.run(
+            [*quantfleet, "demo", "--real-node"], env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
     finally:
         subprocess.run([*quantfleet, "dev", "down"], env=env, timeout=60, check=False)
     out = done.stdout
@@ -35,3 +40,8 @@ def test_demo_brings_the_samples_to_their_end_state(tmp_path: Path) -> None:
     assert rows["qwen25-vl-72b-auto"][6] == "True"
     assert "SIMULATED" in out
     assert "qwen25-vl-7b-fp8-docvqa: Succeeded" in out
+    assert real.returncode == 1
+    assert real.stderr.strip().splitlines() == [
+        f"quantfleet demo: error: the running cluster ({tmp_path / 'state'}) has no real node; "
+        "stop it with `quantfleet dev down`, then run the demo again"
+    ], real.stderr

@@ -169,7 +169,8 @@ def test_helm_over_a_kubectl_install_says_in_one_line_what_to_remove(
     assert "was installed with kubectl (manifests/), not Helm" in line, line
     assert "kubectl delete --ignore-not-found -f manifests/operator.yaml" in line, line
     assert "invalid ownership metadata" not in line
-    releases = run(str(BIN / "helm"), f"--kubeconfig={kubeconfig}", "list", "--all",
+    every = ("--deployed", "--failed", "--pending")
+    releases = run(str(BIN / "helm"), f"--kubeconfig={kubeconfig}", "list", *every,
                    "--namespace", OPERATOR_NAMESPACE, "--short")  # fmt: skip
     assert releases.strip() == ""
 
