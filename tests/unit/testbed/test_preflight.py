@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from quantfleet.cli.localrun import REPO
-from quantfleet.testbed.preflight import CGROUP_CONTROLLERS, DISK_MIN_GIB, Machine, lacking
+from quantfleet.testbed.preflight import CGROUP_CONTROLLERS, REAL_NODE_GIB, Machine, lacking
 
 
 def make_machine(tmp_path: Path, **overrides: object) -> Machine:
@@ -21,7 +21,7 @@ def make_machine(tmp_path: Path, **overrides: object) -> Machine:
         euid=0,
         python=(3, 11),
         go_version="go version go1.26.8 linux/amd64\n",
-        free_gib=DISK_MIN_GIB + 1,
+        free_gib=REAL_NODE_GIB + 1,
         folder=tmp_path,
     )
     return replace(machine, **overrides)  # type: ignore[arg-type]
@@ -39,6 +39,11 @@ def make_machine(tmp_path: Path, **overrides: object) -> Machine:
             {"go_version": "go version go1.22.4 linux/amd64"}, "(found go1.22)", id="old-go"
         ),
         pytest.param({"free_gib": 3.2}, "3 GiB free under", id="small-disk"),
+        pytest.param(
+            {"free_gib": REAL_NODE_GIB + 10, "uncached_gib": 40.0},
+            "need about 56 GiB (40 of it for empty caches)",
+            id="room-for-the-run-but-not-the-cold-builds",
+        ),
     ],
 )
 def test_the_machine_check_names_what_is_missing_in_one_line(
