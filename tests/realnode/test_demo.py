@@ -13,13 +13,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from factories import Models, Runs
 from quantfleet.api.contract import Component
@@ -27,24 +26,21 @@ from quantfleet.builders.benchmark_status import SPEEDUP_DIGITS
 from quantfleet.cli import demo_real
 from quantfleet.cli.incluster import MODELS_CLAIM, TINY_VLM, TINY_VLM_GATE
 from quantfleet.cli.localrun import OPERATOR_NAMESPACE, REPO
-from quantfleet.testbed.cluster import STATE_FILE, ClusterState
+from quantfleet.testbed.cluster import ClusterState
 from quantfleet.testbed.realnode import REAL_NODE_LABEL
 from quantfleet.testbed.wait import poll_until
 
-from .conftest import restricted_pod
+from .conftest import RealCluster, restricted_pod
 
 Json = dict[str, Any]
 NAMESPACE = demo_real.NAMESPACE
 RUN = demo_real.RUN
-# The builds are cached by `make test`'s prerequisites; then the cluster, the images' import, a
-# real quantize, evaluate (two vLLM-CPU starts), serving and the BenchmarkRun on 2 cores.
-DEMO_TIMEOUT = 2700
 SAMPLES = REPO / "manifests" / "samples"
 
 
 @dataclass(frozen=True)
 class Demo:
-    """What `make demo` printed, and the cluster it left running."""
+    """What `make demo` printed (the session's real_cluster), and the cluster it left running."""
 
     out: str
     api: client.ApiClient
@@ -55,38 +51,10 @@ class Demo:
         table = self.out[self.out.index("NAME  ") : self.out.index("\nWhy:")]
         return {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:] if line}
 
-    def operator_image(self) -> str:
-        """The operator's image, as Helm installed it on the real node."""
-        deployment = client.AppsV1Api(self.api).read_namespaced_deployment(
-            "quantfleet-operator", OPERATOR_NAMESPACE
-        )
-        return str(deployment.spec.template.spec.containers[0].image)
-
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """`make demo` in the repository, as a user types it (its own make: none of this test run's
-    make flags), recording its cluster in a folder of the test's; stopped after the module."""
-    state_dir = tmp_path_factory.mktemp("demo-state")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
-    env.pop("MFLAGS", None)
-    env["QUANTFLEET_STATE_DIR"] = str(state_dir)
-    log = state_dir / "make-demo.log"
-    try:
-        with log.open("w") as out:
-            done = subprocess.run(
-                ["make", "demo"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                timeout=DEMO_TIMEOUT, check=False,
-            )  # fmt: skip
-        printed = log.read_text()
-        assert done.returncode == 0, f"`make demo` failed ({log}):\n{printed[-6000:]}"
-        state = ClusterState.load(state_dir / STATE_FILE)
-        api = config.new_client_from_config(str(state.kubeconfig))
-        yield Demo(printed, api, state)
-        api.close()
-    finally:
-        quantfleet = [sys.executable, "-m", "quantfleet.cli.main"]
-        subprocess.run([*quantfleet, "dev", "down"], env=env, timeout=120, check=False)
+def demo(real_cluster: RealCluster, real_api: client.ApiClient) -> Demo:
+    return Demo(real_cluster.out, real_api, real_cluster.state)
 
 
 def test_make_demo_settles_every_row_and_measures_the_real_one(demo: Demo) -> None:
@@ -160,7 +128,11 @@ def chat_through_service(demo: Demo, endpoint: str) -> Json:
         "open('/dev/termination-log', 'w').write(reply[:3000])\n"
     )
     core = client.CoreV1Api(demo.api)
-    body = restricted_pod("chat", demo.operator_image(), ["python", "-c", code])
+    deployment = client.AppsV1Api(demo.api).read_namespaced_deployment(
+        "quantfleet-operator", OPERATOR_NAMESPACE
+    )  # the operator's image, as Helm installed it on the real node
+    image = deployment.spec.template.spec.containers[0].image
+    body = restricted_pod("chat", image, ["python", "-c", code])
     core.create_namespaced_pod(NAMESPACE, body)
     pod = poll_until(
         lambda: (

@@ -20,7 +20,7 @@ RunPod = Callable[..., client.V1Pod]
 def test_node_is_ready_with_its_real_cpus_nfd_labels(
     real_cluster: RealCluster, real_api: client.ApiClient
 ) -> None:
-    node = client.CoreV1Api(real_api).read_node(real_cluster.node.name)
+    node = client.CoreV1Api(real_api).read_node(real_cluster.node_name)
     labels = node.metadata.labels
 
     want = nfd_labels(Path("/proc/cpuinfo").read_text())
@@ -153,7 +153,7 @@ def test_nothing_leaves_the_node(
         "    outcome['dns'] = 'failed'\n"
         "open('/dev/termination-log', 'w').write(json.dumps(outcome))\n"
     )
-    host_ip = real_cluster.node.address.host_ip
+    host_ip = real_cluster.address.host_ip
     pod = run_pod(restricted_namespace, "egress", code.replace("HOST", repr(host_ip)))
 
     outcome = json.loads(pod.status.container_statuses[0].state.terminated.message)

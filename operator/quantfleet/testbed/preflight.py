@@ -25,7 +25,7 @@ CACHES_GIB = {
     "QUANTFLEET_BUILDAH_STORE": ("~/.cache/quantfleet/buildah", 15),
     "QUANTFLEET_IMAGE_CACHE": ("~/.cache/quantfleet/images", 7),
 }
-REAL_NODE_GIB = 16
+REAL_NODE_GIB = 17
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
 
 
