@@ -88,6 +88,32 @@ def test_manual_promotion_waits_then_proceeds_on_approval(models: Models) -> Non
     models.wait_condition("manual", "Ready", "True")
 
 
+def test_a_worse_revision_leaves_the_promoted_checkpoint_serving(
+    models: Models, worker: SimulatedWorker
+) -> None:
+    """Issue 32: a spec change whose checkpoint misses the gate must not take down the
+    Deployment serving the promoted one; it serves, untouched, until another is promoted."""
+    models.create(make_quantized_model("steady"))
+    models.wait_condition("steady", "Ready", "True")
+    first = models.get("steady")["status"]["promotedArtifact"]
+    [serving] = models.deployments("steady")
+    worker.producer = SimulatedResults(recovery_by_model={"steady": 90.0})
+
+    models.patch_spec("steady", {"quantization": {"calibration": {"samples": 256}}})
+
+    models.wait_condition("steady", "Promoted", "False", "BelowGate")
+    status = models.get("steady")["status"]
+    assert status["artifact"]["id"] != first["id"]
+    assert status["promotedArtifact"]["uri"] == first["uri"]
+    ready = models.condition("steady", "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "DeploymentReady")
+    assert f"serving artifact {first['id']}" in ready["message"]
+    [still] = models.deployments("steady")
+    assert still.metadata.uid == serving.metadata.uid  # never deleted
+    assert still.spec.template.spec.containers[0].args[0] == first["uri"]
+    assert status["serving"]["endpoint"].startswith("http://steady-vllm.")
+
+
 def test_a_model_no_gpu_can_hold_reports_it_without_pods(models: Models) -> None:
     body = make_quantized_model("huge")
     body["spec"]["source"]["parametersBillions"] = 9000
@@ -141,16 +167,19 @@ def test_a_spec_change_replaces_what_must_change_and_only_that(models: Models) -
     assert models.deployments("change")[0].metadata.uid == deployment_uid
 
     models.patch_spec("change", {"quantization": {"scheme": "W4A16"}})
-    poll_until(
-        lambda: (
-            models.get("change")["status"].get("plan", {}).get("scheme") == "W4A16"
+
+    def w4a16_serves() -> bool:
+        # Ready alone says the FP8 checkpoint still serves until the new one is promoted
+        # (issue 32): wait for the W4A16 artifact to be the promoted one, and Ready.
+        status = models.get("change")["status"]
+        promoted = status.get("promotedArtifact") or {}
+        return (
+            promoted.get("scheme") == "W4A16"
+            and promoted.get("id") == (status.get("artifact") or {}).get("id")
             and models.condition("change", "Ready").get("status") == "True"
-            and models.condition("change", "Ready").get("observedGeneration")
-            == models.get("change")["metadata"]["generation"]
-        ),
-        timeout=models.timeout,
-        what="re-planned to W4A16 and ready",
-    )
+        )
+
+    poll_until(w4a16_serves, timeout=models.timeout, what="W4A16 promoted and ready")
     jobs_after = models.job_names("change")
     assert len(jobs_after) == 2
     assert set(jobs_after).isdisjoint(jobs_before)

@@ -48,7 +48,11 @@ def make_serving_pod(
 ) -> Json:
     """A pod of the QuantizedModel `model`'s Deployment whose one container is in `state`."""
     template = build_deployment(
-        make_owner(model), make_spec(), ARTIFACT_ID, make_plan(make_spec()), OperatorSettings()
+        make_owner(model),
+        make_spec(),
+        make_spec().output.artifact_uri(ARTIFACT_ID),
+        make_plan(make_spec()),
+        OperatorSettings(),
     )["spec"]["template"]
     [container] = template["spec"]["containers"]
     metadata: Json = {

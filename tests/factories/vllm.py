@@ -84,7 +84,11 @@ def build_tiny_deployment(kind: ModelKind, scheme: Scheme) -> Json:
     """The Deployment the operator builds for a QuantizedModel named `tiny` (tiny_spec)."""
     spec = tiny_spec(kind, scheme)
     return build_deployment(
-        make_owner(SERVED_NAME), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+        make_owner(SERVED_NAME),
+        spec,
+        spec.output.artifact_uri(ARTIFACT_ID),
+        make_plan(spec),
+        OperatorSettings(),
     )
 
 

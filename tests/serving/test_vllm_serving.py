@@ -381,14 +381,20 @@ def test_vllms_own_parser_takes_the_deployments_arguments() -> None:
             serving={"imagesPerPrompt": 2, "maxModelLength": 4096, "extraArgs": ["--seed=1"]},
         )
         plan = make_plan(spec)
-        deployment = build_deployment(make_owner(), spec, ARTIFACT_ID, plan, OperatorSettings())
+        deployment = build_deployment(
+            make_owner(), spec, spec.output.artifact_uri(ARTIFACT_ID), plan, OperatorSettings()
+        )
         built.append((vllm_container(deployment)["args"], plan.tensor_parallel_size))
     # And a CPU replica's (spec.placement.hardware cpu): no --gpu-memory-utilization there.
     cpu_spec = make_spec(quantization={"scheme": "W8A8"}, placement={"hardware": "cpu"})
     cpu_plan = make_plan(cpu_spec)
     assert cpu_plan.cpu is not None
     cpu_deployment = build_deployment(
-        make_owner(), cpu_spec, ARTIFACT_ID, cpu_plan, OperatorSettings()
+        make_owner(),
+        cpu_spec,
+        cpu_spec.output.artifact_uri(ARTIFACT_ID),
+        cpu_plan,
+        OperatorSettings(),
     )
     built.append((vllm_container(cpu_deployment)["args"], 1))
 

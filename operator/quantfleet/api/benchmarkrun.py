@@ -17,6 +17,7 @@ from quantfleet.api.common import (
     kueue_queue_field,
     object_name_rule,
     one_of,
+    printable_rule,
 )
 from quantfleet.api.contract import (
     BASELINE_TARGET,
@@ -36,6 +37,8 @@ class Endpoint(ApiModel):
         pattern=r"^https?://\S+$", max_length=1024, description="Base URL, e.g. http://svc:8000."
     )
     model: str = Field(max_length=512, description="Model name the server answers to.")
+
+    rules = (printable_rule("model"),)
 
 
 # The baseline's Job, labels and results already go by this name: a target taking it would

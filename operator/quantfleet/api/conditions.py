@@ -53,6 +53,8 @@ class Reason(StrEnum):
     DEPLOYMENT_PROGRESSING = "DeploymentProgressing"
     SERVING_FAILED = "ServingFailed"
     SERVING_DISABLED = "ServingDisabled"
+    # spec.serving.replicas is 0: promoted, nothing serves it and no endpoint is advertised.
+    SCALED_TO_ZERO = "ScaledToZero"
     NOT_PROMOTED = "NotPromoted"
     # Any
     WAITING = "Waiting"

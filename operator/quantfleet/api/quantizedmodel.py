@@ -18,6 +18,7 @@ from quantfleet.api.common import (
     kueue_queue_field,
     object_name_rule,
     one_of,
+    printable_rule,
 )
 from quantfleet.api.contract import STUDY_TASKS
 from quantfleet.api.enums import (
@@ -32,6 +33,7 @@ from quantfleet.api.enums import (
     PromotionPolicy,
     Scheme,
 )
+from quantfleet.api.vllm_args import OWNED_VLLM_FLAGS, SECRET_VLLM_FLAGS, extra_args_rules
 
 SOURCE_URI = r"^(hf://[A-Za-z0-9][\w.-]*/[\w.-]+|s3://[a-z0-9][a-z0-9.-]+/\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*)$"
 OUTPUT_URI = r"^(s3://[a-z0-9][a-z0-9.-]+/\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*)$"
@@ -44,6 +46,11 @@ DEFAULT_MIN_RECOVERY: dict[Scheme, float] = {
     Scheme.W4A16: 96.0,
     Scheme.NVFP4: 96.0,
 }
+# The lowest gate a spec may set: below it a checkpoint that lost over half the baseline's score
+# would pass, which no team means; a fraction (0.99 for 99%) is the likely mistake (issue 32).
+MIN_GATE = 50.0
+# A claim a pvc:// calibration set names, as the other locations' patterns allow one.
+PVC_CLAIM = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/|$)"
 
 # Evaluation tasks when the spec names none: the study's vision set for VLMs, its text set else.
 DEFAULT_TASKS: dict[ModelKind, list[EvalTask]] = {
@@ -98,6 +105,7 @@ class Source(ApiModel):
             "revision applies to hf:// sources only",
             ".revision",
         ),
+        printable_rule("revision"),
     )
 
 
@@ -131,7 +139,21 @@ class Calibration(ApiModel):
     )
     seed: int = Field(default=42, ge=0, description="Seed for shuffling the calibration set.")
 
-    rules = (clean_path_rule("dataset"),)
+    rules = (
+        clean_path_rule("dataset"),
+        printable_rule("dataset"),
+        Rule(
+            "!has(self.dataset) || !self.dataset.startsWith('pvc://') || "
+            f"self.dataset.matches('{PVC_CLAIM}')",
+            lambda calibration: (
+                not (calibration.dataset or "").startswith("pvc://")
+                or re.match(PVC_CLAIM.replace("$", r"\Z"), calibration.dataset) is not None
+            ),
+            "a pvc:// dataset is pvc://claim/path, the claim's name of lower-case letters, "
+            "digits and '-'",
+            ".dataset",
+        ),
+    )
 
 
 class Quantization(ApiModel):
@@ -244,37 +266,30 @@ class Evaluation(ApiModel):
         gt=0,
         le=200,
         description=(
-            "Promotion gate, percent of baseline score (ratio of averages); defaults to 99 for "
-            "8-bit schemes and 96 for 4-bit."
+            f"Promotion gate, percent of baseline score (ratio of averages), {MIN_GATE:g} to 200; "
+            "defaults to 99 for 8-bit schemes and 96 for 4-bit."
         ),
     )
 
-
-# vLLM flags the operator sets itself (builders.serving.vllm_args), each with what to use
-# instead: set in extraArgs they would contradict the plan or point the probes and the Service
-# at nothing. vLLM also reads them with underscores (--max_model_len) and -tp for the TP size.
-OWNED_VLLM_FLAGS = {
-    "--model": "the operator serves the promoted checkpoint",
-    "--port": "the operator serves on port 8000, where its probes and Service look",
-    "--host": "the server listens on every address, where its probes and Service look",
-    "--served-model-name": "the model is served under the QuantizedModel's name",
-    "--tensor-parallel-size": "use spec.serving.gpusPerReplica",
-    "-tp": "use spec.serving.gpusPerReplica",
-    "--max-model-len": "use spec.serving.maxModelLength",
-    "--limit-mm-per-prompt": "use spec.serving.imagesPerPrompt",
-}
-
-
-def owned_flag_rule(flag: str, instead: str) -> Rule:
-    """extraArgs may not set `flag` (as `flag`, `flag=value`, or with underscores)."""
-    dashes = flag[: len(flag) - len(flag.lstrip("-"))]
-    name = flag.lstrip("-").replace("-", "[-_]")
-    pattern = f"^{dashes}{name}(=|$)"
-    return Rule(
-        f"!has(self.extraArgs) || !self.extraArgs.exists(a, a.matches('{pattern}'))",
-        lambda serving: not any(re.match(pattern, arg) for arg in serving.extra_args),
-        f"may not set {flag}: {instead}",
-        ".extraArgs",
+    rules = (
+        Rule(
+            "!has(self.minRecovery) || self.minRecovery > 1.0",
+            lambda evaluation: evaluation.min_recovery is None or evaluation.min_recovery > 1,
+            "minRecovery is a percentage (99 means 99%): 1 or less reads as a fraction, and 0.99 "
+            "would gate at 0.99%",
+            ".minRecovery",
+        ),
+        Rule(
+            f"!has(self.minRecovery) || self.minRecovery <= 1.0 || self.minRecovery >= {MIN_GATE}",
+            lambda evaluation: (
+                evaluation.min_recovery is None
+                or evaluation.min_recovery <= 1
+                or evaluation.min_recovery >= MIN_GATE
+            ),
+            f"minRecovery is at least {MIN_GATE:g}: a lower gate promotes a checkpoint that lost "
+            "over half the baseline's score",
+            ".minRecovery",
+        ),
     )
 
 
@@ -299,9 +314,12 @@ class Serving(ApiModel):
         default_factory=list,
         max_length=64,
         description=(
-            "Extra vLLM arguments, appended as given; not those the operator owns (the model, "
-            "--port, --host, --served-model-name, --tensor-parallel-size, --max-model-len, "
-            "--limit-mm-per-prompt)."
+            "Extra vLLM arguments, appended as given; in no spelling vLLM reads as them (an "
+            "abbreviation, _ for -, =value, .key) the flags the operator owns ("
+            + ", ".join(OWNED_VLLM_FLAGS)
+            + ") nor those that carry a secret ("
+            + ", ".join(SECRET_VLLM_FLAGS)
+            + "); no control or bidirectional characters."
         ),
     )
     image: str | None = Field(
@@ -324,7 +342,8 @@ class Serving(ApiModel):
     )
 
     rules = (
-        *(owned_flag_rule(flag, instead) for flag, instead in OWNED_VLLM_FLAGS.items()),
+        printable_rule("extraArgs", each=True),
+        *extra_args_rules(),
         Rule(
             "!has(self.approvedArtifact) || (has(self.promotion) && self.promotion == 'Manual')",
             lambda serving: (
@@ -520,6 +539,23 @@ class ServingStatus(ApiModel):
     )
 
 
+class PromotedArtifact(ApiModel):
+    """The checkpoint that serves: the last one promoted (by the gate and, under Manual, an
+    approval). It serves until another is promoted, whatever becomes of newer revisions: a failed
+    Job, a missed gate, an approval still to come, a changed spec (issue 32)."""
+
+    id: str = Field(description="The artifact's id (status.artifact.id when it was promoted).")
+    uri: str = Field(description="Where its checkpoint is: what the vLLM Deployment loads.")
+    scheme: Scheme = Field(description="Its scheme, which the Deployment's GPUs must run.")
+    parameters: int = Field(ge=1, description="Source parameter count its replicas are sized for.")
+    gpu_family: GpuFamily | None = Field(
+        default=None, description="GPU family its Deployment was planned onto, kept while it fits."
+    )
+    cpu_level: CpuLevel | None = Field(
+        default=None, description="A CPU plan: the CPU level its Deployment was planned onto."
+    )
+
+
 class Children(ApiModel):
     """Names of the objects this QuantizedModel owns."""
 
@@ -550,6 +586,11 @@ class QuantizedModelStatus(ApiModel):
     artifact: ArtifactStatus | None = Field(default=None, description="The compressed checkpoint.")
     recovery: RecoveryStatus | None = Field(default=None, description="Accuracy recovery.")
     serving: ServingStatus | None = Field(default=None, description="Serving endpoint.")
+    promoted_artifact: PromotedArtifact | None = Field(
+        default=None,
+        description="The checkpoint that serves until another is promoted (status.artifact is "
+        "the current spec's, which may still be on its way or not promoted).",
+    )
     children: Children = Field(default_factory=Children, description="Owned objects.")
 
 

@@ -51,11 +51,11 @@ def endpoint(owner_name: str, namespace: str) -> str:
     return f"http://{serving_name(owner_name)}.{namespace}.svc:{PORT}/v1"
 
 
-def checkpoint_model(owner_name: str, spec: QuantizedModelSpec, artifact: str) -> VllmModel:
-    """The promoted checkpoint (the folder of `artifact`, never another's), served under the
-    QuantizedModel's name with the spec's extra arguments."""
+def checkpoint_model(owner_name: str, spec: QuantizedModelSpec, artifact_uri: str) -> VllmModel:
+    """The promoted checkpoint (the folder of the promoted artifact, never another's), served
+    under the QuantizedModel's name with the spec's extra arguments."""
     return VllmModel(
-        uri=spec.output.artifact_uri(artifact),
+        uri=artifact_uri,
         served_name=owner_name,
         serving=spec.serving,
         extra_args=tuple(spec.serving.extra_args),
@@ -148,13 +148,14 @@ def build_vllm_pod_template(
 
 
 def build_deployment(
-    owner: Json, spec: QuantizedModelSpec, artifact: str, plan: Plan, settings: OperatorSettings
+    owner: Json, spec: QuantizedModelSpec, artifact_uri: str, plan: Plan, settings: OperatorSettings
 ) -> Json:
-    """A Deployment of `spec.serving.replicas` vLLM pods of the promoted `artifact` on the
-    plan's GPUs, scraped by Prometheus."""
+    """A Deployment of `spec.serving.replicas` vLLM pods of the promoted checkpoint at
+    `artifact_uri` (status.promotedArtifact.uri, which an earlier spec's output may hold) on the
+    plan's GPUs, scraped by Prometheus. A change rolls in as new replicas turn ready."""
     name = owner["metadata"]["name"]
     pod_labels = labels(LABEL_MODEL, name, Component.SERVE)
-    model = checkpoint_model(name, spec, artifact)
+    model = checkpoint_model(name, spec, artifact_uri)
     template = build_vllm_pod_template(model, plan, pod_labels, settings)
     template["metadata"]["annotations"] = {
         "prometheus.io/scrape": "true",
@@ -164,11 +165,28 @@ def build_deployment(
     deployment_spec = {
         "replicas": spec.serving.replicas,
         "selector": {"matchLabels": {LABEL_MODEL: name, LABEL_COMPONENT: Component.SERVE}},
+        # Never fewer ready replicas than asked during a roll (the default allows 25% fewer):
+        # what serves keeps serving until its replacement is ready; a roll with no room for
+        # an extra replica waits, the old replicas serving meanwhile (issue 32).
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
         "template": template,
     }
     return owned(
         owner, "apps/v1", "Deployment", serving_name(name), pod_labels, spec=deployment_spec
     )
+
+
+def deployment_reference(owner: Json) -> Json:
+    """The Deployment's kind, name and namespace: enough to read or delete it without a plan."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": serving_name(meta["name"]), "namespace": meta["namespace"]},
+    }
 
 
 def build_service(owner: Json) -> Json:

@@ -10,11 +10,12 @@ from quantfleet.api.common import Condition
 from quantfleet.api.conditions import QuantizedModelCondition as Type
 from quantfleet.api.conditions import Reason
 from quantfleet.api.contract import harness_task
-from quantfleet.api.enums import Hardware, PromotionPolicy, Scheme
+from quantfleet.api.enums import Hardware
 from quantfleet.api.quantizedmodel import (
     ArtifactStatus,
     Children,
     PlanStatus,
+    PromotedArtifact,
     QuantizedModelSpec,
     QuantizedModelStatus,
     RecoveryStatus,
@@ -30,6 +31,7 @@ from quantfleet.api.results import (
     TaskScore,
 )
 from quantfleet.builders.conditions import condition, stamp
+from quantfleet.builders.promotion import Promotion
 from quantfleet.builders.serving_status import image_version
 from quantfleet.planning.planner import Plan, Unplaceable
 
@@ -76,15 +78,6 @@ class DeploymentObservation:
 
 
 @dataclass(frozen=True)
-class Promotion:
-    """The gate's verdict."""
-
-    promoted: bool
-    reason: Reason
-    message: str
-
-
-@dataclass(frozen=True)
 class Blocked:
     """Why a step's Job is not made: it would lose something, or it could not start."""
 
@@ -103,7 +96,9 @@ class Observed:
     quantize_blocked: Blocked | None = None  # why no quantize Job is made (nothing would be lost)
     evaluate: JobObservation | None = None
     evaluate_unplaceable: str | None = None  # why the evaluate Job fits no GPU the plan names
-    promotion: Promotion | None = None
+    promotion: Promotion | None = None  # the gate's verdict on this spec's artifact
+    promoted: PromotedArtifact | None = None  # what serves: this artifact or an earlier one
+    serving_unplaceable: Unplaceable | None = None  # why `promoted` has no Deployment to serve it
     deployment: DeploymentObservation | None = None
     service: str | None = None
     endpoint: str | None = None
@@ -133,32 +128,6 @@ def scheme_mismatch(result: QuantizeResult) -> str | None:
     )
 
 
-def decide_promotion(
-    spec: QuantizedModelSpec, scheme: Scheme, result: EvaluateResult, artifact: str
-) -> Promotion:
-    """Hold recovery against the gate; under Manual promotion also require the approval."""
-    gate = spec.min_recovery(scheme)
-    recovery = result.recovery
-    if recovery is None:
-        return Promotion(False, Reason.BELOW_GATE, "the baseline scored 0: recovery is undefined")
-    if recovery < gate:
-        return Promotion(
-            False,
-            Reason.BELOW_GATE,
-            f"recovery {recovery:.2f}% is {gate - recovery:.2f} points below the {gate:g}% gate",
-        )
-    passed = f"recovery {recovery:.2f}% meets the {gate:g}% gate"
-    if spec.serving.promotion is PromotionPolicy.AUTOMATIC:
-        return Promotion(True, Reason.PASSED_GATE, passed)
-    if spec.serving.approved_artifact == artifact:
-        return Promotion(True, Reason.APPROVED, f"{passed}; artifact {artifact} approved")
-    return Promotion(
-        False,
-        Reason.AWAITING_APPROVAL,
-        f"{passed}; set spec.serving.approvedArtifact: {artifact} to promote it",
-    )
-
-
 def build_status(
     spec: QuantizedModelSpec,
     observed: Observed,
@@ -181,7 +150,8 @@ def build_status(
         plan=_plan_status(plan),
         artifact=_artifact(spec, observed),
         recovery=_recovery(spec, observed),
-        serving=_serving(observed),
+        serving=_serving(spec, observed),
+        promoted_artifact=observed.promoted,
         children=Children(
             quantize_job=observed.quantize.name if observed.quantize else None,
             evaluate_job=observed.evaluate.name if observed.evaluate else None,
@@ -272,11 +242,13 @@ def _promoted(promotion: Promotion | None) -> Condition:
 
 
 def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
-    promotion = observed.promotion
-    if promotion is None:
-        # Not yet decided: "not promoted" would read as a verdict (Argo CD: Degraded).
-        return condition(Type.READY, "False", Reason.WAITING, "waiting for the recovery gate")
-    if not promotion.promoted:
+    """Whether the promoted artifact serves, which may be an earlier one than this spec's while
+    the current one is on its way or not promoted (the Promoted condition says why)."""
+    served, promotion = observed.promoted, observed.promotion
+    if served is None:
+        if promotion is None:
+            # Not yet decided: "not promoted" would read as a verdict (Argo CD: Degraded).
+            return condition(Type.READY, "False", Reason.WAITING, "waiting for the recovery gate")
         return condition(
             Type.READY, "False", Reason.NOT_PROMOTED, f"not promoted: {promotion.reason}"
         )
@@ -284,23 +256,38 @@ def _ready(spec: QuantizedModelSpec, observed: Observed) -> Condition:
         return condition(
             Type.READY, "False", Reason.SERVING_DISABLED, "spec.serving.enabled is false"
         )
+    if spec.serving.replicas == 0:
+        return condition(
+            Type.READY,
+            "False",
+            Reason.SCALED_TO_ZERO,
+            f"spec.serving.replicas is 0: artifact {served.id} is promoted, no replica serves it",
+        )
     deployment = observed.deployment
+    if deployment is None and observed.serving_unplaceable is not None:
+        unplaceable = observed.serving_unplaceable
+        message = f"artifact {served.id}: {unplaceable.message}"
+        return condition(Type.READY, "False", unplaceable.reason, message)
     if deployment is None:
         return condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, "creating")
     message = f"{deployment.ready_replicas}/{deployment.replicas} vLLM replicas ready"
     if deployment.ready_replicas >= deployment.replicas:
+        message += f", serving artifact {served.id}"
+        if observed.artifact_id and observed.artifact_id != served.id:
+            message += f" until the current spec's {observed.artifact_id} is promoted"
         return condition(Type.READY, "True", Reason.DEPLOYMENT_READY, message)
     if deployment.failure:
         return condition(Type.READY, "False", Reason.SERVING_FAILED, deployment.failure)
     return condition(Type.READY, "False", Reason.DEPLOYMENT_PROGRESSING, message)
 
 
-def _serving(observed: Observed) -> ServingStatus | None:
+def _serving(spec: QuantizedModelSpec, observed: Observed) -> ServingStatus | None:
+    """Where the model is served; no endpoint while scaled to zero (nothing behind it)."""
     deployment = observed.deployment
     if deployment is None:
         return None
     return ServingStatus(
-        endpoint=observed.endpoint,
+        endpoint=observed.endpoint if spec.serving.replicas > 0 else None,
         ready_replicas=deployment.ready_replicas,
         vllm_version=image_version(deployment.image),
     )

@@ -4,7 +4,7 @@ it in status. One idempotent pass serves every trigger; each step is its own fun
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
@@ -35,30 +35,33 @@ from quantfleet.builders.jobs import (
     quantize_memory_floor_mib,
 )
 from quantfleet.builders.placement import build_any_cpu_placement, build_pod_placement
-from quantfleet.builders.serving import build_deployment, build_service, endpoint
+from quantfleet.builders.promotion import decide_promotion, placed, promoted_artifact
+from quantfleet.builders.serving import (
+    build_deployment,
+    build_service,
+    deployment_reference,
+    endpoint,
+)
 from quantfleet.builders.serving_status import LOG_TAIL_LINES, serving_failure
 from quantfleet.builders.status import (
     Blocked,
     DeploymentObservation,
     JobObservation,
     Observed,
-    Promotion,
     build_status,
-    decide_promotion,
     evaluate_result,
     quantize_result,
 )
 from quantfleet.builders.storage import OutputUse, Reference, output_holder, quantize_references
 from quantfleet.handlers import metrics, reconciler, runtime, watched
+from quantfleet.handlers.model_pass import Pass, plan_for, serving_plan
 from quantfleet.handlers.nodes import Fleet
 from quantfleet.kube import baseline_cache, children, references
-from quantfleet.kube.cache import Cache
 from quantfleet.planning.baseline import BaselinePlan, plan_baseline
 from quantfleet.planning.capacity import size_cpu_replica, source_parameters
 from quantfleet.planning.compat import BF16
-from quantfleet.planning.inventory import Inventory, read_held_pod
-from quantfleet.planning.planner import Plan, PlanRequest, Unplaceable, plan_placement
-from quantfleet.planning.rules import Kind
+from quantfleet.planning.inventory import read_held_pod
+from quantfleet.planning.planner import Plan, Unplaceable
 
 KIND = QUANTIZED_MODEL
 # Catch what no event reports: a node that came, a child edited by hand.
@@ -70,6 +73,7 @@ QUIET_REASONS = {
     Reason.WAITING,
     Reason.DEPLOYMENT_PROGRESSING,
     Reason.PLACED,
+    Reason.SCALED_TO_ZERO,  # a choice, not a failure: no Warning
 }
 # What a spec the models refuse sets: it is not planned.
 INVALID_SPEC: list[tuple[StrEnum, ConditionStatus]] = [(QuantizedModelCondition.PLANNED, "False")]
@@ -130,36 +134,20 @@ async def _replan_waiting(kwargs: dict[str, Any]) -> None:
             await asyncio.to_thread(HANDLERS.changed, **named)
 
 
-@dataclass(frozen=True)
-class Pass:
-    """What every step of one pass works from: the model, its body (the children's owner) and
-    the GPU inventory."""
-
-    body: Json
-    model: QuantizedModel
-    inventory: Inventory
-    kube: Cache
-
-    @property
-    def spec(self) -> QuantizedModelSpec:
-        return self.model.spec
-
-    @property
-    def namespace(self) -> str:
-        return str(self.body["metadata"]["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.body["metadata"]["name"])
-
-
 def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Observed:
-    """Walk the steps in order, creating each child once the step before it succeeded."""
+    """Walk the current spec's steps, then serve what is promoted (it or an earlier artifact)."""
     # Free GPUs as this model sees them: its own replicas and Jobs do not count as taken.
     inventory = fleet.inventory(
         body["metadata"]["namespace"], body["metadata"]["name"], runtime.settings().cpu_nodes
     )
-    step, spec = Pass(body, model, inventory, fleet.cache), model.spec
+    step = Pass(body, model, inventory, fleet.cache)
+    return serve(step, observe_revision(step, fleet))
+
+
+def observe_revision(step: Pass, fleet: Fleet) -> Observed:
+    """The current spec's steps in order, each child created once the step before it
+    succeeded, up to the gate's verdict on its artifact."""
+    body, spec = step.body, step.spec
     generation = body["metadata"].get("generation", 0)
     parameters = source_parameters(spec.source.parameters_billions)
     plan = plan_for(step, parameters) if parameters else None
@@ -191,8 +179,7 @@ def _observe_and_ensure(body: Json, model: QuantizedModel, fleet: Fleet) -> Obse
     scores = evaluate_result(evaluate)
     if scores is None:
         return observed
-    promotion = decide_promotion(spec, plan.scheme, scores, artifact)
-    return serve(step, replace(observed, promotion=promotion), plan, promotion)
+    return replace(observed, promotion=decide_promotion(spec, plan.scheme, scores, artifact))
 
 
 def output_in_use(spec: QuantizedModelSpec, holder: OutputUse) -> Blocked:
@@ -203,47 +190,6 @@ def output_in_use(spec: QuantizedModelSpec, holder: OutputUse) -> Blocked:
         f"QuantizedModel {holder.namespace}/{holder.name} (created earlier) writes to "
         f"{holder.uri}, which overlaps spec.output.uri {spec.output.uri}: choose another",
     )
-
-
-def plan_for(step: Pass, parameters: int) -> Plan | Unplaceable:
-    """Planned: where a model of `parameters` runs its scheme, on the GPUs there are."""
-    quantization, settings = step.spec.quantization, runtime.settings()
-    request = PlanRequest(
-        parameters=parameters,
-        objective=quantization.resolved_objective,
-        scheme=quantization.scheme,
-        allow_fallback=quantization.allow_fallback,
-        gpus_per_replica=step.spec.serving.gpus_per_replica,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
-        policy=step.spec.placement.policy or settings.placement_policy,
-        gpu_costs=settings.gpu_costs,
-        replicas=step.spec.serving.replicas if step.spec.serving.enabled else 0,
-        hardware=step.spec.placement.hardware or Hardware.GPU,
-        cpu_cores=settings.cpu_cores_per_replica,
-        cpu_kv_cache_gib=settings.cpu_kv_cache_gib,
-        keep=kept_kind(step.body, step.model),
-    )
-    plan = plan_placement(request, step.inventory)
-    kept = step.model.status.plan if step.model.status and request.keep else None
-    if isinstance(plan, Plan) and kept and kept.rationale and plan_kind(plan) == request.keep:
-        # Kept where it was placed, with the reasons it was placed there: a runner-up that
-        # comes and goes as other pods fill the fleet is no change worth a status write.
-        return replace(plan, rationale=kept.rationale)
-    return plan
-
-
-def plan_kind(plan: Plan) -> Kind | None:
-    """The GPU family or CPU level a plan prefers (what kept_kind reads back from status)."""
-    return next(iter(plan.target_families), None) or next(iter(plan.target_levels), None)
-
-
-def kept_kind(body: Json, model: QuantizedModel) -> Kind | None:
-    """Where the plan of this generation put the model (its status), so the next pass keeps it
-    there while it has room; a changed spec plans afresh."""
-    status, generation = model.status, body["metadata"].get("generation")
-    if status is None or status.plan is None or status.observed_generation != generation:
-        return None
-    return status.plan.gpu_family or next(iter(status.plan.cpu_levels), None)
 
 
 def ensure_quantize_job(
@@ -338,19 +284,39 @@ def evaluation_plan(
     return f"the evaluation loads the BF16 baseline: {tried[0]}"
 
 
-def serve(step: Pass, observed: Observed, plan: Plan, promotion: Promotion) -> Observed:
-    """Ready: a promoted model with serving enabled gets its Deployment and Service; otherwise
-    those that exist are deleted (decided from the live objects, not from status)."""
-    config = runtime.settings()
-    deployment = build_deployment(step.body, step.spec, observed.artifact_id, plan, config)
-    service = build_service(step.body)
-    if not (promotion.promoted and step.spec.serving.enabled):
-        reconciler.remove_existing(step.kube, deployment, service)
+def serve(step: Pass, observed: Observed) -> Observed:
+    """Ready: the promoted artifact (this spec's once promoted, else the one promoted before,
+    whatever became of newer revisions) gets its Deployment and Service while serving is
+    enabled; with nothing promoted or serving disabled, those that exist are deleted (read from
+    the live objects). What was promoted before is read from status.promotedArtifact: the one
+    fact no live object holds once that revision's Jobs are gone (issue 32)."""
+    recorded = step.model.status.promoted_artifact if step.model.status else None
+    promoted = promoted_artifact(
+        step.spec, observed.artifact_id, observed.plan, observed.promotion, recorded
+    )
+    observed = replace(observed, promoted=promoted)
+    reference, service = deployment_reference(step.body), build_service(step.body)
+    if promoted is None and observed.promotion is None and step.spec.serving.enabled:
+        # No verdict yet and no record of what serves (a status an operator before issue 32
+        # wrote): a live Deployment is left as it is until the gate decides.
         return observed
-    live = children.ensure_applied(step.kube, deployment)
+    if promoted is None or not step.spec.serving.enabled:
+        reconciler.remove_existing(step.kube, reference, service)
+        return observed
+    plan = serving_plan(step, observed.plan, promoted)
+    if isinstance(plan, Unplaceable):
+        # Nowhere to place it afresh: what serves it now is left as it is.
+        live = children.read(step.kube, reference)
+        if live is None:
+            return replace(observed, serving_unplaceable=plan)
+    else:
+        promoted = placed(promoted, plan)
+        deployment = build_deployment(step.body, step.spec, promoted.uri, plan, runtime.settings())
+        live = children.ensure_applied(step.kube, deployment)
     children.ensure_applied(step.kube, service)
     return replace(
         observed,
+        promoted=promoted,
         deployment=observe_serving(step, live),
         service=service["metadata"]["name"],
         endpoint=endpoint(step.name, step.namespace),

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from factories import make_spec
+from factories.resources import SOURCE
 from quantfleet.api.benchmarkrun import BenchmarkRun, Workload
 from quantfleet.api.enums import Scheme, WorkloadPreset
 from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelSpec
@@ -74,6 +75,125 @@ def test_malformed_manifest_is_rejected_naming_the_field(path: Path) -> None:
 def test_promotion_gate(scheme: Scheme, min_recovery: float | None, want_gate: float) -> None:
     spec = make_spec(evaluation={"minRecovery": min_recovery})
     assert spec.min_recovery(scheme) == want_gate
+
+
+@pytest.mark.parametrize(
+    ("min_recovery", "want_refusal"),
+    [
+        pytest.param(0.99, "minRecovery is a percentage (99 means 99%)", id="a-fraction"),
+        pytest.param(1, "minRecovery is a percentage (99 means 99%)", id="one-reads-as-a-fraction"),
+        pytest.param(1.5, "minRecovery is at least 50", id="just-above-a-fraction"),
+        pytest.param(49.9, "minRecovery is at least 50", id="just-below-half"),
+        pytest.param(50, None, id="half-is-the-lowest-gate"),
+        pytest.param(99, None, id="the-8-bit-figure"),
+        pytest.param(200, None, id="the-highest-gate"),
+    ],
+)
+def test_a_gate_below_half_is_refused_naming_a_fraction_as_such(
+    min_recovery: float, want_refusal: str | None
+) -> None:
+    try:
+        make_spec(evaluation={"minRecovery": min_recovery})
+    except ValidationError as error:
+        refusal: str | None = str(error)
+    else:
+        refusal = None
+
+    if want_refusal is None:
+        assert refusal is None
+    else:
+        assert refusal is not None
+        assert f"minRecovery: {want_refusal}" in refusal
+
+
+RECIPE = "quantization.recipe.configMapRef"
+RECIPE_REF_BIDI = {"name": "\u2067recipes\u2069", "key": "recipe.yaml"}
+RECIPE_KEY_TAB = {"name": "recipes", "key": "recipe\t.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "want_field"),
+    [
+        pytest.param(
+            {"source": {**SOURCE, "tokenSecretRef": {"name": "hub\ntoken", "key": "t"}}},
+            "source.tokenSecretRef.name",
+            id="secret-name-with-a-newline",
+        ),
+        pytest.param(
+            {"source": {**SOURCE, "tokenSecretRef": {"name": "hub-token\n", "key": "t"}}},
+            "source.tokenSecretRef.name",
+            id="secret-name-ending-in-a-newline",
+        ),
+        pytest.param(
+            {"source": {**SOURCE, "tokenSecretRef": {"name": "hub\u202etoken", "key": "t"}}},
+            "source.tokenSecretRef.name",
+            id="secret-name-with-a-right-to-left-override",
+        ),
+        pytest.param(
+            {"source": {**SOURCE, "tokenSecretRef": {"name": "hub-token", "key": "t\x00"}}},
+            "source.tokenSecretRef.key",
+            id="secret-key-with-a-nul",
+        ),
+        pytest.param(
+            {"quantization": {"scheme": "W8A8", "recipe": {"configMapRef": RECIPE_REF_BIDI}}},
+            f"{RECIPE}.name",
+            id="configmap-name-with-an-isolate",
+        ),
+        pytest.param(
+            {"quantization": {"scheme": "W8A8", "recipe": {"configMapRef": RECIPE_KEY_TAB}}},
+            f"{RECIPE}.key",
+            id="configmap-key-with-a-tab",
+        ),
+        pytest.param(
+            {"quantization": {"scheme": "W8A8", "calibration": {"dataset": "pvc://Sets/a"}}},
+            "quantization.calibration.dataset",
+            id="pvc-dataset-claim-in-upper-case",
+        ),
+        pytest.param(
+            {"quantization": {"scheme": "W8A8", "calibration": {"dataset": "org/set\u2066"}}},
+            "quantization.calibration.dataset",
+            id="hub-dataset-with-an-isolate",
+        ),
+        pytest.param(
+            {"source": {**SOURCE, "revision": "main\x85"}},
+            "source.revision",
+            id="revision-with-a-c1-control",
+        ),
+    ],
+)
+def test_a_reference_name_with_control_or_bidi_characters_is_refused_naming_the_field(
+    overrides: dict[str, Any], want_field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make_spec(**overrides)
+
+    assert any(names_field(error, want_field) for error in caught.value.errors()), (
+        caught.value.errors()
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param(
+            {"source": {**SOURCE, "tokenSecretRef": {"name": "hub.tokens-1", "key": "HF_TOKEN"}}},
+            id="secret-subdomain-name-and-upper-case-key",
+        ),
+        pytest.param(
+            {"quantization": {"scheme": "W8A8", "calibration": {"dataset": "pvc://sets"}}},
+            id="a-whole-claim",
+        ),
+        pytest.param(
+            {"quantization": {"scheme": "W8A8", "calibration": {"dataset": "HuggingFaceH4/a_b"}}},
+            id="hub-dataset-in-mixed-case",
+        ),
+        pytest.param({"source": {**SOURCE, "revision": "refs/pr/12"}}, id="revision-with-slashes"),
+    ],
+)
+def test_reference_names_kubernetes_and_the_hub_allow_are_accepted(
+    overrides: dict[str, Any],
+) -> None:
+    make_spec(**overrides)
 
 
 @pytest.mark.parametrize(

@@ -261,7 +261,9 @@ def test_the_baseline_pod_is_the_model_pod_serving_the_source() -> None:
     plan = plan_baseline(source_parameters(8.3), GpuFamily.HOPPER, FLEET)
     assert isinstance(plan, BaselinePlan)
     baseline = build_baseline_deployment(make_run_owner(), spec, "qwen-bf16", plan, SETTINGS)
-    model = build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), SETTINGS)
+    model = build_deployment(
+        make_owner(), spec, spec.output.artifact_uri(ARTIFACT_ID), make_plan(spec), SETTINGS
+    )
     baseline_pod, model_pod = (d["spec"]["template"]["spec"] for d in (baseline, model))
     baseline_vllm, model_vllm = baseline_pod["containers"][0], model_pod["containers"][0]
     assert baseline_vllm["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}

@@ -34,7 +34,9 @@ def required_terms(manifest: dict[str, Any]) -> list[dict[str, list[dict[str, An
 def test_a_cpu_deployment_requests_cores_and_memory_on_the_schemes_cpus() -> None:
     plan = make_plan(CPU_SPEC)
     assert plan.cpu is not None
-    deployment = build_deployment(make_owner(), CPU_SPEC, ARTIFACT_ID, plan, SETTINGS)
+    deployment = build_deployment(
+        make_owner(), CPU_SPEC, CPU_SPEC.output.artifact_uri(ARTIFACT_ID), plan, SETTINGS
+    )
     vllm = container(deployment)
 
     assert vllm["image"] == "registry.local/vllm-cpu:1"
@@ -57,7 +59,9 @@ def test_the_spec_image_wins_on_cpus_too() -> None:
     spec = CPU_SPEC.model_copy(
         update={"serving": CPU_SPEC.serving.model_copy(update={"image": "mine/vllm:2"})}
     )
-    deployment = build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), SETTINGS)
+    deployment = build_deployment(
+        make_owner(), spec, spec.output.artifact_uri(ARTIFACT_ID), make_plan(spec), SETTINGS
+    )
 
     assert container(deployment)["image"] == "mine/vllm:2"
 

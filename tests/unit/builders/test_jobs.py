@@ -108,7 +108,7 @@ def test_each_checkpoint_has_its_own_folder_quantized_evaluated_and_served(outpu
 
     quantize = quantize_job(output={"uri": output})
     evaluate = build_evaluate_job(make_owner(), spec, first, ModelKind.TEXT, {}, 1, {}, SETTINGS)
-    served = build_deployment(make_owner(), spec, first, plan, SETTINGS)
+    served = build_deployment(make_owner(), spec, spec.output.artifact_uri(first), plan, SETTINGS)
 
     assert argument(quantize, "--output") == f"pvc://models/qwen/{first}"
     assert argument(evaluate, "--quantized") == f"pvc://models/qwen/{first}"

@@ -3,6 +3,7 @@ emit, with the status the checks expect; the health checks themselves run here i
 against the statuses the builders produce."""
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from factories import make_plan, make_spec
 from quantfleet.api.benchmarkrun import BenchmarkRunSpec
 from quantfleet.api.conditions import BenchmarkReason, Reason
 from quantfleet.api.enums import ModelKind, Scheme
-from quantfleet.api.quantizedmodel import QuantizedModelSpec, QuantizedModelStatus
+from quantfleet.api.quantizedmodel import PromotedArtifact, QuantizedModelSpec, QuantizedModelStatus
 from quantfleet.api.results import (
     BenchmarkResult,
     EvaluateResult,
@@ -28,13 +29,13 @@ from quantfleet.builders.benchmark_status import (
     build_benchmark_status,
     report_location,
 )
+from quantfleet.builders.promotion import decide_promotion, promoted_artifact
 from quantfleet.builders.status import (
     Blocked,
     DeploymentObservation,
     JobObservation,
     Observed,
     build_status,
-    decide_promotion,
 )
 from quantfleet.planning.planner import Unplaceable
 
@@ -79,12 +80,39 @@ def evaluated(recovery: float) -> EvaluateResult:
     )
 
 
+# An artifact promoted before the current spec's a1, and serving: what a pass keeps serving
+# whatever becomes of a1 (issue 32).
+EARLIER = PromotedArtifact(
+    id="a0", uri="pvc://models/q/a0", scheme=Scheme.FP8_DYNAMIC, parameters=7_600_000_000
+)
+
+
+def served(spec: QuantizedModelSpec, observed: Observed, earlier: bool) -> QuantizedModelStatus:
+    """The status once the handler's serve step ran: the current artifact serves once promoted,
+    else the `earlier` one (whose Deployment is ready) if there is one."""
+    recorded = EARLIER if earlier else None
+    promoted = promoted_artifact(
+        spec, observed.artifact_id, observed.plan, observed.promotion, recorded
+    )
+    deployment = observed.deployment
+    if promoted is recorded and recorded is not None and spec.serving.enabled and not deployment:
+        deployment = DeploymentObservation("d", spec.serving.replicas, spec.serving.replicas)
+    return build_status(spec, replace(observed, promoted=promoted, deployment=deployment), [], NOW)
+
+
 def model_status(
-    stage: str, spec: QuantizedModelSpec | None = None, recovery: float = 99.6
+    stage: str,
+    spec: QuantizedModelSpec | None = None,
+    recovery: float = 99.6,
+    earlier: bool = False,
 ) -> QuantizedModelStatus:
     """The status after the pipeline reached `stage` (each stage's observations build on the
-    one before, as a pass sees them)."""
+    one before, as a pass sees them), with an `earlier` artifact promoted and serving or none."""
     spec = spec or make_spec()
+
+    def finish(observed: Observed) -> QuantizedModelStatus:
+        return served(spec, observed, earlier)
+
     unplaceable = {
         "no-gpu-nodes": Reason.NO_GPU_NODES,
         "no-compatible-gpu": Reason.NO_COMPATIBLE_GPU,
@@ -95,16 +123,16 @@ def model_status(
         plan = Unplaceable(
             Scheme.FP8_DYNAMIC, spec.quantization.resolved_objective, unplaceable[stage], "x"
         )
-        return build_status(spec, Observed(1, plan, ""), [], NOW)
+        return finish(Observed(1, plan, ""))
     if stage == "size-unknown":
-        return build_status(spec, Observed(1, None, "a1"), [], NOW)
+        return finish(Observed(1, None, "a1"))
     blocked = {
         "output-in-use": Blocked(Reason.OUTPUT_IN_USE, "ml/older writes there"),
         "reference-not-found": Blocked(Reason.REFERENCE_NOT_FOUND, "ConfigMap ml/r not found"),
     }
     if stage in blocked:
         observed = Observed(1, make_plan(spec), "a1", quantize_blocked=blocked[stage])
-        return build_status(spec, observed, [], NOW)
+        return finish(observed)
     jobs = {
         "quantize-pending": JobObservation("q", "Pending"),
         "quantize-queued": JobObservation("q", "Queued", detail="queued in Kueue LocalQueue gpus"),
@@ -120,14 +148,14 @@ def model_status(
     }
     plan = make_plan(spec)
     if stage in jobs:
-        return build_status(spec, Observed(1, plan, "a1", quantize=jobs[stage]), [], NOW)
+        return finish(Observed(1, plan, "a1", quantize=jobs[stage]))
     done = JobObservation("q", "Succeeded", quantized())
     if stage == "evaluate-running":
         observed = Observed(1, plan, "a1", quantize=done, evaluate=JobObservation("e", "Running"))
-        return build_status(spec, observed, [], NOW)
+        return finish(observed)
     if stage == "evaluate-unplaceable":
         observed = Observed(1, plan, "a1", quantize=done, evaluate_unplaceable="BF16 needs 4")
-        return build_status(spec, observed, [], NOW)
+        return finish(observed)
     scores = evaluated(recovery)
     promotion = decide_promotion(spec, plan.scheme, scores, "a1")
     evaluate = JobObservation("e", "Succeeded", scores)
@@ -135,11 +163,12 @@ def model_status(
         "progressing": DeploymentObservation("d", 1, 0),
         "ready": DeploymentObservation("d", 1, 1),
         "serving-failed": DeploymentObservation("d", 1, 0, failure="ValueError: no kernel"),
+        "scaled-to-zero": DeploymentObservation("d", 0, 0),
     }.get(stage)
     observed = Observed(
         1, plan, "a1", quantize=done, evaluate=evaluate, promotion=promotion, deployment=deployment
     )
-    return build_status(spec, observed, [], NOW)
+    return finish(observed)
 
 
 MANUAL = {"promotion": "Manual"}
@@ -195,6 +224,33 @@ MODEL_CASES: list[tuple[str, QuantizedModelStatus, dict[str, tuple[str, str]], s
      {"Promoted": ("True", "PassedGate"), "Ready": ("True", "DeploymentReady")}, "Healthy"),
     ("serving-disabled", model_status("scored", make_spec(serving={"enabled": False})),
      {"Promoted": ("True", "PassedGate"), "Ready": ("False", "ServingDisabled")}, "Healthy"),
+    # Asked for, like serving disabled: nothing to wait for or fix (manifests/argocd says why).
+    ("scaled-to-zero", model_status("scaled-to-zero", make_spec(serving={"replicas": 0})),
+     {"Promoted": ("True", "PassedGate"), "Ready": ("False", "ScaledToZero")}, "Healthy"),
+    # Issue 32: an earlier artifact keeps serving whatever becomes of the current spec's; the
+    # health is the new revision's, as Argo CD's for a Deployment rolling (Progressing) or a
+    # Rollout aborted (Degraded) or paused (Suspended) while its stable pods serve.
+    ("newer-revision-quantizing-while-the-promoted-one-serves",
+     model_status("quantize-running", earlier=True),
+     {"Quantized": ("Unknown", "Running"), "Promoted": ("Unknown", "Waiting"),
+      "Ready": ("True", "DeploymentReady")}, "Progressing"),
+    ("newer-revision-waiting-for-gpus-while-the-promoted-one-serves",
+     model_status("insufficient-free", earlier=True),
+     {"Planned": ("False", "InsufficientFreeGpus"), "Ready": ("True", "DeploymentReady")},
+     "Progressing"),
+    ("newer-revision-failed-while-the-promoted-one-serves",
+     model_status("quantize-failed", earlier=True),
+     {"Quantized": ("False", "Failed"), "Ready": ("True", "DeploymentReady")}, "Degraded"),
+    ("newer-revision-below-gate-while-the-promoted-one-serves",
+     model_status("scored", recovery=90.0, earlier=True),
+     {"Promoted": ("False", "BelowGate"), "Ready": ("True", "DeploymentReady")}, "Degraded"),
+    ("newer-artifact-awaiting-approval-while-the-approved-one-serves",
+     model_status("scored", make_spec(serving=MANUAL), earlier=True),
+     {"Promoted": ("False", "AwaitingApproval"), "Ready": ("True", "DeploymentReady")},
+     "Suspended"),
+    ("scaled-to-zero-while-a-newer-revision-quantizes",
+     model_status("quantize-running", make_spec(serving={"replicas": 0}), earlier=True),
+     {"Promoted": ("Unknown", "Waiting"), "Ready": ("False", "ScaledToZero")}, "Progressing"),
 ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from quantfleet.builders.serving import (
     VllmModel,
     build_deployment,
     build_service,
+    deployment_reference,
     endpoint,
     vllm_args,
 )
@@ -66,9 +67,13 @@ def test_the_operator_setting_is_the_gpu_share_vllm_gets() -> None:
 
 
 def _pod(spec: Any) -> Any:
-    return build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings())[
-        "spec"
-    ]["template"]["spec"]
+    return build_deployment(
+        make_owner(),
+        spec,
+        spec.output.artifact_uri(ARTIFACT_ID),
+        make_plan(spec),
+        OperatorSettings(),
+    )["spec"]["template"]["spec"]
 
 
 @pytest.mark.parametrize(
@@ -91,9 +96,9 @@ def test_vllm_args_come_from_the_plan_and_the_spec() -> None:
         serving={"imagesPerPrompt": 2, "maxModelLength": 8192, "extraArgs": ["--max-num-seqs=8"]}
     )
     plan = make_plan(spec)
-    container = build_deployment(make_owner(), spec, ARTIFACT_ID, plan, OperatorSettings())["spec"][
-        "template"
-    ]["spec"]["containers"][0]
+    container = build_deployment(
+        make_owner(), spec, spec.output.artifact_uri(ARTIFACT_ID), plan, OperatorSettings()
+    )["spec"]["template"]["spec"]["containers"][0]
     args = container["args"]
     assert args[0] == f"/mnt/quantfleet/models/qwen-fp8/{ARTIFACT_ID}"
     assert f"--tensor-parallel-size={plan.tensor_parallel_size}" in args
@@ -105,9 +110,13 @@ def test_vllm_args_come_from_the_plan_and_the_spec() -> None:
 
 def test_fp8_is_only_scheduled_where_fp8_is_native() -> None:
     spec = make_spec()
-    pod = build_deployment(make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings())[
-        "spec"
-    ]["template"]["spec"]
+    pod = build_deployment(
+        make_owner(),
+        spec,
+        spec.output.artifact_uri(ARTIFACT_ID),
+        make_plan(spec),
+        OperatorSettings(),
+    )["spec"]["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
@@ -126,7 +135,11 @@ def test_fp8_is_only_scheduled_where_fp8_is_native() -> None:
 def test_deployment_is_restricted_probed_and_scraped() -> None:
     spec = make_spec()
     deployment = build_deployment(
-        make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+        make_owner(),
+        spec,
+        spec.output.artifact_uri(ARTIFACT_ID),
+        make_plan(spec),
+        OperatorSettings(),
     )
     template = deployment["spec"]["template"]
     container = template["spec"]["containers"][0]
@@ -144,7 +157,11 @@ def test_a_crashed_vllm_leaves_its_last_log_lines_as_the_termination_message() -
     """Issue 11: the reconciler reads vLLM's reason for failing from there (serving_status)."""
     spec = make_spec()
     deployment = build_deployment(
-        make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+        make_owner(),
+        spec,
+        spec.output.artifact_uri(ARTIFACT_ID),
+        make_plan(spec),
+        OperatorSettings(),
     )
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
@@ -155,7 +172,9 @@ def test_spec_hash_changes_with_the_pod_and_not_otherwise() -> None:
     plan = make_plan(spec)
 
     def spec_hash(s: object) -> str:
-        deployment = build_deployment(make_owner(), s, ARTIFACT_ID, plan, OperatorSettings())  # type: ignore[arg-type]
+        deployment = build_deployment(
+            make_owner(), s, s.output.artifact_uri(ARTIFACT_ID), plan, OperatorSettings()
+        )  # type: ignore[arg-type]
         value: str = deployment["metadata"]["annotations"]["quantfleet.io/spec-hash"]
         return value
 
@@ -166,7 +185,11 @@ def test_spec_hash_changes_with_the_pod_and_not_otherwise() -> None:
 def test_service_selects_the_deployment_pods_and_names_the_endpoint() -> None:
     spec = make_spec()
     deployment = build_deployment(
-        make_owner(), spec, ARTIFACT_ID, make_plan(spec), OperatorSettings()
+        make_owner(),
+        spec,
+        spec.output.artifact_uri(ARTIFACT_ID),
+        make_plan(spec),
+        OperatorSettings(),
     )
     service = build_service(make_owner())
     assert (
@@ -247,10 +270,33 @@ def test_a_hand_edit_of_what_the_operator_sets_is_seen(
     entries: list[dict[str, Any]], want_edited: bool
 ) -> None:
     manifest = build_deployment(
-        make_owner(), make_spec(), ARTIFACT_ID, make_plan(make_spec()), OperatorSettings()
+        make_owner(),
+        make_spec(),
+        make_spec().output.artifact_uri(ARTIFACT_ID),
+        make_plan(make_spec()),
+        OperatorSettings(),
     )
     [container] = manifest["spec"]["template"]["spec"]["containers"]
     assert container["name"] == "vllm"
     live = {**manifest, "metadata": {**manifest["metadata"], "managedFields": entries}}
 
     assert edited_by_others(live, manifest, "quantfleet") is want_edited
+
+
+def test_the_deployment_serves_the_checkpoint_it_is_given_and_rolls_without_a_gap() -> None:
+    """Issue 32: the promoted checkpoint is loaded from where it was written (an earlier
+    spec's output), and a roll never takes a serving replica down before its replacement is
+    ready (the default lets a quarter of them go first)."""
+    spec = make_spec(serving={"replicas": 4})
+    earlier = "pvc://models/old-output/0a1b2c3d"
+
+    deployment = build_deployment(make_owner(), spec, earlier, make_plan(spec), OperatorSettings())
+
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "/mnt/quantfleet/models/old-output/0a1b2c3d"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    reference = deployment_reference(make_owner())
+    assert {k: reference["metadata"][k] for k in ("name", "namespace")} == {
+        k: deployment["metadata"][k] for k in ("name", "namespace")
+    }
+    assert reference["kind"] == deployment["kind"]

@@ -9,12 +9,12 @@ from factories import make_plan, make_spec
 from quantfleet.api.conditions import Reason
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.results import EvaluateResult, FailureResult, QuantizeResult, TaskScore
+from quantfleet.builders.promotion import decide_promotion, promoted_artifact
 from quantfleet.builders.status import (
     DeploymentObservation,
     JobObservation,
     Observed,
     build_status,
-    decide_promotion,
 )
 from quantfleet.planning.planner import Unplaceable
 
@@ -166,6 +166,7 @@ def test_simulated_results_say_so_in_status() -> None:
         quantize=JobObservation("q", "Succeeded", make_quantization(simulated=True)),
         evaluate=JobObservation("e", "Succeeded", evaluation),
         promotion=promotion,
+        promoted=promoted_artifact(spec, "a1", make_plan(spec), promotion, None),
         deployment=DeploymentObservation("d", 1, 1),
         service="d",
         endpoint="http://d",

@@ -15,16 +15,12 @@ from quantfleet.api.conditions import QuantizedModelCondition, Reason
 from quantfleet.api.contract import LABEL_COMPONENT, LABEL_MODEL
 from quantfleet.api.enums import ModelKind, Scheme
 from quantfleet.api.quantizedmodel import QuantizedModel, QuantizedModelStatus
-from quantfleet.builders.status import Observed, Promotion
+from quantfleet.builders.promotion import Promotion
+from quantfleet.builders.status import Observed
 from quantfleet.handlers import metrics, quantizedmodel, reconciler
+from quantfleet.handlers.model_pass import Pass, plan_for
 from quantfleet.handlers.nodes import Fleet
-from quantfleet.handlers.quantizedmodel import (
-    Pass,
-    ensure_evaluate_job,
-    ensure_quantize_job,
-    plan_for,
-    serve,
-)
+from quantfleet.handlers.quantizedmodel import ensure_evaluate_job, ensure_quantize_job, serve
 from quantfleet.planning.inventory import HeldPod, build_inventory
 from quantfleet.planning.planner import Plan, Unplaceable
 
@@ -144,7 +140,7 @@ def test_ensure_evaluate_job_fills_the_baseline_cache(
             [],
             SERVED,
             False,
-            id="no longer promoted: the live Deployment and Service are deleted",
+            id="nothing promoted (status names none): what is live is deleted",
         ),
         pytest.param(
             BELOW_GATE,
@@ -155,12 +151,21 @@ def test_ensure_evaluate_job_fills_the_baseline_cache(
             False,
             id="not promoted and nothing live: no DELETE is sent",
         ),
+        pytest.param(
+            None,
+            {},
+            True,
+            [],
+            [],
+            False,
+            id="no verdict, no record (a status from before issue 32): what is live stays",
+        ),
     ],
 )
 def test_serve(
     kube: FakeKube,
     fleet_nodes: list[Json],
-    promotion: Promotion,
+    promotion: Promotion | None,
     serving: Json,
     live: bool,
     want_applied: list[tuple[str, str]],
@@ -170,10 +175,10 @@ def test_serve(
     step = make_pass(fleet_nodes, serving=serving)
     plan = planned(step)
     if live:
-        serve(make_pass(fleet_nodes), Observed(1, plan, "abc123"), plan, PROMOTED)
+        serve(make_pass(fleet_nodes), Observed(1, plan, "abc123", promotion=PROMOTED))
         kube.clear_log()
 
-    observed = serve(step, Observed(1, plan, "abc123"), plan, promotion)
+    observed = serve(step, Observed(1, plan, "abc123", promotion=promotion))
 
     assert kube.writes_of("apply") == want_applied
     assert kube.writes_of("delete") == want_deleted
