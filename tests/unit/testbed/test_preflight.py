@@ -41,7 +41,7 @@ def make_machine(tmp_path: Path, **overrides: object) -> Machine:
         pytest.param({"free_gib": 3.2}, "3 GiB free under", id="small-disk"),
         pytest.param(
             {"free_gib": REAL_NODE_GIB + 10, "uncached_gib": 40.0},
-            "need about 56 GiB (40 of it for empty caches)",
+            f"need about {REAL_NODE_GIB + 40} GiB (40 of it for empty caches)",
             id="room-for-the-run-but-not-the-cold-builds",
         ),
     ],
