@@ -4,11 +4,10 @@ Starts the cluster (or reuses the one `quantfleet dev up` started), installs the
 operator: with --real-node by the README's Helm command, as a pod on the real node; without, its
 RBAC from manifests/ (the kustomize install) and the operator as a local process holding its
 ServiceAccount's token. One install method per cluster: the other one answers in one line. Then
-it applies the samples and
-shows the fleet converging: where each QuantizedModel was placed and why. The GPU nodes are
-simulated by kwok and the Job programs on them by the simulated worker: every result it reports
-is marked SIMULATED, in status and here. With --real-node, a real CPU node joins and the REAL
-row (cli.demo_real) is measured there by real pods.
+it applies the samples and shows the fleet converging: where each QuantizedModel was placed and
+why. The GPU nodes are simulated by kwok and the Job programs on them by the simulated worker:
+every result it reports is marked SIMULATED, in status and here. With --real-node, a real CPU
+node joins and the REAL row (cli.demo_real) is measured there by real pods.
 """
 
 import argparse
@@ -68,14 +67,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             install_rbac(api)
             print("Installed the operator's namespace, ServiceAccount and RBAC (manifests/)")
+            work = Path(tempfile.mkdtemp(prefix="quantfleet-demo-"))
+            token = write_token_kubeconfig(state.kubeconfig, mint_token(api), work / "kubeconfig")
+            operator = OperatorProcess(token, work / "operator.log").start()
+            print(f"Started the operator (its ServiceAccount's token; log {work / 'operator.log'})")
     except InstallError as error:
         print(f"quantfleet demo: error: {error}", file=sys.stderr)
         return 1
-    if not real:
-        work = Path(tempfile.mkdtemp(prefix="quantfleet-demo-"))
-        token = write_token_kubeconfig(state.kubeconfig, mint_token(api), work / "kubeconfig")
-        operator = OperatorProcess(token, work / "operator.log").start()
-        print(f"Started the operator (its own ServiceAccount token; log {work / 'operator.log'})")
     worker = SimulatedWorker(api, SimulatedResults()).start()
     print("Started the SIMULATED worker: it completes Job pods on kwok nodes with made-up results")
     try:
